@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from ._activation import Activation
 from ._errors import ConvergenceError, VarpropError, VarpropTypeError, VarpropValueError, VarpropWarning
+from ._gains import gain, weight_std
+from ._moments import Moments, MonteCarloMoments, moments, monte_carlo_moments
+from ._registry import activation, registered_activations
 
 __all__ = [
     "Activation",
@@ -14,7 +17,15 @@ __all__ = [
     "VarpropError",
     "VarpropTypeError",
     "VarpropValueError",
+    "Moments",
+    "MonteCarloMoments",
     "VarpropWarning",
+    "activation",
+    "gain",
+    "moments",
+    "monte_carlo_moments",
+    "registered_activations",
+    "weight_std",
 ]
 
 __version__ = "0.1.0"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 __all__ = [
-    "VarpropError",
-    "VarpropValueError",
-    "VarpropTypeError",
     "ConvergenceError",
+    "VarpropError",
+    "VarpropTypeError",
+    "VarpropValueError",
     "VarpropWarning",
 ]
 

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from ._errors import VarpropTypeError, VarpropValueError
 
-__all__ = ["as_real_array", "check_real", "check_positive_int"]
+__all__ = ["as_real_array", "check_positive_int", "check_real"]
 
 
 def _is_bool(value: Any) -> bool:
