@@ -108,6 +108,7 @@ def _mesh(
     node_y += [np.full(count, float(location)) for location, _ in features]
     y_all = np.stack(node_y, axis=1)
     z_all = (y_all - mean[:, None]) / sigma[:, None]
+    z_all[:, :3] = (0.0, -Z_MAX, Z_MAX)  # exactly: the centre and the truncation points
     outside = np.abs(z_all) > Z_MAX
     z_all = np.clip(z_all, -Z_MAX, Z_MAX)
     y_all = np.where(outside, mean[:, None] + sigma[:, None] * z_all, y_all)
