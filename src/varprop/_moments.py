@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from ._activation import Activation
 from ._errors import VarpropValueError
-from ._quadrature import gaussian_expectation
+from ._quadrature import DEFAULT_ORDER, _scalar_expectation, gaussian_expectation
 from ._validation import as_real_array, check_positive_int, check_real
 
 __all__ = ["Moments", "MonteCarloMoments", "moments", "monte_carlo_moments", "resolve_activation"]
@@ -127,6 +127,8 @@ def moments(
     if method not in _METHODS:
         raise VarpropValueError(f"unknown method {method!r}; valid choices: {', '.join(map(repr, _METHODS))}")
     activation = resolve_activation(act)
+    if not with_error and isinstance(var, (float, int)) and isinstance(mean, (float, int)):
+        return _scalar_moments(activation, check_real("mean", mean), check_real("var", var, minimum=0.0), method)
     var_array = as_real_array("var", var, minimum=0.0)
     mean_array = as_real_array("mean", mean)
     if var_array.ndim == 0 and mean_array.ndim == 0 and not with_error:
@@ -146,11 +148,38 @@ def _scalar_moments(activation: Activation, mean: float, var: float, method: Met
     if cached is not None:
         _SCALAR_CACHE.move_to_end(key)
         return cached
-    result = _array_moments(activation, np.asarray(mean), np.asarray(var), method, False)
+    if var > 0 and (method == "quadrature" or activation.closed_form is None):
+        result = _scalar_quadrature_moments(activation, mean, var)
+    else:
+        result = _array_moments(activation, np.asarray(mean), np.asarray(var), method, False)
     _SCALAR_CACHE[key] = result
     if len(_SCALAR_CACHE) > _SCALAR_CACHE_SIZE:
         _SCALAR_CACHE.popitem(last=False)
     return result
+
+
+def _scalar_quadrature_moments(activation: Activation, mean: float, var: float) -> Moments:
+    """The quadrature path of ``moments`` for one (mean, var > 0), with Python floats throughout."""
+    sigma = math.sqrt(var)
+    function, derivative = activation.function, activation.derivative
+
+    def integrand(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
+        value, slope = function(y), derivative(y)
+        return [value, value * value, slope * slope]
+
+    order, kinks, features = DEFAULT_ORDER, activation.kinks, activation.features
+    (first, second, deriv), _ = _scalar_expectation(integrand, mean, sigma, kinks, features, order, True)
+    variance = max(second - first * first, 0.0)
+    if first * first > 0.5 * second:  # cancellation: recompute around phi(mean), as _centred_variance does
+        centre = float(function(np.array(mean)))
+
+        def centred(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
+            shifted = function(y) - centre
+            return [shifted, shifted * shifted]
+
+        (shift, shifted_second), _ = _scalar_expectation(centred, mean, sigma, kinks, features, order, False)
+        variance = max(shifted_second - shift * shift, 0.0)
+    return Moments(mean=first, second_moment=second, variance=variance, deriv_second_moment=deriv, method="quadrature")
 
 
 def _array_moments(
