@@ -108,7 +108,7 @@ def weight_std(
 
     Example:
         >>> round(weight_std("elu", fan_in=512), 12)  # 1.24519830070071 / sqrt(512)
-        0.055029873283
+        0.055030510147
     """
     _check_choice("mode", mode, MODES)
     _check_choice("distribution", distribution, DISTRIBUTIONS)
