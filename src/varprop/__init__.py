@@ -14,11 +14,11 @@ from ._registry import activation, registered_activations
 __all__ = [
     "Activation",
     "ConvergenceError",
+    "Moments",
+    "MonteCarloMoments",
     "VarpropError",
     "VarpropTypeError",
     "VarpropValueError",
-    "Moments",
-    "MonteCarloMoments",
     "VarpropWarning",
     "activation",
     "gain",
