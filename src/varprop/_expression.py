@@ -23,6 +23,11 @@ argument (``abs(sin(x))``, ``relu(x**2 - 1)``) cannot be located symbolically: a
 :class:`~varprop.VarpropWarning` says so, and the kinks can be given explicitly (``kinks=``).
 Smooth saturating functions (``tanh``, ``sigmoid``, ``softplus``, ``erf``, ...) of an affine
 argument ``a*x + b`` contribute a feature at ``-b/a`` of width ``1/|a|``; ``(0, 1)`` is always one.
+
+Layout: this module holds the grammar (parsing and validation) and the public entry points;
+``_expression_tree`` the tree, its simplifying constructors, the function table, evaluation and
+printing; ``_expression_calculus`` differentiation and kink location. Imports point one way:
+``_expression`` -> ``_expression_calculus`` -> ``_expression_tree``.
 """
 
 from __future__ import annotations
@@ -30,16 +35,28 @@ from __future__ import annotations
 import ast
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import scipy.special as sc
-from numpy.typing import NDArray
 
 from ._activation import Activation
 from ._errors import VarpropTypeError, VarpropValueError, VarpropWarning
+from ._expression_calculus import _differentiate, _structure
+from ._expression_tree import (
+    _BINARY_OPS,
+    _FUNCTIONS,
+    _X,
+    FloatArray,
+    _binary,
+    _call,
+    _Const,
+    _evaluate,
+    _finite_constant,
+    _neg,
+    _Node,
+    _render,
+)
 
 __all__ = [
     "ALLOWED_FUNCTIONS",
@@ -53,239 +70,10 @@ __all__ = [
     "parse_expression",
 ]
 
-FloatArray = NDArray[np.float64]
-
 EXPRESSION_PREFIX = "expr:"
 MAX_LENGTH = 1000
 MAX_DEPTH = 60
 MAX_NODES = 400
-_SQRT_PI = math.sqrt(math.pi)
-_SQRT_2PI = math.sqrt(2.0 * math.pi)
-
-
-# ----------------------------------------------------------------------------------------------
-# Expression tree
-
-
-@dataclass(frozen=True, slots=True)
-class _Node:
-    """Base of the expression tree (immutable, compared by value)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Const(_Node):
-    value: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Var(_Node):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class _Neg(_Node):
-    operand: _Node
-
-
-@dataclass(frozen=True, slots=True)
-class _Binary(_Node):
-    op: str  # one of + - * / **
-    left: _Node
-    right: _Node
-
-
-@dataclass(frozen=True, slots=True)
-class _Call(_Node):
-    name: str
-    args: tuple[_Node, ...]
-
-
-_ZERO = _Const(0.0)
-_ONE = _Const(1.0)
-_X = _Var()
-
-
-def _finite_constant(value: float, what: str) -> _Const:
-    if not math.isfinite(value):
-        raise VarpropValueError(f"the constant subexpression {what} evaluates to {value}, which is not a finite number")
-    return _Const(value)
-
-
-def _fold(op: Callable[..., object], *values: float, what: Callable[[], str]) -> _Const:
-    with np.errstate(all="ignore"):
-        result = float(np.asarray(op(*(np.float64(value) for value in values)), dtype=np.float64))
-    return _finite_constant(result, what())
-
-
-_NUMPY_OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": np.add,
-    "-": np.subtract,
-    "*": np.multiply,
-    "/": np.divide,
-    "**": np.power,
-}
-
-
-def _binary(op: str, left: _Node, right: _Node) -> _Node:
-    """Build ``left op right``, folding constants and applying the identities 0 + a, 1 * a, a ** 1, ..."""
-    if isinstance(left, _Const) and isinstance(right, _Const):
-        return _fold(_NUMPY_OPS[op], left.value, right.value, what=lambda: _render(_Binary(op, left, right)))
-    if op in "+-":
-        if right == _ZERO:
-            return left
-        if left == _ZERO:
-            return right if op == "+" else _neg(right)
-        if isinstance(right, _Neg):
-            return _binary("-" if op == "+" else "+", left, right.operand)
-    elif op == "*":
-        if _ZERO in (left, right):
-            return _ZERO
-        if _ONE in (left, right):
-            return right if left == _ONE else left
-        if isinstance(left, _Neg) or isinstance(right, _Neg):
-            inner_left = left.operand if isinstance(left, _Neg) else left
-            inner_right = right.operand if isinstance(right, _Neg) else right
-            product = _mul(inner_left, inner_right)
-            return product if isinstance(left, _Neg) and isinstance(right, _Neg) else _neg(product)
-        if isinstance(right, _Const):
-            left, right = right, left  # constants first: 2*x rather than x*2
-    elif op == "/":
-        if left == _ZERO or right == _ONE:
-            return left
-    elif right == _ZERO:  # a ** 0
-        return _ONE
-    elif right == _ONE:  # a ** 1
-        return left
-    return _Binary(op, left, right)
-
-
-def _add(left: _Node, right: _Node) -> _Node:
-    return _binary("+", left, right)
-
-
-def _sub(left: _Node, right: _Node) -> _Node:
-    return _binary("-", left, right)
-
-
-def _mul(left: _Node, right: _Node) -> _Node:
-    return _binary("*", left, right)
-
-
-def _div(left: _Node, right: _Node) -> _Node:
-    return _binary("/", left, right)
-
-
-def _pow(base: _Node, exponent: _Node) -> _Node:
-    return _binary("**", base, exponent)
-
-
-def _neg(operand: _Node) -> _Node:
-    if isinstance(operand, _Const):
-        return _Const(-operand.value)
-    if isinstance(operand, _Neg):
-        return operand.operand
-    if isinstance(operand, _Binary) and operand.op == "*" and isinstance(operand.left, _Const):
-        return _mul(_Const(-operand.left.value), operand.right)
-    return _Neg(operand)
-
-
-def _call(name: str, *args: _Node) -> _Node:
-    if all(isinstance(arg, _Const) for arg in args):
-        values = [arg.value for arg in args if isinstance(arg, _Const)]
-        return _fold(_FUNCTIONS[name].numpy, *values, what=lambda: _render(_Call(name, args)))
-    return _Call(name, args)
-
-
-# ----------------------------------------------------------------------------------------------
-# Functions: numpy implementation, derivative rule, smoothness
-
-
-def _sech2(u: FloatArray) -> FloatArray:
-    """1/cosh(u)^2 = 4 t/(1 + t)^2 with t = exp(-2|u|): no overflow, full relative accuracy."""
-    t = np.exp(-2.0 * np.abs(u))
-    return np.asarray(4.0 * t / (1.0 + t) ** 2, dtype=np.float64)
-
-
-def _step(u: FloatArray) -> FloatArray:
-    """Heaviside step with step(0) = 0 (the convention of relu's derivative in torch)."""
-    return np.asarray(np.heaviside(u, 0.0), dtype=np.float64)
-
-
-DerivativeRule = Callable[[tuple[_Node, ...]], tuple[_Node, ...]]
-
-
-@dataclass(frozen=True)
-class _Function:
-    numpy: Callable[..., FloatArray]
-    # Partial derivatives with respect to each argument, as expression trees of the arguments.
-    partials: DerivativeRule
-    arity: int = 1
-    public: bool = True
-    # "kink": not smooth where the (first) argument vanishes (for maximum/minimum: where a - b does);
-    # "singular": singular there (sqrt, log); "saturating": a smooth bend of unit width at 0.
-    kind: str = "smooth"
-    zero_at: float = 0.0  # the argument value of the kink/singularity (log1p: -1)
-
-
-def _unary(rule: Callable[[_Node], _Node]) -> DerivativeRule:
-    return lambda args: (rule(args[0]),)
-
-
-_FUNCTIONS: dict[str, _Function] = {
-    "exp": _Function(np.exp, _unary(lambda u: _call("exp", u))),
-    "expm1": _Function(np.expm1, _unary(lambda u: _call("exp", u))),
-    "log": _Function(np.log, _unary(lambda u: _div(_ONE, u)), kind="singular"),
-    "log1p": _Function(np.log1p, _unary(lambda u: _div(_ONE, _add(_ONE, u))), kind="singular", zero_at=-1.0),
-    "sqrt": _Function(np.sqrt, _unary(lambda u: _div(_Const(0.5), _call("sqrt", u))), kind="singular"),
-    "abs": _Function(np.abs, _unary(lambda u: _call("sign", u)), kind="kink"),
-    "sign": _Function(np.sign, _unary(lambda u: _ZERO), kind="kink"),
-    "relu": _Function(lambda u: np.maximum(u, 0.0), _unary(lambda u: _call("step", u)), kind="kink"),
-    "step": _Function(_step, _unary(lambda u: _ZERO), kind="kink", public=False),
-    "sin": _Function(np.sin, _unary(lambda u: _call("cos", u))),
-    "cos": _Function(np.cos, _unary(lambda u: _neg(_call("sin", u)))),
-    "tan": _Function(np.tan, _unary(lambda u: _div(_ONE, _pow(_call("cos", u), _Const(2.0))))),
-    "sinh": _Function(np.sinh, _unary(lambda u: _call("cosh", u))),
-    "cosh": _Function(np.cosh, _unary(lambda u: _call("sinh", u))),
-    "tanh": _Function(np.tanh, _unary(lambda u: _call("sech2", u)), kind="saturating"),
-    "sech2": _Function(
-        _sech2,
-        _unary(lambda u: _mul(_Const(-2.0), _mul(_call("tanh", u), _call("sech2", u)))),
-        public=False,
-    ),
-    "arctan": _Function(np.arctan, _unary(lambda u: _div(_ONE, _add(_ONE, _pow(u, _Const(2.0))))), kind="saturating"),
-    "arcsinh": _Function(np.arcsinh, _unary(lambda u: _div(_ONE, _call("sqrt", _add(_ONE, _pow(u, _Const(2.0))))))),
-    "erf": _Function(
-        sc.erf,
-        _unary(lambda u: _mul(_Const(2.0 / _SQRT_PI), _call("exp", _neg(_pow(u, _Const(2.0)))))),
-        kind="saturating",
-    ),
-    "erfc": _Function(
-        sc.erfc,
-        _unary(lambda u: _mul(_Const(-2.0 / _SQRT_PI), _call("exp", _neg(_pow(u, _Const(2.0)))))),
-        kind="saturating",
-    ),
-    "ndtr": _Function(
-        sc.ndtr,
-        _unary(lambda u: _mul(_Const(1.0 / _SQRT_2PI), _call("exp", _mul(_Const(-0.5), _pow(u, _Const(2.0)))))),
-        kind="saturating",
-    ),
-    "sigmoid": _Function(
-        sc.expit, _unary(lambda u: _mul(_call("sigmoid", u), _call("sigmoid", _neg(u)))), kind="saturating"
-    ),
-    "softplus": _Function(lambda u: np.logaddexp(0.0, u), _unary(lambda u: _call("sigmoid", u)), kind="saturating"),
-    "maximum": _Function(
-        np.maximum,
-        lambda args: (_call("step", _sub(args[0], args[1])), _sub(_ONE, _call("step", _sub(args[0], args[1])))),
-        arity=2,
-        kind="kink",
-    ),
-    "minimum": _Function(
-        np.minimum,
-        lambda args: (_call("step", _sub(args[1], args[0])), _sub(_ONE, _call("step", _sub(args[1], args[0])))),
-        arity=2,
-        kind="kink",
-    ),
-}
 
 _FUNCTION_ALIASES = {"atan": "arctan", "asinh": "arcsinh", "expit": "sigmoid", "max": "maximum", "min": "minimum"}
 _CONSTANTS = {"pi": math.pi, "e": math.e}
@@ -303,7 +91,6 @@ _ALLOWED_SUMMARY = (
     "allowed: numbers, the variable x, the constants pi and e, the operators + - * / ** (and unary - +), "
     f"and calls of {', '.join(ALLOWED_FUNCTIONS)}"
 )
-_BINARY_OPS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 _REFUSED_NODES: list[tuple[type[ast.AST] | tuple[type[ast.AST], ...], str]] = [
     (ast.Attribute, "attribute access"),
     (ast.Subscript, "a subscript"),
@@ -413,177 +200,6 @@ def _parse(text: str) -> tuple[_Node, str]:
     node = _Converter(source).convert(tree.body)
     canonical = ast.unparse(tree).replace(" ", "")
     return node, canonical
-
-
-# ----------------------------------------------------------------------------------------------
-# Evaluation, differentiation, printing, kinks
-
-
-def _evaluate(node: _Node, x: FloatArray, cache: dict[int, FloatArray]) -> FloatArray:
-    key = id(node)
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    result: FloatArray
-    if isinstance(node, _Const):
-        result = np.full(x.shape, node.value)
-    elif isinstance(node, _Var):
-        result = x
-    elif isinstance(node, _Neg):
-        result = -_evaluate(node.operand, x, cache)
-    elif isinstance(node, _Binary):
-        left = _evaluate(node.left, x, cache)
-        right = _evaluate(node.right, x, cache)
-        result = _NUMPY_OPS[node.op](left, right)
-    elif isinstance(node, _Call):
-        result = _FUNCTIONS[node.name].numpy(*(_evaluate(arg, x, cache) for arg in node.args))
-    else:  # pragma: no cover - the tree only holds the classes above
-        raise TypeError(node)
-    cache[key] = result
-    return result
-
-
-def _differentiate(node: _Node, memo: dict[int, _Node]) -> _Node:
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    result: _Node
-    if isinstance(node, _Const):
-        result = _ZERO
-    elif isinstance(node, _Var):
-        result = _ONE
-    elif isinstance(node, _Neg):
-        result = _neg(_differentiate(node.operand, memo))
-    elif isinstance(node, _Binary):
-        left, right = node.left, node.right
-        d_left, d_right = _differentiate(left, memo), _differentiate(right, memo)
-        if node.op == "+":
-            result = _add(d_left, d_right)
-        elif node.op == "-":
-            result = _sub(d_left, d_right)
-        elif node.op == "*":
-            result = _add(_mul(d_left, right), _mul(left, d_right))
-        elif node.op == "/":
-            if isinstance(right, _Const):
-                result = _div(d_left, right)
-            else:
-                result = _div(_sub(_mul(d_left, right), _mul(left, d_right)), _pow(right, _Const(2.0)))
-        elif isinstance(right, _Const):  # u ** c
-            result = _mul(_mul(right, _pow(left, _Const(right.value - 1.0))), d_left)
-        elif isinstance(left, _Const):  # c ** v
-            result = _mul(_mul(node, _Const(math.log(left.value)) if left.value > 0 else _call("log", left)), d_right)
-        else:  # u ** v = exp(v log u)
-            result = _mul(node, _add(_mul(d_right, _call("log", left)), _div(_mul(right, d_left), left)))
-    elif isinstance(node, _Call):
-        partials = _FUNCTIONS[node.name].partials(node.args)
-        result = _ZERO
-        for partial, arg in zip(partials, node.args, strict=True):
-            result = _add(result, _mul(partial, _differentiate(arg, memo)))
-    else:  # pragma: no cover
-        raise TypeError(node)
-    memo[key] = result
-    return result
-
-
-def _to_ast(node: _Node) -> ast.expr:
-    if isinstance(node, _Const):
-        magnitude: float | int = abs(node.value)
-        if float(magnitude).is_integer() and magnitude < 1e15:
-            magnitude = int(magnitude)  # 2 rather than 2.0
-        return ast.UnaryOp(ast.USub(), ast.Constant(magnitude)) if node.value < 0 else ast.Constant(magnitude)
-    if isinstance(node, _Var):
-        return ast.Name("x")
-    if isinstance(node, _Neg):
-        return ast.UnaryOp(ast.USub(), _to_ast(node.operand))
-    if isinstance(node, _Binary):
-        operator = {symbol: kind for kind, symbol in _BINARY_OPS.items()}[node.op]()
-        return ast.BinOp(_to_ast(node.left), operator, _to_ast(node.right))
-    if isinstance(node, _Call):
-        return ast.Call(ast.Name(node.name), [_to_ast(arg) for arg in node.args], [])
-    raise TypeError(node)  # pragma: no cover
-
-
-def _render(node: _Node) -> str:
-    return ast.unparse(_to_ast(node)).replace(" ", "")
-
-
-def _affine(node: _Node) -> tuple[float, float] | None:
-    """``(a, b)`` if ``node`` is ``a*x + b`` with constant a, b; otherwise None."""
-    if isinstance(node, _Const):
-        return 0.0, node.value
-    if isinstance(node, _Var):
-        return 1.0, 0.0
-    if isinstance(node, _Neg):
-        inner = _affine(node.operand)
-        return None if inner is None else (-inner[0], -inner[1])
-    if isinstance(node, _Binary):
-        left, right = _affine(node.left), _affine(node.right)
-        if left is None or right is None:
-            return None
-        if node.op == "+":
-            return left[0] + right[0], left[1] + right[1]
-        if node.op == "-":
-            return left[0] - right[0], left[1] - right[1]
-        if node.op == "*" and (left[0] == 0.0 or right[0] == 0.0):
-            return left[0] * right[1] + right[0] * left[1], left[1] * right[1]
-        if node.op == "/" and right[0] == 0.0 and right[1] != 0.0:
-            return left[0] / right[1], left[1] / right[1]
-    return None
-
-
-def _walk(node: _Node) -> list[_Node]:
-    seen: dict[int, _Node] = {}
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen[id(current)] = current
-        if isinstance(current, _Neg):
-            stack.append(current.operand)
-        elif isinstance(current, _Binary):
-            stack.extend((current.left, current.right))
-        elif isinstance(current, _Call):
-            stack.extend(current.args)
-    return list(seen.values())
-
-
-def _structure(node: _Node) -> tuple[list[float], list[tuple[float, float]], list[str]]:
-    """Kinks, features and the non-smooth pieces whose kink could not be located."""
-    kinks: list[float] = []
-    features: list[tuple[float, float]] = []
-    unlocated: list[str] = []
-    for current in _walk(node):
-        argument: _Node | None = None
-        kind = "smooth"
-        zero_at = 0.0
-        if isinstance(current, _Call):
-            function = _FUNCTIONS[current.name]
-            kind, zero_at = function.kind, function.zero_at
-            argument = current.args[0] if function.arity == 1 else _sub(current.args[0], current.args[1])
-        elif (
-            isinstance(current, _Binary)
-            and current.op == "**"
-            and isinstance(current.right, _Const)
-            and not float(current.right.value).is_integer()
-        ):
-            kind, argument = "singular", current.left
-        if argument is None or kind == "smooth":
-            continue
-        coefficients = _affine(argument)
-        if coefficients is None:
-            if kind == "kink":  # a singular point at a non-affine argument is usually never reached
-                unlocated.append(_render(current))
-            continue
-        slope, intercept = coefficients
-        if slope == 0.0:
-            continue
-        location = (zero_at - intercept) / slope
-        if kind == "saturating":
-            features.append((location, 1.0 / abs(slope)))
-        elif math.isfinite(location):
-            kinks.append(location)
-    return sorted(set(kinks)), sorted(set(features)), sorted(set(unlocated))
 
 
 # ----------------------------------------------------------------------------------------------

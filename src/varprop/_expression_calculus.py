@@ -1,0 +1,155 @@
+"""Calculus on the expression tree of :mod:`varprop._expression_tree`: derivatives and kinks.
+
+``_differentiate`` applies the sum, product, quotient, power and chain rules (each function's own
+partial derivatives come from its entry in ``_FUNCTIONS``); the simplifying constructors fold
+constants as it goes, so the result is exact up to floating-point rounding.
+
+``_structure`` locates the kinks and singular points of the non-smooth functions (and non-integer
+powers) whose argument is affine in ``x`` (``_affine``), the smooth bends of the saturating ones,
+and lists the non-smooth pieces whose kink cannot be located symbolically.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ._expression_tree import (
+    _FUNCTIONS,
+    _ONE,
+    _ZERO,
+    _add,
+    _Binary,
+    _Call,
+    _call,
+    _Const,
+    _div,
+    _mul,
+    _Neg,
+    _neg,
+    _Node,
+    _pow,
+    _render,
+    _sub,
+    _Var,
+)
+
+
+def _differentiate(node: _Node, memo: dict[int, _Node]) -> _Node:
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    result: _Node
+    if isinstance(node, _Const):
+        result = _ZERO
+    elif isinstance(node, _Var):
+        result = _ONE
+    elif isinstance(node, _Neg):
+        result = _neg(_differentiate(node.operand, memo))
+    elif isinstance(node, _Binary):
+        left, right = node.left, node.right
+        d_left, d_right = _differentiate(left, memo), _differentiate(right, memo)
+        if node.op == "+":
+            result = _add(d_left, d_right)
+        elif node.op == "-":
+            result = _sub(d_left, d_right)
+        elif node.op == "*":
+            result = _add(_mul(d_left, right), _mul(left, d_right))
+        elif node.op == "/":
+            if isinstance(right, _Const):
+                result = _div(d_left, right)
+            else:
+                result = _div(_sub(_mul(d_left, right), _mul(left, d_right)), _pow(right, _Const(2.0)))
+        elif isinstance(right, _Const):  # u ** c
+            result = _mul(_mul(right, _pow(left, _Const(right.value - 1.0))), d_left)
+        elif isinstance(left, _Const):  # c ** v
+            result = _mul(_mul(node, _Const(math.log(left.value)) if left.value > 0 else _call("log", left)), d_right)
+        else:  # u ** v = exp(v log u)
+            result = _mul(node, _add(_mul(d_right, _call("log", left)), _div(_mul(right, d_left), left)))
+    elif isinstance(node, _Call):
+        partials = _FUNCTIONS[node.name].partials(node.args)
+        result = _ZERO
+        for partial, arg in zip(partials, node.args, strict=True):
+            result = _add(result, _mul(partial, _differentiate(arg, memo)))
+    else:  # pragma: no cover
+        raise TypeError(node)
+    memo[key] = result
+    return result
+
+
+def _affine(node: _Node) -> tuple[float, float] | None:
+    """``(a, b)`` if ``node`` is ``a*x + b`` with constant a, b; otherwise None."""
+    if isinstance(node, _Const):
+        return 0.0, node.value
+    if isinstance(node, _Var):
+        return 1.0, 0.0
+    if isinstance(node, _Neg):
+        inner = _affine(node.operand)
+        return None if inner is None else (-inner[0], -inner[1])
+    if isinstance(node, _Binary):
+        left, right = _affine(node.left), _affine(node.right)
+        if left is None or right is None:
+            return None
+        if node.op == "+":
+            return left[0] + right[0], left[1] + right[1]
+        if node.op == "-":
+            return left[0] - right[0], left[1] - right[1]
+        if node.op == "*" and (left[0] == 0.0 or right[0] == 0.0):
+            return left[0] * right[1] + right[0] * left[1], left[1] * right[1]
+        if node.op == "/" and right[0] == 0.0 and right[1] != 0.0:
+            return left[0] / right[1], left[1] / right[1]
+    return None
+
+
+def _walk(node: _Node) -> list[_Node]:
+    seen: dict[int, _Node] = {}
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen[id(current)] = current
+        if isinstance(current, _Neg):
+            stack.append(current.operand)
+        elif isinstance(current, _Binary):
+            stack.extend((current.left, current.right))
+        elif isinstance(current, _Call):
+            stack.extend(current.args)
+    return list(seen.values())
+
+
+def _structure(node: _Node) -> tuple[list[float], list[tuple[float, float]], list[str]]:
+    """Kinks, features and the non-smooth pieces whose kink could not be located."""
+    kinks: list[float] = []
+    features: list[tuple[float, float]] = []
+    unlocated: list[str] = []
+    for current in _walk(node):
+        argument: _Node | None = None
+        kind = "smooth"
+        zero_at = 0.0
+        if isinstance(current, _Call):
+            function = _FUNCTIONS[current.name]
+            kind, zero_at = function.kind, function.zero_at
+            argument = current.args[0] if function.arity == 1 else _sub(current.args[0], current.args[1])
+        elif (
+            isinstance(current, _Binary)
+            and current.op == "**"
+            and isinstance(current.right, _Const)
+            and not float(current.right.value).is_integer()
+        ):
+            kind, argument = "singular", current.left
+        if argument is None or kind == "smooth":
+            continue
+        coefficients = _affine(argument)
+        if coefficients is None:
+            if kind == "kink":  # a singular point at a non-affine argument is usually never reached
+                unlocated.append(_render(current))
+            continue
+        slope, intercept = coefficients
+        if slope == 0.0:
+            continue
+        location = (zero_at - intercept) / slope
+        if kind == "saturating":
+            features.append((location, 1.0 / abs(slope)))
+        elif math.isfinite(location):
+            kinks.append(location)
+    return sorted(set(kinks)), sorted(set(features)), sorted(set(unlocated))
