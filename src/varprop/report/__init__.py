@@ -1,0 +1,20 @@
+"""The ``varprop report`` main job: an HTML page with the exact numbers, their context and figures.
+
+``build_report(act, out_dir)`` computes everything through the public API, writes ``index.html``
+and its figures (PNG and SVG) into ``out_dir``, and returns a ``ReportSummary``. It needs the
+``plot`` extra (matplotlib).
+"""
+
+from __future__ import annotations
+
+from ._build import DEFAULT_MC_SAMPLES, build_report
+from ._summary import MonteCarloPoint, ReportSummary, SchemeResult, StabilityResult
+
+__all__ = [
+    "DEFAULT_MC_SAMPLES",
+    "MonteCarloPoint",
+    "ReportSummary",
+    "SchemeResult",
+    "StabilityResult",
+    "build_report",
+]
