@@ -6,25 +6,69 @@ The public API is re-exported here; the implementation lives in private modules.
 from __future__ import annotations
 
 from ._activation import Activation
+from ._correlation import CorrelationMap, arccos_cross_moment, correlation_map, cross_moment
+from ._drift import DriftPrediction, PlainNetworkSimulation, predict_drift, simulate_plain_network
+from ._dynamics import (
+    NEUTRAL_TOLERANCE,
+    FixedPoint,
+    MeanVarianceMap,
+    Stability,
+    VarianceMap,
+    fixed_point,
+    mean_variance_map,
+    stability,
+    variance_map,
+)
+from ._edge_of_chaos import EdgeOfChaos, PhaseDiagram, edge_of_chaos, edge_of_chaos_curve, phase_diagram
 from ._errors import ConvergenceError, VarpropError, VarpropTypeError, VarpropValueError, VarpropWarning
 from ._gains import gain, weight_std
 from ._moments import Moments, MonteCarloMoments, moments, monte_carlo_moments
 from ._registry import activation, registered_activations
+from ._reproduce import ReproRow, ReproTable, reproduce_table
+from ._selu import selu_jacobian, selu_moment_map, selu_parameters
 
 __all__ = [
+    "NEUTRAL_TOLERANCE",
     "Activation",
     "ConvergenceError",
+    "CorrelationMap",
+    "DriftPrediction",
+    "EdgeOfChaos",
+    "FixedPoint",
+    "MeanVarianceMap",
     "Moments",
     "MonteCarloMoments",
+    "PhaseDiagram",
+    "PlainNetworkSimulation",
+    "ReproRow",
+    "ReproTable",
+    "Stability",
+    "VarianceMap",
     "VarpropError",
     "VarpropTypeError",
     "VarpropValueError",
     "VarpropWarning",
     "activation",
+    "arccos_cross_moment",
+    "correlation_map",
+    "cross_moment",
+    "edge_of_chaos",
+    "edge_of_chaos_curve",
+    "fixed_point",
     "gain",
+    "mean_variance_map",
     "moments",
     "monte_carlo_moments",
+    "phase_diagram",
+    "predict_drift",
     "registered_activations",
+    "reproduce_table",
+    "selu_jacobian",
+    "selu_moment_map",
+    "selu_parameters",
+    "simulate_plain_network",
+    "stability",
+    "variance_map",
     "weight_std",
 ]
 

@@ -520,7 +520,9 @@ def _verdict(kind: str, slope: float, doubling: float, var: float) -> str:
         )
     return (
         f"unstable at var={var:g} (slope {slope:.4g}): a deviation doubles every {doubling:.3g} layers, "
-        "so deep plain networks drift away from the target (normalization or residual connections needed)"
+        "so no static gain holds a deep plain network on target: calibrate each layer on a batch "
+        "(varprop.torch.init_model(..., calibrate='gaussian')), choose a larger target variance (the slope "
+        "falls towards 1 as var grows), or use normalization or residual connections"
     )
 
 
