@@ -12,9 +12,12 @@ from numpy.typing import NDArray
 __all__ = ["Activation", "ClosedForm", "ClosedMoments", "Param"]
 
 FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
 Param = float | str
-# A closed form maps broadcast arrays (mean, var) to E[phi], E[phi^2], E[phi'^2] of phi(mean + sqrt(var) z).
-ClosedMoments = tuple[FloatArray, FloatArray, FloatArray]
+# A closed form maps arrays (mean, var) of one shape, in one pass, to E[phi], E[phi^2], E[phi'^2] of
+# phi(mean + sqrt(var) z) and the mask where those values are numerically trustworthy (elsewhere the
+# engine uses quadrature).
+ClosedMoments = tuple[FloatArray, FloatArray, FloatArray, BoolArray]
 ClosedForm = Callable[[FloatArray, FloatArray], ClosedMoments]
 
 
@@ -34,9 +37,9 @@ class Activation:
         derivative: vectorized numpy function ``x -> phi'(x)`` (almost everywhere).
         kinks: x-locations where ``function`` or its derivatives are not smooth (or jump).
         features: ``(x, width)`` pairs locating smooth bends of width ``width`` in x.
-        closed_form: optional exact moments ``(mean, var) -> (E[phi], E[phi^2], E[phi'^2])``.
-        closed_form_valid: optional predicate ``(mean, var) -> bool mask`` where the closed form is
-            numerically trustworthy; elsewhere the engine uses quadrature.
+        closed_form: optional exact moments ``(mean, var) -> (E[phi], E[phi^2], E[phi'^2], valid)``,
+            ``valid`` the boolean mask where the three values are numerically trustworthy (elsewhere
+            the engine uses quadrature); one call computes all four.
         description: one line for tables and reports.
 
     Example:
@@ -53,7 +56,6 @@ class Activation:
     kinks: tuple[float, ...] = ()
     features: tuple[tuple[float, float], ...] = ()
     closed_form: ClosedForm | None = None
-    closed_form_valid: Callable[[FloatArray, FloatArray], NDArray[np.bool_]] | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 

@@ -2,133 +2,181 @@
 
 The family: phi(x) = scale * x for x > 0 and scale * c * expm1(x / lam) for x <= 0
 (elu: c = alpha, lam = 1; celu: c = lam = alpha; selu: elu(alpha_selu) times scale_selu).
-With y ~ N(mean, sigma^2) and w = y / lam ~ N(m, s^2), m = mean / lam, s = sigma / lam:
+With y ~ N(mean, sigma^2) and w = y / lam ~ N(m, s^2), m = mean / lam, s = sigma / lam, a = -m/s:
 
     E[phi]    / scale   = E[y; y > 0]   + c   N1,   N1 = E[expm1(w); w < 0]
     E[phi^2]  / scale^2 = E[y^2; y > 0] + c^2 N2,   N2 = E[expm1(w)^2; w < 0]
     E[phi'^2] / scale^2 = P(y > 0)      + (c/lam)^2 F(2),
 
-where F(k) = E[e^{k w}; w < 0] = e^{k m + k^2 s^2 / 2} Phi(-m/s - k s) (complete the square). The
-positive parts are relu's moments (``_closed_forms_piecewise``). For mean 0 these reduce to the seed's
-corrected formulas: with A = erfcx(s/sqrt 2)/2 and B = erfcx(sqrt 2 s)/2, F(1) = A, F(2) = B,
+where F(k) = E[e^{k w}; w < 0] = e^{k m + k^2 s^2 / 2} Phi(a - k s) (complete the square). The
+positive parts are relu's (``_closed_forms_piecewise.relu_parts``). For mean 0 these reduce to the
+seed's corrected formulas: with A = erfcx(s/sqrt 2)/2 and B = erfcx(sqrt 2 s)/2, F(1) = A, F(2) = B,
 N1 = A - 1/2 and N2 = B - 2A + 1/2 (seed.md, notes).
 
-Overflow. e^{k m + k^2 s^2/2} overflows for s ~ 38 while Phi(...) underflows. With t = k s + m/s >= 0,
-e^{k m + k^2 s^2/2} Phi(-t) = phi_N(m/s) R(t) exactly (the exponents cancel), with the Mills ratio
-R(t) = sqrt(pi/2) erfcx(t/sqrt 2); for t < 0 the exponent k m + k^2 s^2/2 < -k^2 s^2/2 is negative.
+Overflow. e^{k m + k^2 s^2/2} overflows for s ~ 38 while Phi(...) underflows. With x = a - k s <= 0,
+e^{k m + k^2 s^2/2} Phi(x) = phi_N(a) R(-x) exactly (the exponents cancel), with the Mills ratio
+R(t) = sqrt(pi/2) erfcx(t/sqrt 2); for x > 0 the exponent k m + k^2 s^2/2 = -k s x - k^2 s^2/2 is negative.
 
-Cancellation. The direct N1 = F(1) - F(0), N2 = F(2) - 2 F(1) + F(0) lose digits when expm1(w) is
-small where the mass is (s << 1: N2 ~ s^2 / 2 from terms of size 1/2). Two other exact forms are
-computed and the one whose terms have the smallest total magnitude is used:
+Three exact forms of N1 and N2, each with its magnitude (sum of the absolute values of its terms):
 
-* m >= 0 (the region w < 0 is a tail): expand expm1(x) = sum_k x^k / k! and
-  expm1(x)^2 = sum_k (2^k - 2) x^k / k! about x = 0, so with u0 = m / s and the Mills-ratio moments
-  I_k (``tail_moments`` gives phi_N(u) I_k(u)), N1 = phi_N(u0) sum_k (-s)^k I_k(u0) / k!,
-  N2 = phi_N(u0) sum_k (2^k - 2) (-s)^k I_k(u0) / k! (60 terms);
-* m < 0: subtract the upper tail from the full expectation,
-  N1 = expm1(m + s^2/2) - phi_N(z0) sum_k s^k I_k(z0) / k!,
-  N2 = expm1(b)^2 + e^{2b} expm1(s^2) - phi_N(z0) sum_k (2^k - 2) s^k I_k(z0) / k!, b = m + s^2/2,
-  z0 = -m / s (E[e^{kw}] = e^{k m + k^2 s^2/2}).
+* direct: N1 = F(1) - F(0), N2 = F(2) - 2 F(1) + F(0); a handful of ufunc calls, fine where the
+  negative side is not a small difference (s >~ 0.4, or the tail w < 0 is negligible next to the
+  positive part). It cancels where expm1(w) is small on the mass (s << 1, |m| << 1: N2 ~ s^2/2 from
+  terms of size 1/2).
+* full expectation, where the Gaussian (also tilted by e^{2w}) lies below 0, a - 2 s >= 9:
+  N1 = expm1(b), N2 = expm1(b)^2 + e^{2b} expm1(s^2), b = m + s^2/2 (E[e^{k w}] = e^{k m + k^2 s^2/2};
+  the neglected upper tails are below Q(9) = 1e-19 of the terms).
+* Taylor series about the mean, for s small: h(m + s z) = sum_j h^(j)(m) s^j z^j / j! (h = expm1 or
+  expm1^2, h^(j)(m) = e^m resp. 2 e^m expm1(m + (j - 1) ln 2) for j >= 1), integrated against the
+  standard normal below a: N = sum_j h^(j)(m) s^j T_j(a) / j!, T_j(a) = int_{-inf}^a z^j phi_N(z) dz.
+  With v = |a| and U_j(v) = int_v^inf z^j phi_N = phi_N(v) p_j(v) + (j-1)!! Q(v) [j even]
+  (p_1 = 1, p_j = v^{j-1} + (j-1) p_{j-2}: all coefficients >= 0, no cancellation), T_j = (-1)^j U_j
+  for a <= 0 and E[z^j] - U_j (>= E[z^j]/2 for even j) for a > 0. 36 terms, tried for s <= 0.8 and
+  used where the last two are below 5e-17 of the sum.
+
+The direct and full forms are evaluated everywhere; where their result is not comfortably within the
+rounding budget the series is computed too, and for N1 and N2 separately the candidate with the
+smaller magnitude is used. ``ExponentialLinear.point`` is the same arithmetic with Python floats for a
+single point (its series stops as soon as it has converged). Against the 40-digit mpmath grid
+(tests/reference) the worst error is a fifth of the tests' tolerance.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from ._closed_forms_piecewise import Moments, PiecewisePolynomial, normal_pdf, tail_moments
+from ._closed_forms_piecewise import Moments, relu_parts, relu_parts_point
 
 __all__ = ["ExponentialLinear"]
 
 FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
 
+_INV_SQRT_2PI = 0.3989422804014327  # 1/sqrt(2 pi)
 _SQRT_HALF_PI = 1.2533141373155003  # sqrt(pi/2): R(t) = sqrt(pi/2) erfcx(t/sqrt 2)
 _SQRT_HALF = 0.7071067811865476  # 1/sqrt(2)
-_SERIES_TERMS = 60  # terms of the expm1 series; it is only used where its last terms are below 1e-18 of the sum
-_RELU = PiecewisePolynomial((0.0,), ((0.0,), (0.0, 1.0)))
-_FACTORIALS = np.array([math.factorial(k) for k in range(_SERIES_TERMS + 1)], dtype=np.float64)
-# expm1(x)^2 = e^{2x} - 2 e^x + 1 = sum_{k >= 1} (2^k - 2) x^k / k! (the k = 0 terms cancel: 1 - 2 + 1)
-_SQUARE_COEFFICIENTS = np.array([0.0] + [2.0**k - 2.0 for k in range(1, _SERIES_TERMS + 1)])
+_FULL_LIMIT = 9.0  # a - 2 s >= 9: the upper tails of w, e^w w and e^{2w} w are below Q(9) = 1e-19
+_SERIES_TERMS = 36  # terms of the Taylor series about the mean (converged for s <~ 0.7 near m = 0)
+_SERIES_TOLERANCE = 5e-17  # the series is used where its last two terms are below this fraction of the sum
+# The direct form is taken without trying the series when its magnitudes are this far inside the
+# budget: its terms carry ~3 ulps, so 1.5 E[|phi|] keeps E[phi] within the tests' 1e-15 E[|phi|]
+# (the relative budget, 20 |result| ~ 1e-14 of it, is already well inside their 1e-13).
+_COMFORTABLE_RELATIVE = 20.0
+_COMFORTABLE_ABSOLUTE = 1.5
+_SERIES_MAX_S = 0.8  # beyond, 36 terms do not converge ((s sqrt(36))^36 / 36! > 1e-17)
 
 
-def _exp_below_zero(k: float, mean: FloatArray, sigma: FloatArray) -> FloatArray:
-    """F(k) = E[e^{k w}; w < 0] for w ~ N(mean, sigma^2), sigma > 0, without overflow."""
-    z0 = -mean / sigma
-    shift = k * sigma - z0  # t in the module docstring
-    with np.errstate(over="ignore", invalid="ignore"):
-        mills = normal_pdf(z0) * _SQRT_HALF_PI * special.erfcx(np.maximum(shift, 0.0) * _SQRT_HALF)
-        completed = np.exp(np.minimum(k * mean + 0.5 * k * k * sigma * sigma, 0.0)) * special.ndtr(-shift)
-    return np.asarray(np.where(shift >= 0, mills, completed), dtype=np.float64)
+@functools.lru_cache(maxsize=1)
+def _series_tables() -> tuple[FloatArray, ...]:
+    """p_j coefficients (transposed), (j-1)!! for even j, (-1)^j, 1/j! and (j - 1) ln 2, j < _SERIES_TERMS."""
+    terms = _SERIES_TERMS
+    polynomials = np.zeros((terms, terms))  # polynomials[j, i]: coefficient of v^i in p_j
+    for j in range(1, terms):
+        polynomials[j, j - 1] = 1.0
+        if j >= 2:
+            polynomials[j] += (j - 1) * polynomials[j - 2]
+    double_factorials = np.array([math.prod(range(j - 1, 0, -2)) if j % 2 == 0 else 0 for j in range(terms)], float)
+    signs = np.asarray((-1.0) ** np.arange(terms), dtype=np.float64)
+    inverse_factorials = np.array([1.0 / math.factorial(j) for j in range(terms)])
+    shifts = np.asarray((np.arange(terms) - 1.0) * math.log(2.0), dtype=np.float64)
+    return np.ascontiguousarray(polynomials.T), double_factorials, signs, inverse_factorials, shifts
 
 
-def _series(weights: FloatArray, u: FloatArray, moments: FloatArray, step: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """phi_N(u) sum_k weights_k step^k I_k(u) / k! and the sum of the absolute terms (u >= 0).
-
-    ``moments`` are ``tail_moments(u, _SERIES_TERMS)`` = phi_N(u) I_k(u).
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        powers = step[None, :] ** np.arange(_SERIES_TERMS + 1)[:, None]
-        terms = (weights / _FACTORIALS)[:, None] * powers * moments
-        size = np.abs(terms).sum(axis=0)
-        # Truncation: the series is used only where its last terms are negligible.
-        converged = np.abs(terms[-4:]).max(axis=0) <= 1e-18 * size
-        return terms.sum(axis=0), np.where(converged, size, np.inf)
+def _exp_below_zero(k: float, s: FloatArray, a: FloatArray, pdf_a: FloatArray) -> FloatArray:
+    """F(k) = E[e^{k w}; w < 0] for w ~ N(-a s, s^2), s > 0, without overflow (pdf_a = phi_N(a))."""
+    x = a - k * s
+    mills = pdf_a * _SQRT_HALF_PI * special.erfcx(-np.minimum(x, 0.0) * _SQRT_HALF)
+    positive = np.maximum(x, 0.0)
+    completed = np.exp(-k * s * positive - 0.5 * k * k * s * s) * special.ndtr(positive)
+    return np.asarray(np.where(x <= 0, mills, completed), dtype=np.float64)
 
 
-def _pick(candidates: list[tuple[FloatArray, FloatArray]]) -> tuple[FloatArray, FloatArray]:
-    """Per element, the (value, magnitude) pair with the smallest finite magnitude."""
-    values = np.stack([value for value, _ in candidates])
-    sizes = np.stack([size for _, size in candidates])
-    sizes = np.where(np.isfinite(sizes) & np.isfinite(values), sizes, np.inf)
-    best = np.argmin(sizes, axis=0)
-    index = np.arange(values.shape[1])
-    return values[best, index], sizes[best, index]
+def _exp_below_zero_point(k: float, s: float, a: float, pdf_a: float) -> float:
+    """``_exp_below_zero`` for Python floats."""
+    x = a - k * s
+    if x <= 0:
+        return pdf_a * _SQRT_HALF_PI * float(special.erfcx(-x * _SQRT_HALF))
+    return math.exp(-k * s * x - 0.5 * k * k * s * s) * float(special.ndtr(x))
 
 
-def _negative_part(mean: FloatArray, sigma: FloatArray) -> tuple[FloatArray, ...]:
-    """N1, its magnitude, N2, its magnitude and F(2) for w ~ N(mean, sigma^2), sigma > 0 (1-D arrays)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return _negative_part_unguarded(mean, sigma)
-
-
-def _negative_part_unguarded(mean: FloatArray, sigma: FloatArray) -> tuple[FloatArray, ...]:
-    f0 = special.ndtr(-mean / sigma)
-    f1 = _exp_below_zero(1.0, mean, sigma)
-    f2 = _exp_below_zero(2.0, mean, sigma)
-    first = [(f1 - f0, f1 + f0)]
-    second = [(f2 - 2.0 * f1 + f0, f2 + 2.0 * f1 + f0)]
-    ones = np.where(np.arange(_SERIES_TERMS + 1) >= 1, 1.0, 0.0)
-    upper = mean >= 0
-    u = np.abs(mean) / sigma
-    # m >= 0: the lower tail w < 0 expanded about w = 0 (steps of -sigma).
-    moments = tail_moments(u, _SERIES_TERMS)
-    lower_first = _series(ones, u, moments, -sigma)
-    lower_second = _series(_SQUARE_COEFFICIENTS, u, moments, -sigma)
-    # m < 0: everything minus the upper tail w > 0.
-    with np.errstate(over="ignore", invalid="ignore"):
-        centre = mean + 0.5 * sigma * sigma
-        full_first = np.expm1(centre)
-        full_second = np.expm1(centre) ** 2 + np.exp(2.0 * centre) * np.expm1(sigma * sigma)
-    upper_first = _series(ones, u, moments, sigma)
-    upper_second = _series(_SQUARE_COEFFICIENTS, u, moments, sigma)
-    first.append(
-        (
-            np.where(upper, lower_first[0], full_first - upper_first[0]),
-            np.where(upper, lower_first[1], np.abs(full_first) + upper_first[1]),
-        )
+def _series_point(m: float, s: float, a: float) -> tuple[float, float, float, float]:
+    """``_series`` for Python floats (U_j by its recurrence U_j = v^{j-1} phi_N(v) + (j - 1) U_{j-2})."""
+    v = min(abs(a), 40.0)
+    pdf = _INV_SQRT_2PI * math.exp(-0.5 * v * v)
+    exp_m, expm1_m = math.exp(m), math.expm1(m)
+    log2 = math.log(2.0)
+    upper = [float(special.ndtr(-v)), pdf]  # U_0, U_1
+    first_terms: list[float] = []
+    second_terms: list[float] = []
+    first_size = second_size = 0.0
+    scaled_power, v_power, double_factorial = 1.0, 1.0, 1.0  # s^j / j!, v^(j-1), (j-1)!!
+    for j in range(_SERIES_TERMS):
+        if j >= 2:
+            v_power *= v
+            upper.append(v_power * pdf + (j - 1) * upper[j - 2])
+        if j >= 1:
+            scaled_power *= s / j
+        even = j % 2 == 0
+        if even and j >= 2:
+            double_factorial *= j - 1
+        # T_j(a) = E[z^j] - U_j(|a|) for a >= 0, (-1)^j U_j(|a|) for a < 0
+        moment = double_factorial if even else 0.0
+        truncated = moment - upper[j] if a >= 0 else (upper[j] if even else -upper[j])
+        base = scaled_power * truncated
+        if j == 0:
+            first_terms.append(base * expm1_m)
+            second_terms.append(base * expm1_m * expm1_m)
+        else:
+            first_terms.append(base * exp_m)
+            second_terms.append(base * 2.0 * exp_m * math.expm1(m + (j - 1) * log2))
+        first_size += abs(first_terms[-1])
+        second_size += abs(second_terms[-1])
+        if j >= 4 and _settled(first_terms, first_size) and _settled(second_terms, second_size):
+            break  # the remaining terms are smaller still: the sums are final
+    first_ok, second_ok = _settled(first_terms, first_size), _settled(second_terms, second_size)
+    return (
+        sum(first_terms),
+        first_size if first_ok else math.inf,
+        sum(second_terms),
+        second_size if second_ok else math.inf,
     )
-    second.append(
-        (
-            np.where(upper, lower_second[0], full_second - upper_second[0]),
-            np.where(upper, lower_second[1], np.abs(full_second) + upper_second[1]),
-        )
-    )
-    n1, n1_size = _pick(first)
-    n2, n2_size = _pick(second)
-    return n1, n1_size, n2, n2_size, f2
+
+
+def _settled(terms: list[float], size: float) -> bool:
+    """The convergence test of the series: its last two terms are below _SERIES_TOLERANCE of the sum."""
+    return max(abs(terms[-1]), abs(terms[-2])) <= _SERIES_TOLERANCE * size
+
+
+def _series(m: FloatArray, s: FloatArray, a: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """N1, its magnitude, N2, its magnitude by the Taylor series about the mean (inf magnitude: not converged)."""
+    polynomials, double_factorials, signs, inverse_factorials, shifts = _series_tables()
+    terms = _SERIES_TERMS
+    v = np.minimum(np.abs(a), 40.0)  # beyond 40 the tails U_j vanish in float64
+    powers = np.empty((v.size, terms))
+    powers[:, 0] = 1.0
+    powers[:, 1:] = v[:, None]
+    np.multiply.accumulate(powers[:, 1:], axis=1, out=powers[:, 1:])
+    upper = (_INV_SQRT_2PI * np.exp(-0.5 * v * v))[:, None] * (powers @ polynomials)
+    upper += special.ndtr(-v)[:, None] * double_factorials  # U_j(v)
+    truncated = np.where((a >= 0)[:, None], double_factorials - upper, signs * upper)  # T_j(a)
+    powers[:, 1:] = s[:, None]
+    np.multiply.accumulate(powers[:, 1:], axis=1, out=powers[:, 1:])
+    scaled = powers * inverse_factorials * truncated  # s^j T_j(a) / j!
+    first_terms = scaled * np.exp(m)[:, None]
+    first_terms[:, 0] = scaled[:, 0] * np.expm1(m)
+    second_terms = scaled * (2.0 * np.exp(m)[:, None] * np.expm1(m[:, None] + shifts))
+    second_terms[:, 0] = scaled[:, 0] * np.expm1(m) ** 2
+    out = []
+    for series in (first_terms, second_terms):
+        size = np.abs(series).sum(axis=1)
+        converged = np.abs(series[:, -2:]).max(axis=1) <= _SERIES_TOLERANCE * size
+        out += [series.sum(axis=1), np.where(converged, size, np.inf)]
+    return out[0], out[1], out[2], out[3]
 
 
 class ExponentialLinear:
@@ -156,55 +204,137 @@ class ExponentialLinear:
         x = np.asarray(x, dtype=np.float64)
         with np.errstate(over="ignore"):
             negative = self.coefficient * np.expm1(np.minimum(x, 0.0) / self.length)
-        return self.scale * np.where(x > 0, x, negative)
+        return np.asarray(self.scale * np.where(x > 0, x, negative), dtype=np.float64)
 
     def derivative(self, x: FloatArray) -> FloatArray:
         x = np.asarray(x, dtype=np.float64)
         negative = self.coefficient / self.length * np.exp(np.minimum(x, 0.0) / self.length)
-        return self.scale * np.where(x > 0, 1.0, negative)
+        return np.asarray(self.scale * np.where(x > 0, 1.0, negative), dtype=np.float64)
 
     def moments(self, mean: FloatArray, var: FloatArray) -> Moments:
         """E[phi(y)], E[phi(y)^2], E[phi'(y)^2] with magnitudes and E[|phi|]; var == 0: point values."""
         mean, var = np.broadcast_arrays(np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64))
         shape = mean.shape
-        mu, variance = mean.ravel(), var.ravel()
-        positive = _RELU.moments(mu, variance)
-        c, lam, scale = self.coefficient, self.length, self.scale
-        first = positive.first.copy()
-        second = positive.second.copy()
-        deriv = positive.deriv_second.copy()
-        first_size = positive.first_magnitude.copy()
-        second_size = positive.second_magnitude.copy()
-        deriv_size = positive.deriv_second_magnitude.copy()
-        abs_first = positive.abs_first.copy()
-        random = variance > 0
-        if random.any():
-            sigma = np.sqrt(variance[random])
-            n1, n1_size, n2, n2_size, f2 = _negative_part(mu[random] / lam, sigma / lam)
-            first[random] += c * n1
-            first_size[random] += abs(c) * n1_size
-            abs_first[random] += abs(c) * np.abs(n1)
-            second[random] += c * c * n2
-            second_size[random] += c * c * n2_size
-            deriv[random] += (c / lam) ** 2 * f2
-            deriv_size[random] += (c / lam) ** 2 * f2
-        if (~random).any():
-            point = mu[~random]
-            value = self.function(point) / scale
-            slope = self.derivative(point) / scale
-            first[~random], second[~random], deriv[~random] = value, value**2, slope**2
-            first_size[~random] = abs_first[~random] = np.abs(value)
-            second_size[~random], deriv_size[~random] = value**2, slope**2
-
-        def out(array: FloatArray, factor: float) -> FloatArray:
-            return np.asarray(factor * array, dtype=np.float64).reshape(shape)
-
-        return Moments(
-            first=out(first, scale),
-            second=out(second, scale * scale),
-            deriv_second=out(deriv, scale * scale),
-            first_magnitude=out(first_size, abs(scale)),
-            second_magnitude=out(second_size, scale * scale),
-            deriv_second_magnitude=out(deriv_size, scale * scale),
-            abs_first=out(abs_first, abs(scale)),
+        mu = mean.reshape(-1)
+        sigma = np.sqrt(np.maximum(var.reshape(-1), 0.0))
+        with np.errstate(all="ignore"):
+            rows = self._random(mu, sigma)
+        point = ~(sigma > 0)
+        if point.any():
+            value = self.function(mu[point]) / self.scale
+            slope = self.derivative(mu[point]) / self.scale
+            exact_rows = (value, np.abs(value), value**2, value**2, slope**2, slope**2, np.abs(value))
+            for row, exact in zip(rows, exact_rows, strict=True):
+                row[point] = exact
+        factors = (
+            self.scale,
+            abs(self.scale),
+            self.scale**2,
+            self.scale**2,
+            self.scale**2,
+            self.scale**2,
+            abs(self.scale),
         )
+        first, first_size, second, second_size, deriv, deriv_size, abs_first = (
+            np.asarray(factor * row, dtype=np.float64).reshape(shape) for factor, row in zip(factors, rows, strict=True)
+        )
+        return Moments(
+            first=first,
+            second=second,
+            deriv_second=deriv,
+            first_magnitude=first_size,
+            second_magnitude=second_size,
+            deriv_second_magnitude=deriv_size,
+            abs_first=abs_first,
+        )
+
+    def point(self, mu: float, sigma: float) -> tuple[float, ...]:
+        """(E[phi], E[phi^2], E[phi'^2], their magnitudes, E[|phi|]) at one (mean, sigma > 0), Python floats.
+
+        The arithmetic of ``moments`` (see ``_random``) for a single point, several times faster than arrays.
+        """
+        c, lam, scale = self.coefficient, self.length, self.scale
+        positive, _, positive_square, _, positive_mass, negative_mass = relu_parts_point(mu, sigma)
+        m, s = mu / lam, sigma / lam
+        a = -m / s
+        pdf_a = _INV_SQRT_2PI * math.exp(-0.5 * a * a)
+        f1 = _exp_below_zero_point(1.0, s, a, pdf_a)
+        f2 = _exp_below_zero_point(2.0, s, a, pdf_a)
+        n1, n1_size = f1 - negative_mass, f1 + negative_mass
+        n2, n2_size = f2 - 2.0 * f1 + negative_mass, f2 + 2.0 * f1 + negative_mass
+        if a - 2.0 * s >= _FULL_LIMIT:
+            centre = m + 0.5 * s * s
+            n1 = math.expm1(centre)
+            n1_size = abs(n1)
+            n2 = n2_size = n1 * n1 + math.exp(2.0 * centre) * math.expm1(s * s)
+        square = c * c
+        first, first_size = positive + c * n1, positive + abs(c) * n1_size
+        second, second_size = positive_square + square * n2, positive_square + square * n2_size
+        comfortable = (
+            first_size <= _COMFORTABLE_RELATIVE * abs(first)
+            or first_size <= _COMFORTABLE_ABSOLUTE * (positive + abs(c) * abs(n1))
+        ) and second_size <= _COMFORTABLE_RELATIVE * second
+        if not comfortable and s <= _SERIES_MAX_S:
+            s1, s1_size, s2, s2_size = _series_point(m, s, a)
+            if s1_size < (n1_size if math.isfinite(n1) else math.inf):
+                n1, n1_size = s1, s1_size
+            if s2_size < (n2_size if math.isfinite(n2) else math.inf):
+                n2, n2_size = s2, s2_size
+        deriv = scale * scale * (positive_mass + (c / lam) ** 2 * f2)
+        return (
+            scale * (positive + c * n1),
+            scale * scale * (positive_square + square * n2),
+            deriv,
+            abs(scale) * (positive + abs(c) * n1_size),
+            scale * scale * (positive_square + square * n2_size),
+            deriv,
+            abs(scale) * (positive + abs(c) * abs(n1)),
+        )
+
+    def _random(self, mu: FloatArray, sigma: FloatArray) -> list[FloatArray]:
+        """E[phi], magnitude, E[phi^2], magnitude, E[phi'^2] (twice) and E[|phi|], all over scale^k."""
+        c, lam = self.coefficient, self.length
+        positive, _, positive_square, _, positive_mass, negative_mass = relu_parts(mu, sigma)
+        m, s = mu / lam, sigma / lam
+        a = -m / s
+        pdf_a = _INV_SQRT_2PI * np.exp(-0.5 * a * a)
+        f1 = _exp_below_zero(1.0, s, a, pdf_a)
+        f2 = _exp_below_zero(2.0, s, a, pdf_a)
+        n1, n1_size = f1 - negative_mass, f1 + negative_mass  # F(0) = P(w < 0) = P(y < 0)
+        n2, n2_size = f2 - 2.0 * f1 + negative_mass, f2 + 2.0 * f1 + negative_mass
+        full = a - 2.0 * s >= _FULL_LIMIT
+        if full.any():
+            centre = m + 0.5 * s * s
+            whole = np.expm1(centre)
+            whole_square = whole * whole + np.exp(2.0 * centre) * np.expm1(s * s)
+            n1, n1_size = np.where(full, whole, n1), np.where(full, np.abs(whole), n1_size)
+            n2, n2_size = np.where(full, whole_square, n2), np.where(full, whole_square, n2_size)
+        unsettled = ~_comfortable(positive, positive_square, c, n1, n1_size, n2, n2_size) & (s <= _SERIES_MAX_S)
+        if unsettled.any():
+            index = np.flatnonzero(unsettled)
+            series = _series(m[index], s[index], a[index])
+            for value, size, candidate, candidate_size in ((n1, n1_size, *series[:2]), (n2, n2_size, *series[2:])):
+                better = candidate_size < np.where(np.isfinite(value[index]), size[index], np.inf)
+                value[index[better]], size[index[better]] = candidate[better], candidate_size[better]
+        square = c * c
+        first, first_size = positive + c * n1, positive + abs(c) * n1_size
+        second, second_size = positive_square + square * n2, positive_square + square * n2_size
+        deriv = positive_mass + (c / lam) ** 2 * f2
+        return [first, first_size, second, second_size, deriv, deriv.copy(), positive + abs(c) * np.abs(n1)]
+
+
+def _comfortable(
+    positive: FloatArray,
+    positive_square: FloatArray,
+    c: float,
+    n1: FloatArray,
+    n1_size: FloatArray,
+    n2: FloatArray,
+    n2_size: FloatArray,
+) -> BoolArray:
+    """Where the moments from (n1, n2) are well inside the rounding budget (no need to try the series)."""
+    first, first_size = positive + c * n1, positive + abs(c) * n1_size
+    abs_first = positive + abs(c) * np.abs(n1)
+    second, second_size = positive_square + c * c * n2, positive_square + c * c * n2_size
+    first_ok = (first_size <= _COMFORTABLE_RELATIVE * np.abs(first)) | (first_size <= _COMFORTABLE_ABSOLUTE * abs_first)
+    return np.asarray(first_ok & (second_size <= _COMFORTABLE_RELATIVE * second), dtype=np.bool_)

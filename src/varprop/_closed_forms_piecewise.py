@@ -1,46 +1,44 @@
 """Exact Gaussian moments of piecewise-polynomial activations (relu, hardtanh, hardswish, ...).
 
 For y = mean + sigma z, z ~ N(0, 1), and phi a polynomial of degree <= 2 on each interval between
-breakpoints, E[phi(y)], E[phi(y)^2] and E[phi'(y)^2] are sums over pieces of integrals
-int g(mean + sigma z) phi_N(z) dz of polynomials g (phi, phi^2, phi'^2, degree <= 4) against the
-standard normal density phi_N. The textbook route expands g in powers of z and uses the truncated
-moments M_j = (j - 1) M_{j-2} + a^{j-1} phi_N(a) - b^{j-1} phi_N(b); that route cancels
-catastrophically in the tails (relu at mean/sigma = -5: E = sigma (phi_N(t) + t Phi(t)), two terms
-of 1.5e-6 whose sum is 5e-8) and on narrow pieces (the middle of hardtanh at var 1e6).
+breakpoints, E[phi(y)], E[phi(y)^2] and E[phi'(y)^2] are sums over pieces of integrals of polynomials
+g (phi, phi^2, phi'^2, degree <= 4) against the Gaussian. The textbook route (truncated moments
+M_j = (j - 1) M_{j-2} + a^{j-1} phi_N(a) - b^{j-1} phi_N(b)) cancels catastrophically in the tails
+(relu at mean/sigma = -5) and on narrow pieces (the middle of hardtanh at var 1e6). Instead:
 
-What this module does instead:
+* pieces are split once at the real roots of phi and phi' (so E[|phi|] is the sum of |pieces| and
+  every zero of phi, phi^2, phi'^2 is a piece end, where Taylor coefficients are exact);
+* a piece that does not contain the mean is the difference of two one-sided tails: with its near end
+  x_n (the one closer to the mean) and far end x_f, z_e = |x_e - mean| / sigma and s = +-sigma,
+  int = sum_k g_k(x_n) s^k P_k(z_n) - sum_k g_k(x_f) s^k P_k(z_f), where g_k(x) are the Taylor
+  coefficients of g at x and P_k(u) = int_u^inf (t - u)^k phi_N(t) dt are the Gaussian tail moments
+  (``_closed_forms_tails``, positive, a few ulps);
+* a finite piece [lo, hi) that contains the mean is split there: each half is
+  sum_k g_k(mean) (+-sigma)^k P_k(0) minus the far-end tail, with g_k(mean) expanded from the
+  piece's nearest end (so a mean next to a root of g loses nothing to cancellation);
+* an infinite piece that contains the mean is one tail seen from its finite end e:
+  sum_k g_k(e) (+-sigma)^k J_k(t), t = |mean - e|/sigma, J_k(t) = E[w^k; w > 0] for w ~ N(t, 1)
+  = E[w^k] - (-1)^k P_k(t), which is >= E[w^k]/2 (no cancellation) however close the mean is to e;
+* where a finite piece (or a half) is narrow on the scale of the Gaussian, (width/sigma) max(1, z) <= 2,
+  the tails would nearly cancel; there the integral is a 12-node Gauss-Legendre sum over the interval,
+  exact to ~1e-17 because the Gaussian factor varies by at most e^2 there (the node values of g are
+  constants of the piece for whole pieces, Taylor sums from the mean for halves).
 
-* pieces are split once at the real roots of phi and phi' (so E[|phi|] is a sum of |pieces| and every
-  zero of phi, phi^2, phi'^2 is a piece end), and per (mean, var) at z = 0 (y = mean), so each part
-  lies on one side of the Gaussian's centre;
-  mirrored to u = |z| >= 0 it is an interval [u_near, u_far] away from the centre;
-* g is expanded in powers of (x - x_e) around each end x_e of the part (coefficients at a breakpoint
-  or root are exact; those at the mean are expanded from the nearest piece end with d = mean - end,
-  so a mean next to a root loses nothing), so that
-  int_{u_e}^inf g phi_N du = phi_N(u_e) sum_k g_k (+-sigma)^k I_k(u_e)  with the tail integrals
-  I_k(u) = int_0^inf t^k exp(-u t - t^2 / 2) dt (Mills-ratio moments, all positive);
-  the part is the difference of the tails at its two ends, and that difference is benign because
-  parts whose far end is within a few local Gaussian widths of the near end use
-* Gauss-Legendre (20 nodes) instead: on [u_near, u_far] with (u_far - u_near) max(1, u_far) <= 4
-  the integrand is an entire function varying by at most e^4, and 20 nodes are exact to ~1e-17.
+The work is vectorized over pieces and points at once (~1 us per point for hardswish, half that for
+relu6); ``PiecewisePolynomial.point`` does the same arithmetic with Python floats for a single point
+(``_closed_forms_piecewise_point``), where numpy's per-call overhead would dominate. ``leaky_moments``
+is the two-piece case phi(y) = y (y > 0), slope y (y <= 0) (relu, leaky_relu, prelu, rrelu, the positive
+part of elu) written out: E[y; y > 0] = max(mean, 0) + sigma P_1(|t|) and so on (``relu_parts``).
 
-The products P_k(u) = phi_N(u) I_k(u) = int_u^inf (z - u)^k phi_N(z) dz are computed directly
-(``tail_moments``): P_0 = Q(u) = ndtr(-u), P_1 = phi_N(u) - u Q(u), P_k = (k - 1) P_{k-2} - u P_{k-1}
-(integration by parts; exact at u = 0: 1/2, phi_N(0), 1/2, ...). The forward recurrence is stable for
-u <= 1 (measured against mpmath: <= 7e-16 for k <= 4); for u > 1 it loses digits (5e-12 at u = 5)
-and the ratios r_k = I_k / I_{k-1} are computed backwards instead, r_{k-1} = (k - 1) / (u + r_k),
-from r_K ~ the root of r (u + r) = K (Miller's algorithm; error e^{-2 u sqrt K}, K <= 440 + k).
-The tail moments of every piece end are computed once per call and shared by all pieces.
+Every result comes with its magnitude, the sum of the absolute values of the terms added: rounding
+errors are a few ulps of it, so a result is trusted when its magnitude is at most RELATIVE_BUDGET times
+the result (first moments: or at most ABSOLUTE_BUDGET times E[|phi|], the scale of unavoidable
+cancellation). Against the 40-digit mpmath grid (tests/reference) the worst error is a fifth of the
+tests' tolerance (1e-13 relative; 1e-15 E[|phi|] for E[phi]).
 
-Every result comes with its magnitude: the sum of the absolute values of the terms added (tails,
-quadrature products). Rounding errors are a few ulps of that magnitude, so the validity predicate
-is "magnitude <= 20 |result|" (first moments: or <= 4 E[|phi|], the scale of unavoidable cancellation).
-Measured against 40-digit mpmath (tests/reference) the worst error is 0.3 of 1e-13 relative.
-
-Limits. Tails beyond a kink |z| ~ 20-37 sigma away are conditioned like exp(-z^2/2): one ulp in
-sigma = sqrt(var) moves them by z^2 ulps (1e-13 at z = 20), for any method working from float64
-(mean, var). At var == 0 the moments are the point values; exactly on a breakpoint phi' is a
-convention (torch's differs between activations), so those points are marked invalid.
+Limits. At var == 0 the moments are the point values; exactly on a breakpoint phi' is a convention
+(torch's differs between activations), so those points are marked untrusted. Tails beyond a kink
+|z| ~ 20-37 sigma away are conditioned like exp(-z^2/2) (one ulp in sigma moves them by z^2 ulps).
 """
 
 from __future__ import annotations
@@ -56,24 +54,27 @@ from numpy.polynomial import polynomial as npoly
 from numpy.typing import NDArray
 from scipy import special
 
+from ._closed_forms_piecewise_point import PointLayout, point_layout, point_moments
+from ._closed_forms_tails import tail_moments, tail_moments_list
+
 __all__ = [
     "Moments",
     "PiecewisePolynomial",
-    "normal_pdf",
-    "tail_moments",
+    "leaky_moments",
+    "leaky_point",
+    "relu_parts",
+    "relu_parts_point",
+    "trusted",
     "validity_mask",
 ]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+IndexArray = NDArray[np.intp]
 
 _INV_SQRT_2PI = 0.3989422804014327  # 1/sqrt(2 pi)
-_SQRT_HALF_PI = 1.2533141373155003  # sqrt(pi/2) = I_0(0), the Mills ratio at 0
-_SQRT_HALF = 0.7071067811865476  # 1/sqrt(2)
-_FORWARD_LIMIT = 1.0  # the forward recurrence for I_k is used for u <= 1 (see module docstring)
-_NARROW = 4.0  # (u_far - u_near) max(1, u_far) <= 4: Gauss-Legendre, else tail differences
-_GL_NODES = 20
-_MAX_DEGREE = 4  # phi has degree <= 2, so phi^2 has degree <= 4
+_NARROW = 2.0  # (width/sigma) max(1, z) <= 2: Gauss-Legendre, else tail differences
+_GL_NODES = 12  # exact to ~1e-17 where the Gaussian factor varies by at most e^2 (see above)
 # Rounding-error budget of the validity predicate: a result is trusted when the sum of the
 # absolute values of its terms is at most RELATIVE_BUDGET times |result| (so the error is below
 # ~20 * 2.2e-16 * few = 1e-14 of it) or, for E[phi], at most ABSOLUTE_BUDGET times E[|phi|].
@@ -85,141 +86,6 @@ ABSOLUTE_BUDGET = 4.0
 def _gauss_legendre() -> tuple[FloatArray, FloatArray]:
     nodes, weights = np.polynomial.legendre.leggauss(_GL_NODES)
     return nodes, weights
-
-
-def normal_pdf(z: FloatArray) -> FloatArray:
-    """Standard normal density exp(-z^2/2)/sqrt(2 pi) (0 at +-inf)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.where(np.isfinite(z), _INV_SQRT_2PI * np.exp(-0.5 * np.square(z)), 0.0)
-
-
-def tail_moments(u: FloatArray, kmax: int) -> FloatArray:
-    """P_k(u) = int_u^inf (z - u)^k phi_N(z) dz = phi_N(u) I_k(u) for k = 0..kmax and u >= 0 (inf allowed).
-
-    I_k(u) = int_0^inf t^k exp(-u t - t^2/2) dt are the Mills-ratio moments. P_0 = Q(u) (the upper
-    normal tail, ``ndtr(-u)``), P_1 = phi_N(u) - u Q(u), P_k = (k - 1) P_{k-2} - u P_{k-1}; at u = 0
-    these are exact (1/2, phi_N(0), 1/2, 2 phi_N(0), 3/2).
-
-    Returns:
-        array of shape ``(kmax + 1, *u.shape)``, relative error ~1e-16 (forward recurrence for
-        u <= 1, backward ratios for u > 1; see the module docstring).
-    """
-    u = np.asarray(u, dtype=np.float64)
-    out = np.zeros((kmax + 1, *u.shape))
-    finite = np.isfinite(u)
-    uf = np.where(finite, u, 0.0)
-    out[0] = np.where(finite, special.ndtr(-uf), 0.0)
-    if kmax == 0:
-        return out
-    small = finite & (uf <= _FORWARD_LIMIT)
-    if small.any():
-        us = uf[small]
-        column = [out[0][small], normal_pdf(us) - us * out[0][small]]
-        for k in range(2, kmax + 1):
-            column.append((k - 1) * column[k - 2] - us * column[k - 1])
-        for k in range(1, kmax + 1):
-            out[k][small] = column[k]
-    large = finite & (uf > _FORWARD_LIMIT)
-    if large.any():
-        ul = uf[large]
-        depth = kmax + 40 + int(min(400.0, 400.0 / float(np.min(ul)) ** 2))
-        ratio = 0.5 * (np.sqrt(ul * ul + 4.0 * depth) - ul)  # root of r (u + r) = depth
-        ratios = [np.empty(0)] * (kmax + 1)
-        for k in range(depth, 1, -1):
-            ratio = (k - 1) / (ul + ratio)  # now r_{k-1} = I_{k-1} / I_{k-2}
-            if k - 1 <= kmax:
-                ratios[k - 1] = ratio
-        value = out[0][large]
-        for k in range(1, kmax + 1):
-            value = value * ratios[k]
-            out[k][large] = value
-    return out
-
-
-def _taylor(coefficients: FloatArray, centre: FloatArray) -> FloatArray:
-    """Taylor coefficients g_k(centre) = g^(k)(centre)/k! of sum_j c_j x^j; shape (deg+1, *centre.shape)."""
-    degree = len(coefficients) - 1
-    out = np.zeros((degree + 1, *centre.shape))
-    for k in range(degree + 1):
-        total = np.zeros(centre.shape)
-        for j in range(degree, k - 1, -1):  # Horner in centre for sum_j C(j, k) c_j centre^(j-k)
-            total = total * centre + math.comb(j, k) * coefficients[j]
-        out[k] = total
-    return out
-
-
-def _one_sided(
-    near: FloatArray,
-    far: FloatArray,
-    u_near: FloatArray,
-    u_far: FloatArray,
-    tails_near: FloatArray,
-    tails_far: FloatArray,
-    signed_sigma: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
-    """int_{u_near}^{u_far} g(x_near + signed_sigma (u - u_near)) phi_N(u) du for 0 <= u_near < u_far <= inf.
-
-    ``near`` and ``far`` are the Taylor coefficients of g at the two ends (shape (degree+1, n); ``far``
-    is ignored where u_far is infinite), ``tails_near`` and ``tails_far`` the tail moments P_k there
-    (at least degree+1 rows). Returns (value, magnitude), the magnitude being the sum of the absolute
-    values of the terms.
-    """
-    degree = near.shape[0] - 1
-    finite_far = np.isfinite(u_far)
-    powers = signed_sigma ** np.arange(degree + 1)[:, None]
-    near_terms = near * powers
-    with np.errstate(invalid="ignore", over="ignore"):
-        span = u_far - u_near
-        narrow = finite_far & (span * np.maximum(1.0, u_far) <= _NARROW)
-    value = np.zeros(u_near.shape)
-    magnitude = np.zeros(u_near.shape)
-    wide = ~narrow
-    if wide.any():
-        near_products = tails_near[: degree + 1, wide] * near_terms[:, wide]
-        near_part = near_products.sum(axis=0)
-        near_size = np.abs(near_products).sum(axis=0)
-        far_terms = np.where(finite_far[wide], far[:, wide], 0.0) * powers[:, wide]
-        far_products = np.where(finite_far[wide], tails_far[: degree + 1, wide], 0.0) * far_terms
-        far_part = far_products.sum(axis=0)
-        far_size = np.abs(far_products).sum(axis=0)
-        value[wide] = near_part - far_part
-        magnitude[wide] = near_size + far_size
-    if narrow.any():
-        nodes, weights = _gauss_legendre()
-        half = 0.5 * span[narrow]
-        offset = half[:, None] * (nodes + 1.0)  # u - u_near at the nodes, shape (n, nodes)
-        density = normal_pdf(u_near[narrow][:, None] + offset) * (half[:, None] * weights)
-        terms = near_terms[:, narrow][:, :, None] * offset[None] ** np.arange(degree + 1)[:, None, None]
-        value[narrow] = (terms.sum(axis=0) * density).sum(axis=1)
-        magnitude[narrow] = (np.abs(terms).sum(axis=0) * density).sum(axis=1)
-    return value, magnitude
-
-
-def _end_coefficients(
-    coefficients: FloatArray, lower: float, upper: float, mean: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Taylor coefficients of g at the lower end, the upper end and the mean (each (degree+1, n)).
-
-    The coefficients at the mean are expanded from the nearest finite end, g(end + d) with
-    d = mean - end, so that a mean next to a root of g (hardswish at -3 + 1e-4) loses nothing to
-    cancellation; infinite ends give zeros (their tails vanish).
-    """
-    shape = mean.shape
-    zero = np.zeros((len(coefficients), *shape))
-    at_lower = _taylor(coefficients, np.full(shape, lower)) if math.isfinite(lower) else zero
-    at_upper = _taylor(coefficients, np.full(shape, upper)) if math.isfinite(upper) else zero
-    if math.isfinite(lower) and math.isfinite(upper):
-        use_lower = np.abs(mean - lower) <= np.abs(mean - upper)
-        from_lower = _taylor(_taylor(coefficients, np.array(lower)), mean - lower)
-        from_upper = _taylor(_taylor(coefficients, np.array(upper)), mean - upper)
-        at_mean = np.where(use_lower, from_lower, from_upper)
-    elif math.isfinite(lower):
-        at_mean = _taylor(_taylor(coefficients, np.array(lower)), mean - lower)
-    elif math.isfinite(upper):
-        at_mean = _taylor(_taylor(coefficients, np.array(upper)), mean - upper)
-    else:
-        at_mean = _taylor(coefficients, mean)
-    return at_lower, at_upper, at_mean
 
 
 @dataclass(frozen=True)
@@ -241,7 +107,7 @@ class Moments:
 
 def validity_mask(moments: Moments) -> BoolArray:
     """Where all three moments are trustworthy to ~1e-14 (see RELATIVE_BUDGET / ABSOLUTE_BUDGET)."""
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         first_ok = (moments.first_magnitude <= RELATIVE_BUDGET * np.abs(moments.first)) | (
             moments.first_magnitude <= ABSOLUTE_BUDGET * moments.abs_first
         )
@@ -249,6 +115,114 @@ def validity_mask(moments: Moments) -> BoolArray:
         deriv_ok = moments.deriv_second_magnitude <= RELATIVE_BUDGET * moments.deriv_second
         finite = np.isfinite(moments.first) & np.isfinite(moments.second) & np.isfinite(moments.deriv_second)
     return np.asarray(first_ok & second_ok & deriv_ok & finite, dtype=np.bool_)
+
+
+def trusted(point: tuple[float, ...]) -> bool:
+    """``validity_mask`` for one point given as (E[phi], E[phi^2], E[phi'^2], their magnitudes, E[|phi|])."""
+    first, second, deriv, first_size, second_size, deriv_size, abs_first = point
+    first_ok = first_size <= RELATIVE_BUDGET * abs(first) or first_size <= ABSOLUTE_BUDGET * abs_first
+    finite = math.isfinite(first) and math.isfinite(second) and math.isfinite(deriv)
+    return bool(
+        first_ok and second_size <= RELATIVE_BUDGET * second and deriv_size <= RELATIVE_BUDGET * deriv and finite
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# relu and its slopes: two pieces in closed form
+
+
+def relu_parts(mean: FloatArray, sigma: FloatArray) -> tuple[FloatArray, ...]:
+    """E[y; y > 0], E[y; y < 0], E[y^2; y > 0], E[y^2; y < 0], P(y > 0), P(y < 0) for y ~ N(mean, sigma^2).
+
+    With t = mean/sigma and the tails P_k = P_k(|t|) (``tail_moments``):
+    E[y; y > 0] = max(mean, 0) + sigma P_1 and E[y; y < 0] = min(mean, 0) - sigma P_1 (no cancellation);
+    the smaller side of E[y^2] is sigma^2 P_2, the larger mean^2 + sigma^2 - sigma^2 P_2 (>= half of it);
+    likewise Q = P_0 and 1 - Q. sigma == 0 gives the point values (NaN at mean == 0, the kink).
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = mean / sigma
+        tails = tail_moments(np.abs(ratio), 2)
+        shift = sigma * tails[1]
+        small = sigma * sigma * tails[2]
+        large = mean * mean + sigma * sigma - small
+        upper = ratio >= 0
+        tail = tails[0]
+        bulk = 1.0 - tail
+        return (
+            np.maximum(mean, 0.0) + shift,
+            np.minimum(mean, 0.0) - shift,
+            np.where(upper, large, small),
+            np.where(upper, small, large),
+            np.where(upper, bulk, tail),
+            np.where(upper, tail, bulk),
+        )
+
+
+def relu_parts_point(mean: float, sigma: float) -> tuple[float, ...]:
+    """``relu_parts`` for one (mean, sigma > 0) with Python floats."""
+    ratio = mean / sigma
+    tail, first_tail, second_tail = tail_moments_list(abs(ratio), 2)
+    shift = sigma * first_tail
+    small = sigma * sigma * second_tail
+    large = mean * mean + sigma * sigma - small
+    bulk = 1.0 - tail
+    if ratio >= 0:
+        return mean + shift, -shift, large, small, bulk, tail
+    return shift, mean - shift, small, large, tail, bulk
+
+
+def leaky_point(mean: float, sigma: float, slope: float) -> tuple[float, ...]:
+    """``leaky_moments`` for one (mean, sigma > 0): (E[phi], E[phi^2], E[phi'^2], their magnitudes, E[|phi|])."""
+    positive, negative, positive_square, negative_square, positive_mass, negative_mass = relu_parts_point(mean, sigma)
+    square = slope * slope
+    abs_first = positive - abs(slope) * negative
+    second = positive_square + square * negative_square
+    deriv = positive_mass + square * negative_mass
+    return positive + slope * negative, second, deriv, abs_first, second, deriv, abs_first
+
+
+def leaky_moments(mean: FloatArray, sigma: FloatArray, slope: float) -> Moments:
+    """Moments of phi(y) = y (y > 0), slope * y (y <= 0) for y ~ N(mean, sigma^2) (1-D arrays, sigma >= 0).
+
+    E[phi] = E[y; y > 0] + slope E[y; y < 0], E[phi^2] = E[y^2; y > 0] + slope^2 E[y^2; y < 0],
+    E[phi'^2] = P(y > 0) + slope^2 P(y < 0) (``relu_parts``); every part is cancellation-free, so the
+    magnitudes are the values themselves (E[phi] is judged against E[|phi|]).
+
+    Example:
+        >>> relu = leaky_moments(np.array([0.0]), np.array([1.0]), 0.0)
+        >>> [round(float(value[0]), 12) for value in relu.values]
+        [0.398942280401, 0.5, 0.5]
+    """
+    positive, negative, positive_square, negative_square, positive_mass, negative_mass = relu_parts(mean, sigma)
+    square = slope * slope
+    abs_first = positive - abs(slope) * negative
+    second = positive_square + square * negative_square
+    deriv = positive_mass + square * negative_mass
+    return Moments(
+        first=positive + slope * negative,
+        second=second,
+        deriv_second=deriv,
+        first_magnitude=abs_first,
+        second_magnitude=second,
+        deriv_second_magnitude=deriv,
+        abs_first=abs_first,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# General piecewise polynomials
+
+
+def _taylor(coefficients: FloatArray, centre: float) -> FloatArray:
+    """Taylor coefficients g^(k)(centre)/k! of sum_j c_j x^j, k = 0..deg."""
+    degree = len(coefficients) - 1
+    out = np.zeros(degree + 1)
+    for k in range(degree + 1):
+        total = 0.0
+        for j in range(degree, k - 1, -1):  # Horner in centre for sum_j C(j, k) c_j centre^(j-k)
+            total = total * centre + math.comb(j, k) * float(coefficients[j])
+        out[k] = total
+    return out
 
 
 def _split_at_roots(
@@ -266,6 +240,100 @@ def _split_at_roots(
     return list(itertools.pairwise(cuts))
 
 
+def _powers(base: FloatArray, count: int) -> FloatArray:
+    """base^0 .. base^(count-1) along a new last axis."""
+    out = np.empty((*base.shape, count))
+    out[..., 0] = 1.0
+    if count > 1:
+        out[..., 1:] = base[..., None]
+        np.multiply.accumulate(out[..., 1:], axis=-1, out=out[..., 1:])
+    return out
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The arrays the vectorized engine works on (built once per activation)."""
+
+    lower: FloatArray  # (pieces,) piece ends after splitting at roots; lower[0] = -inf
+    upper: FloatArray
+    ends: FloatArray  # (ends,) the finite piece ends, increasing
+    end_index: IndexArray  # (pieces, 2) index of each piece's lower/upper end in ends, len(ends) if infinite
+    taylor: FloatArray  # (pieces, 2, 3, terms) Taylor coefficients of phi, phi^2, phi'^2 at both ends
+    signed_taylor: FloatArray  # the same with the upper ends negated
+    taylor_by_order: FloatArray  # (terms, 3, pieces, 2)
+    abs_taylor: FloatArray
+    abs_tails: FloatArray  # (terms,) P_k(0)
+    finite: IndexArray  # pieces with two finite ends
+    finite_row: IndexArray  # (pieces,) each piece's row in ``finite``, -1 for an infinite piece
+    width: FloatArray  # (finite,) their widths
+    node_y: FloatArray  # (finite, nodes) Gauss-Legendre nodes in x
+    node_values: FloatArray  # (finite, 3, nodes) phi, phi^2, phi'^2 there
+    node_weights: FloatArray  # (finite, nodes) weights / sqrt(2 pi)
+
+
+def _layout(breaks: tuple[float, ...], coefficients: tuple[tuple[float, ...], ...]) -> _Layout:
+    edges = [-math.inf, *breaks, math.inf]
+    pieces: list[tuple[float, float, list[FloatArray]]] = []
+    for k, coefficient in enumerate(coefficients):
+        phi = np.asarray(coefficient, dtype=np.float64)
+        slope = np.asarray(npoly.polyder(phi) if len(phi) > 1 else np.zeros(1), dtype=np.float64)
+        rows: list[FloatArray] = [
+            phi,
+            np.asarray(np.atleast_1d(npoly.polymul(phi, phi)), dtype=np.float64),
+            np.asarray(np.atleast_1d(npoly.polymul(slope, slope)), dtype=np.float64),
+        ]
+        # Split where phi changes sign (for E[|phi|]) and where phi' vanishes: every zero of phi,
+        # phi^2 and phi'^2 is then a piece end, from which Taylor coefficients are exact.
+        for lower, upper in _split_at_roots(edges[k], edges[k + 1], coefficient, slope):
+            pieces.append((lower, upper, rows))
+    if len(pieces) == 1:  # no finite end: cut at 0, where both halves have the same polynomial
+        pieces = [(-math.inf, 0.0, pieces[0][2]), (0.0, math.inf, pieces[0][2])]
+    terms = max(2, *(len(row) for piece in pieces for row in piece[2]))
+    ends = sorted({end for lower, upper, _ in pieces for end in (lower, upper) if math.isfinite(end)})
+    end_index = np.full((len(pieces), 2), len(ends), dtype=np.intp)
+    taylor = np.zeros((len(pieces), 2, 3, terms))
+    for index, (lower, upper, rows) in enumerate(pieces):
+        for side, end in enumerate((lower, upper)):
+            if math.isfinite(end):
+                end_index[index, side] = ends.index(end)
+                for row, polynomial in enumerate(rows):
+                    taylor[index, side, row, : len(polynomial)] = _taylor(polynomial, end)
+    at_zero = tail_moments(np.zeros(1), terms - 1)[:, 0]
+    nodes, weights = _gauss_legendre()
+    finite = [index for index, (lower, upper, _) in enumerate(pieces) if math.isfinite(lower) and math.isfinite(upper)]
+    node_y = np.zeros((len(finite), _GL_NODES))
+    node_values = np.zeros((len(finite), 3, _GL_NODES))
+    node_weights = np.zeros((len(finite), _GL_NODES))
+    for row_index, index in enumerate(finite):
+        lower, upper = pieces[index][:2]
+        half = 0.5 * (upper - lower)
+        from_lower, from_upper = half * (1.0 + nodes), half * (1.0 - nodes)
+        first_half = nodes <= 0  # each node is expanded from the nearer end (exact near roots)
+        node_y[row_index] = np.where(first_half, lower + from_lower, upper - from_upper)
+        for row in range(3):
+            near_lower = npoly.polyval(from_lower, taylor[index, 0, row])
+            near_upper = npoly.polyval(-from_upper, taylor[index, 1, row])
+            node_values[row_index, row] = np.where(first_half, near_lower, near_upper)
+        node_weights[row_index] = half * weights * _INV_SQRT_2PI
+    return _Layout(
+        lower=np.array([piece[0] for piece in pieces]),
+        upper=np.array([piece[1] for piece in pieces]),
+        ends=np.array(ends),
+        end_index=end_index,
+        taylor=taylor,
+        signed_taylor=taylor * np.array([1.0, -1.0])[None, :, None, None],
+        taylor_by_order=np.ascontiguousarray(taylor.transpose(3, 2, 0, 1)),
+        abs_taylor=np.abs(taylor),
+        abs_tails=at_zero,
+        finite=np.array(finite, dtype=np.intp),
+        finite_row=np.array([finite.index(index) if index in finite else -1 for index in range(len(pieces))]),
+        width=np.array([pieces[index][1] - pieces[index][0] for index in finite]),
+        node_y=node_y,
+        node_values=node_values,
+        node_weights=node_weights,
+    )
+
+
 @dataclass(frozen=True)
 class PiecewisePolynomial:
     """phi(x) = sum_j coefficients[k][j] x^j on [breaks[k-1], breaks[k]) (breaks[-1] = -inf, ...).
@@ -276,33 +344,22 @@ class PiecewisePolynomial:
 
     Example:
         >>> relu = PiecewisePolynomial((0.0,), ((0.0,), (0.0, 1.0)))
-        >>> [float(m[0]) for m in relu.moments(np.array([0.0]), np.array([1.0])).values]
-        [0.3989422804014327, 0.5, 0.5]
+        >>> [round(float(m[0]), 12) for m in relu.moments(np.array([0.0]), np.array([1.0])).values]
+        [0.398942280401, 0.5, 0.5]
     """
 
     breaks: tuple[float, ...]
     coefficients: tuple[tuple[float, ...], ...]
-    _pieces: tuple[tuple[float, float, FloatArray, FloatArray, FloatArray], ...] = field(
-        init=False, repr=False, compare=False
-    )
+    _layout: _Layout = field(init=False, repr=False, compare=False)
+    _point_layout: PointLayout = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.coefficients) != len(self.breaks) + 1:
             raise ValueError("a piecewise polynomial needs one coefficient tuple per piece (len(breaks) + 1)")
         if list(self.breaks) != sorted(self.breaks):
             raise ValueError(f"breakpoints must increase, got {self.breaks}")
-        edges = [-math.inf, *self.breaks, math.inf]
-        pieces = []
-        for k, coefficients in enumerate(self.coefficients):
-            phi = np.asarray(coefficients, dtype=np.float64)
-            square = npoly.polymul(phi, phi)
-            slope = np.asarray(npoly.polyder(phi) if len(phi) > 1 else np.zeros(1), dtype=np.float64)
-            slope_square = npoly.polymul(slope, slope)
-            # Split where phi changes sign (for E[|phi|]) and where phi' vanishes: every zero of
-            # phi, phi^2 and phi'^2 is then a piece end, from which Taylor coefficients are exact.
-            for lower, upper in _split_at_roots(edges[k], edges[k + 1], coefficients, slope):
-                pieces.append((lower, upper, phi, np.atleast_1d(square), np.atleast_1d(slope_square)))
-        object.__setattr__(self, "_pieces", tuple(pieces))
+        object.__setattr__(self, "_layout", _layout(self.breaks, self.coefficients))
+        object.__setattr__(self, "_point_layout", point_layout(self._layout, _NARROW, *_gauss_legendre()))
 
     def __call__(self, x: FloatArray) -> FloatArray:
         """phi(x), pieces closed on the left."""
@@ -331,82 +388,181 @@ class PiecewisePolynomial:
         """
         mean, var = np.broadcast_arrays(np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64))
         shape = mean.shape
-        mu, variance = mean.ravel(), var.ravel()
-        sigma = np.sqrt(np.maximum(variance, 0.0))
+        mu = mean.reshape(-1)
+        sigma = np.sqrt(np.maximum(var.reshape(-1), 0.0))
         random = sigma > 0
-        rows = np.zeros((3, mu.size))
-        sizes = np.zeros((3, mu.size))
-        abs_first = np.zeros(mu.size)
-        m, s = mu[random], sigma[random]
-        # Tail integrals I_0..I_4 at every piece end (|z| of each breakpoint and root) and at the mean.
-        ends = {end for piece in self._pieces for end in piece[:2] if math.isfinite(end)}
-        tails = {end: tail_moments(np.abs((end - m) / s), _MAX_DEGREE) for end in ends}
-        tails_mean = np.repeat(tail_moments(np.zeros(1), _MAX_DEGREE), m.size, axis=1)
-        no_tails = np.zeros_like(tails_mean)
-        for lower, upper, *polys in self._pieces:
-            tails_lower = tails.get(lower, no_tails)
-            tails_upper = tails.get(upper, no_tails)
-            z_lower = (lower - m) / s if math.isfinite(lower) else np.full(m.shape, -math.inf)
-            z_upper = (upper - m) / s if math.isfinite(upper) else np.full(m.shape, math.inf)
-            right = z_upper > 0
-            left = z_lower < 0
-            piece_first = np.zeros(m.shape)
-            for row, poly in enumerate(polys):
-                at_lower, at_upper, at_mean = _end_coefficients(poly, lower, upper, m)
-                total = np.zeros(m.shape)
-                size = np.zeros(m.shape)
-                if right.any():
-                    starts_right = z_lower[right] >= 0
-                    near = np.where(starts_right, at_lower[:, right], at_mean[:, right])
-                    u_near = np.where(starts_right, z_lower[right], 0.0)
-                    value, magnitude = _one_sided(
-                        near,
-                        at_upper[:, right],
-                        u_near,
-                        z_upper[right],
-                        np.where(starts_right, tails_lower[:, right], tails_mean[:, right]),
-                        tails_upper[:, right],
-                        s[right],
-                    )
-                    total[right] += value
-                    size[right] += magnitude
-                if left.any():
-                    ends_left = z_upper[left] <= 0
-                    near = np.where(ends_left, at_upper[:, left], at_mean[:, left])
-                    u_near = np.where(ends_left, -z_upper[left], 0.0)
-                    value, magnitude = _one_sided(
-                        near,
-                        at_lower[:, left],
-                        u_near,
-                        -z_lower[left],
-                        np.where(ends_left, tails_upper[:, left], tails_mean[:, left]),
-                        tails_lower[:, left],
-                        -s[left],
-                    )
-                    total[left] += value
-                    size[left] += magnitude
-                rows[row, random] += total
-                sizes[row, random] += size
-                if row == 0:
-                    piece_first = total
-            abs_first[random] += np.abs(piece_first)
-        if (~random).any():
+        if mu.size == 1 and random[0]:
+            single = self.point(float(mu[0]), float(sigma[0]))
+            values, sizes, abs_first = (
+                np.array(single[:3])[:, None],
+                np.array(single[3:6])[:, None],
+                np.array(single[6:]),
+            )
+        elif random.all():
+            values, sizes, abs_first = self._random(mu, sigma)
+        else:
+            values = np.zeros((3, mu.size))
+            sizes = np.zeros((3, mu.size))
+            abs_first = np.zeros(mu.size)
+            if random.any():
+                values[:, random], sizes[:, random], abs_first[random] = self._random(mu[random], sigma[random])
             point = mu[~random]
-            rows[0, ~random] = self(point)
-            rows[1, ~random] = rows[0, ~random] ** 2
-            rows[2, ~random] = self.derivative(point) ** 2
-            sizes[:, ~random] = np.abs(rows[:, ~random])
-            abs_first[~random] = np.abs(rows[0, ~random])
+            value = self(point)
+            values[:, ~random] = value, value * value, self.derivative(point) ** 2
+            sizes[:, ~random] = np.abs(values[:, ~random])
+            abs_first[~random] = np.abs(value)
             # Exactly at a kink phi' is a convention (torch's differs between activations): leave
-            # those points to the activation's own derivative (invalid here).
-            on_kink = np.isin(point, np.asarray(self.breaks))
-            sizes[2, np.flatnonzero(~random)[on_kink]] = np.inf
+            # those points to the activation's own derivative (untrusted here).
+            sizes[2, np.flatnonzero(~random)[np.isin(point, np.asarray(self.breaks))]] = np.inf
         return Moments(
-            first=rows[0].reshape(shape),
-            second=rows[1].reshape(shape),
-            deriv_second=rows[2].reshape(shape),
+            first=values[0].reshape(shape),
+            second=values[1].reshape(shape),
+            deriv_second=values[2].reshape(shape),
             first_magnitude=sizes[0].reshape(shape),
             second_magnitude=sizes[1].reshape(shape),
             deriv_second_magnitude=sizes[2].reshape(shape),
             abs_first=abs_first.reshape(shape),
         )
+
+    def point(self, mu: float, sigma: float) -> tuple[float, ...]:
+        """The moments, their magnitudes and E[|phi|] at one (mean, sigma > 0), with Python floats.
+
+        The same arithmetic as the array code (``_closed_forms_piecewise_point``), several times faster for
+        a single point. Returns (E[phi], E[phi^2], E[phi'^2], their three magnitudes, E[|phi|]).
+        """
+        return point_moments(self._point_layout, mu, sigma)
+
+    def _random(self, mu: FloatArray, sigma: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(values (3, n), magnitudes (3, n), E[|phi|] (n,)) for sigma > 0 (1-D arrays)."""
+        with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
+            return self._random_unguarded(mu, sigma)
+
+    def _random_unguarded(self, mu: FloatArray, sigma: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        lay = self._layout
+        count = mu.size
+        terms = lay.taylor.shape[-1]
+        # Tails at every finite end e: s P_k(|e - mean|/sigma) (s sigma)^k, s = +1 right of the mean, -1 left
+        # (and their sizes sigma^k P_k); one extra end of zeros stands for the infinite ends.
+        distance = (mu - lay.ends[:, None]) / sigma  # (ends, n)
+        u = np.abs(distance)
+        absolute = np.zeros((terms, lay.ends.size + 1, count))
+        absolute[:, :-1] = tail_moments(u, terms - 1)
+        sign = np.copysign(1.0, -distance)
+        signed = absolute.copy()
+        signed[0, :-1] *= sign
+        power = sigma
+        for k in range(1, terms):
+            absolute[k, :-1] *= power
+            signed[k, :-1] = absolute[k, :-1] if k % 2 else absolute[k, :-1] * sign
+            power = power * sigma
+        # Every piece: + (tail series at its lower end) - (tail series at its upper end), signed as above:
+        # a near end adds its tail, a far end on the same side subtracts it; the piece that holds the mean
+        # gets both tails subtracted and its full expectation added below.
+        values = np.einsum("psrk,kpsn->prn", lay.signed_taylor, signed[:, lay.end_index])
+        sizes = np.einsum("psrk,kpsn->prn", lay.abs_taylor, absolute[:, lay.end_index])
+        # The piece [lower, upper) that holds the mean, and the Taylor coefficients there (from its nearest end).
+        piece = np.searchsorted(lay.lower, mu, side="right") - 1
+        lower, upper = lay.lower[piece], lay.upper[piece]
+        near_upper = (upper - mu) < (mu - lower)
+        centre = lay.taylor_by_order[:, :, piece, near_upper.astype(np.intp)]  # (terms, 3, n)
+        offset = mu - np.where(near_upper, upper, lower)
+        for i in range(terms - 1):  # Taylor shift by offset (repeated Horner)
+            for k in range(terms - 2, i - 1, -1):
+                centre[k] += offset * centre[k + 1]
+        heads = centre * (_powers(sigma, terms).T * lay.abs_tails[:, None])[:, None, :]  # c_k sigma^k P_k(0)
+        even = heads[0::2].sum(axis=0)  # (3, n): sum over even orders of c_k sigma^k P_k(0)
+        odd = heads[1::2].sum(axis=0)
+        head_size = np.abs(heads).sum(axis=0)
+        columns = np.arange(count)
+        values[piece, :, columns] += (2.0 * even).T  # the full expectation of the piece's polynomial
+        sizes[piece, :, columns] += (2.0 * head_size).T
+        u_ends = np.concatenate([u, np.full((1, count), np.inf)])
+        # A half (mean to an end of the piece) that is narrow by itself: Gauss-Legendre from the coefficients
+        # at the mean instead of head -+ odd - tail; the piece is then summed afresh from its two halves.
+        reach_upper = u_ends[lay.end_index[piece, 1], columns]
+        reach_lower = u_ends[lay.end_index[piece, 0], columns]
+        one_sided = np.isinf(reach_upper) | np.isinf(reach_lower)  # an infinite piece: see below
+        narrow_upper = reach_upper * np.maximum(1.0, reach_upper) <= _NARROW
+        narrow_lower = reach_lower * np.maximum(1.0, reach_lower) <= _NARROW
+        narrow_piece = None  # (finite, n): narrow finite pieces, computed by Gauss-Legendre below
+        whole = np.zeros(count, dtype=bool)  # the piece holding the mean is one of them
+        if lay.finite.size:
+            reach = np.maximum(u_ends[lay.end_index[lay.finite, 0]], u_ends[lay.end_index[lay.finite, 1]])
+            narrow_piece = (lay.width[:, None] / sigma) * np.maximum(1.0, reach) <= _NARROW
+            row = lay.finite_row[piece]
+            whole = (row >= 0) & narrow_piece[np.maximum(row, 0), columns]
+        narrow = np.flatnonzero((narrow_upper | narrow_lower) & ~one_sided & ~whole)
+        if narrow.size:
+            at = piece[narrow]
+            total = np.zeros((3, narrow.size))
+            total_size = np.zeros((3, narrow.size))
+            for side, far, direction, narrow_half in ((1, upper, 1.0, narrow_upper), (0, lower, -1.0, narrow_lower)):
+                where = lay.end_index[at, side]
+                tail = np.einsum("nrk,kn->rn", lay.taylor[at, side], signed[:, where, narrow])
+                half = even[:, narrow] + direction * (odd[:, narrow] - tail)
+                half_size = head_size[:, narrow] + np.einsum(
+                    "nrk,kn->rn", lay.abs_taylor[at, side], absolute[:, where, narrow]
+                )
+                inside = np.flatnonzero(narrow_half[narrow])
+                if inside.size:
+                    chosen = narrow[inside]
+                    half[:, inside], half_size[:, inside] = _half_quadrature(
+                        centre[:, :, chosen], mu[chosen], sigma[chosen], far[chosen]
+                    )
+                total += half
+                total_size += half_size
+            values[at, :, narrow] = total.T
+            sizes[at, :, narrow] = total_size.T
+        # An infinite piece holding the mean is one tail seen from its finite end e, towards the mean:
+        # sum_k g_k(e) (+-sigma)^k J_k(t) with t = |mean - e|/sigma and J_k(t) = E[w^k; w > 0], w ~ N(t, 1),
+        # = M_k(t) - (-1)^k P_k(t) (M_k = E[w^k], all terms positive; J_k >= M_k/2): no cancellation, no
+        # quadrature, however close the mean is to e.
+        sided = np.flatnonzero(one_sided)
+        if sided.size:
+            finite_side = np.isinf(reach_lower[sided]).astype(np.intp)  # upper (1) if the lower end is -inf
+            at = piece[sided]
+            finite_end = lay.end_index[at, finite_side]
+            distance_e = u[finite_end, sided] * sigma[sided]  # |mean - e|
+            raw = np.empty((terms, sided.size))  # sigma^k M_k(t) = E[(|mean - e| + sigma z)^k]
+            raw[0] = 1.0
+            raw[1] = distance_e
+            for k in range(2, terms):
+                raw[k] = distance_e * raw[k - 1] + (k - 1) * sigma[sided] ** 2 * raw[k - 2]
+            one_tail = raw - (-1.0) ** np.arange(terms)[:, None] * absolute[:, finite_end, sided]  # sigma^k J_k(t)
+            one_tail[0] = special.ndtr(u[finite_end, sided])  # J_0 = Phi(t), to the last bit
+            orientation = np.where(finite_side == 1, -1.0, 1.0) ** np.arange(terms)[:, None]  # (-1)^k from an upper end
+            coefficients = lay.taylor[at, finite_side]  # (n, 3, terms)
+            values[at, :, sided] = np.einsum("nrk,kn->nr", coefficients, orientation * one_tail)
+            sizes[at, :, sided] = np.einsum("nrk,kn->nr", np.abs(coefficients), one_tail)
+        # Finite pieces that are narrow on the Gaussian's scale: Gauss-Legendre with the piece's fixed nodes.
+        if narrow_piece is not None:
+            hit = np.flatnonzero(narrow_piece.any(axis=0))  # the points with some narrow piece
+            if hit.size:
+                narrow_hit, mu_hit, sigma_hit = narrow_piece[:, hit], mu[hit], sigma[hit]
+                z = (lay.node_y[:, :, None] - mu_hit) / sigma_hit  # (finite, nodes, hit)
+                density = np.exp(-0.5 * z * z) * (lay.node_weights[:, :, None] / sigma_hit)
+                block = np.ix_(lay.finite, np.arange(3), hit)
+                values[block] = np.where(narrow_hit[:, None, :], np.matmul(lay.node_values, density), values[block])
+                sizes[block] = np.where(
+                    narrow_hit[:, None, :], np.matmul(np.abs(lay.node_values), density), sizes[block]
+                )
+        return values.sum(axis=0), sizes.sum(axis=0), np.abs(values[:, 0]).sum(axis=0)
+
+
+def _half_quadrature(
+    centre: FloatArray, mu: FloatArray, sigma: FloatArray, far: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """int_mean^far g(y) N(y; mean, sigma^2) dy by Gauss-Legendre from the Taylor coefficients at the mean.
+
+    ``centre``: (terms, 3, n) coefficients; returns (values (3, n), magnitudes (3, n)).
+    """
+    nodes, weights = _gauss_legendre()
+    span = far - mu
+    offsets = span[:, None] * (0.5 * (1.0 + nodes))  # y - mean at the nodes, (n, nodes)
+    node_values = np.repeat(centre[-1][:, :, None], nodes.size, axis=2)  # Horner in the offsets, (3, n, nodes)
+    for k in range(centre.shape[0] - 2, -1, -1):
+        node_values *= offsets
+        node_values += centre[k][:, :, None]
+    scaled = offsets / sigma[:, None]
+    density = np.exp(-0.5 * scaled * scaled) * (np.abs(span) / sigma)[:, None] * (0.5 * _INV_SQRT_2PI * weights)
+    return np.einsum("rng,ng->rn", node_values, density), np.einsum("rng,ng->rn", np.abs(node_values), density)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ._activation import Activation
+from ._activation import Activation, ClosedForm
 from ._errors import VarpropValueError
 from ._quadrature import DEFAULT_ORDER, _scalar_expectation, gaussian_expectation
 from ._validation import as_real_array, check_positive_int, check_real
@@ -148,7 +148,10 @@ def _scalar_moments(activation: Activation, mean: float, var: float, method: Met
     if cached is not None:
         _SCALAR_CACHE.move_to_end(key)
         return cached
-    if var > 0 and (method == "quadrature" or activation.closed_form is None):
+    closed_form = activation.closed_form
+    if var > 0 and method != "quadrature" and closed_form is not None:
+        result = _scalar_closed_moments(activation, closed_form, mean, var, method)
+    elif var > 0 and (method == "quadrature" or activation.closed_form is None):
         result = _scalar_quadrature_moments(activation, mean, var)
     else:
         result = _array_moments(activation, np.asarray(mean), np.asarray(var), method, False)
@@ -171,15 +174,40 @@ def _scalar_quadrature_moments(activation: Activation, mean: float, var: float) 
     (first, second, deriv), _ = _scalar_expectation(integrand, mean, sigma, kinks, features, order, True)
     variance = max(second - first * first, 0.0)
     if first * first > 0.5 * second:  # cancellation: recompute around phi(mean), as _centred_variance does
-        centre = float(function(np.array(mean)))
-
-        def centred(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
-            shifted = function(y) - centre
-            return [shifted, shifted * shifted]
-
-        (shift, shifted_second), _ = _scalar_expectation(centred, mean, sigma, kinks, features, order, False)
-        variance = max(shifted_second - shift * shift, 0.0)
+        variance = _scalar_centred_variance(activation, mean, sigma)
     return Moments(mean=first, second_moment=second, variance=variance, deriv_second_moment=deriv, method="quadrature")
+
+
+def _scalar_centred_variance(activation: Activation, mean: float, sigma: float) -> float:
+    """``_centred_variance`` for one (mean, sigma > 0) with the scalar quadrature."""
+    function = activation.function
+    centre = float(function(np.array(mean)))
+
+    def centred(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
+        shifted = function(y) - centre
+        return [shifted, shifted * shifted]
+
+    order, kinks, features = DEFAULT_ORDER, activation.kinks, activation.features
+    (shift, shifted_second), _ = _scalar_expectation(centred, mean, sigma, kinks, features, order, False)
+    return max(shifted_second - shift * shift, 0.0)
+
+
+def _scalar_closed_moments(
+    activation: Activation, closed_form: ClosedForm, mean: float, var: float, method: Method
+) -> Moments:
+    """The closed-form path of ``moments`` for one (mean, var > 0), as ``_array_moments`` would take it.
+
+    One closed-form call gives the three moments and their validity; where they are not trusted
+    (``method="auto"``) the scalar quadrature takes over. The variance follows ``_array_moments``.
+    """
+    first_row, second_row, deriv_row, valid = closed_form(np.array([mean]), np.array([var]))
+    if method == "auto" and not valid[0]:
+        return _scalar_quadrature_moments(activation, mean, var)
+    first, second, deriv = float(first_row[0]), float(second_row[0]), float(deriv_row[0])
+    variance = max(second - first * first, 0.0)
+    if first * first > 0.5 * second:  # cancellation, see _array_moments
+        variance = _scalar_centred_variance(activation, mean, math.sqrt(var))
+    return Moments(mean=first, second_moment=second, variance=variance, deriv_second_moment=deriv, method="closed form")
 
 
 def _array_moments(
@@ -192,17 +220,18 @@ def _array_moments(
     errors = np.zeros((4, mean_f.size))
     use_closed = np.zeros(mean_f.size, dtype=bool)
     if method != "quadrature" and activation.closed_form is not None:
-        use_closed[:] = True
-        if activation.closed_form_valid is not None and method == "auto":
-            use_closed &= np.asarray(activation.closed_form_valid(mean_f, var_f), dtype=bool)
-    elif method == "closed_form":
-        raise VarpropValueError(f"activation {activation.spec!r} has no closed form; use method='auto' or 'quadrature'")
-    if use_closed.any():
-        closed = activation.closed_form(mean_f[use_closed], var_f[use_closed])  # type: ignore[misc]
+        # One pass: the three moments and where they are trusted.
+        *closed, valid = activation.closed_form(mean_f, var_f)
+        if method == "auto":
+            use_closed = np.asarray(valid, dtype=bool).reshape(-1)
+        else:
+            use_closed[:] = True
         for row, column in enumerate(closed):
-            values[row, use_closed] = column
+            values[row, use_closed] = np.asarray(column, dtype=np.float64).reshape(-1)[use_closed]
         # Rounding of a closed form: a few ulps of the value.
         errors[:3, use_closed] = 8 * np.finfo(np.float64).eps * np.abs(values[:3, use_closed])
+    elif method == "closed_form":
+        raise VarpropValueError(f"activation {activation.spec!r} has no closed form; use method='auto' or 'quadrature'")
     if not use_closed.any():
         # Whole arrays (0-d for scalar input) keep the engine's single-point fast path.
         quad_values, quad_errors = _quadrature_moments(activation, mean_b, var_b, with_error)

@@ -46,10 +46,9 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
-ValidPredicate = Callable[[FloatArray, FloatArray], NDArray[np.bool_]]
-# The interface of ``_closed_forms.CLOSED_FORMS[name](params)``: the closed form and its validity
-# predicate for these parameter values, or None where no closed form applies.
-ClosedFormFactory = Callable[[dict[str, Param]], tuple[ClosedForm, ValidPredicate] | None]
+# The interface of ``_closed_forms.CLOSED_FORMS[name](params)``: the closed form for these parameter
+# values (returning the three moments and their validity mask in one call), or None where none applies.
+ClosedFormFactory = Callable[[dict[str, Param]], ClosedForm | None]
 
 #: Alternative names of registered activations (besides case, underscores and torch class names).
 ACTIVATION_ALIASES: dict[str, str] = {"swish": "silu", "linear": "identity"}
@@ -185,7 +184,6 @@ def _build(name: str, params: tuple[tuple[str, Param], ...]) -> Activation:
     param_dict = dict(params)
     parts = definition.build(param_dict)
     factory = _closed_forms().get(name)
-    closed = factory(param_dict) if factory is not None else None
     return Activation(
         name=name,
         function=parts.function,
@@ -193,8 +191,7 @@ def _build(name: str, params: tuple[tuple[str, Param], ...]) -> Activation:
         params=params,
         kinks=tuple(sorted({float(kink) for kink in parts.kinks if math.isfinite(kink)})),
         features=tuple(parts.features),
-        closed_form=closed[0] if closed is not None else None,
-        closed_form_valid=closed[1] if closed is not None else None,
+        closed_form=factory(param_dict) if factory is not None else None,
         description=definition.description,
         extra={"torch_module": definition.torch_module},
     )
@@ -394,21 +391,33 @@ def activation(spec: str | Activation | Callable[..., Any], /, **params: Any) ->
             raise VarpropValueError(f"activation spec is {len(spec)} characters long; at most {MAX_LENGTH} are allowed")
         if spec.strip().startswith(EXPRESSION_PREFIX):
             return _expression(spec, params)
-        parsed = _parse_spec(spec)
+        parsed = _parse_spec_cached(spec)
         if parsed is None:
             return _expression(spec, params)
-        name, positional, keywords = parsed
+        name, positional, cached_keywords = parsed
+        keywords = dict(cached_keywords)
         for key, value in params.items():
             if key in keywords:
                 raise VarpropValueError(f"parameter {key!r} is given both in the spec {spec!r} and as a keyword")
             keywords[key] = value
-        return _registered(name, positional, keywords)
+        return _registered(name, list(positional), keywords)
     if callable(spec):
         return _custom(spec, params)
     raise VarpropTypeError(
         f"an activation must be a name or spec string, an Activation or a callable, got {spec!r} "
         f"of type {type(spec).__name__}"
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_spec_cached(spec: str) -> tuple[str, tuple[Any, ...], tuple[tuple[str, Any], ...]] | None:
+    """``_parse_spec`` with the parse kept (as immutable tuples): a scalar ``varprop.moments(spec, ...)``
+    call would otherwise spend more time in ``ast.parse`` than in a closed form."""
+    parsed = _parse_spec(spec)
+    if parsed is None:
+        return None
+    name, positional, keywords = parsed
+    return name, tuple(positional), tuple(keywords.items())
 
 
 def _expression(text: str, options: dict[str, Any]) -> Activation:
