@@ -164,3 +164,11 @@ def test_constants() -> None:
     assert Z_MAX == 37.5 and DEFAULT_ORDER >= 12
     # exp(-Z^2/2) is still a normal double: the truncation loses nothing representable
     assert math.exp(-0.5 * Z_MAX**2) > np.finfo(float).tiny
+
+
+def test_closed_form_method_without_closed_form_raises_for_scalars_too() -> None:
+    """Regression: a scalar call with method='closed_form' used to fall back to quadrature silently."""
+    with pytest.raises(varprop.VarpropValueError, match="has no closed form"):
+        moments("silu", var=1.0, method="closed_form")
+    with pytest.raises(varprop.VarpropValueError, match="has no closed form"):
+        moments("silu", var=np.array([1.0, 2.0]), method="closed_form")

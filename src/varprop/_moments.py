@@ -127,6 +127,8 @@ def moments(
     if method not in _METHODS:
         raise VarpropValueError(f"unknown method {method!r}; valid choices: {', '.join(map(repr, _METHODS))}")
     activation = resolve_activation(act)
+    if method == "closed_form" and activation.closed_form is None:
+        raise VarpropValueError(f"activation {activation.spec!r} has no closed form; use method='auto' or 'quadrature'")
     if not with_error and isinstance(var, (float, int)) and isinstance(mean, (float, int)):
         return _scalar_moments(activation, check_real("mean", mean), check_real("var", var, minimum=0.0), method)
     var_array = as_real_array("var", var, minimum=0.0)
