@@ -49,15 +49,21 @@ def _check(spec: str, method: str, max_var: float = math.inf) -> None:
     for reference_name, field in FIELDS:
         computed = np.asarray(getattr(result, field))
         for index, entry in enumerate(group):
-            exact = mpmath.mpf(entry[reference_name])
-            scale = mpmath.mpf(entry["abs_first_moment"]) if field == "mean" else abs(exact)
-            err = abs(mpmath.mpf(float(computed[index])) - exact)
-            if not err <= RTOL * abs(exact) + SCALE_TOL * scale + FLOOR:
-                failures.append(
-                    f"{field} mean={entry['mean']} var={entry['var']}: computed {computed[index]!r}, "
-                    f"exact {mpmath.nstr(exact, 17)}, relative error {mpmath.nstr(err / max(abs(exact), FLOOR), 3)}"
-                )
+            with mpmath.workdps(40):
+                failures += _compare(field, entry, reference_name, float(computed[index]))
     assert not failures, f"{spec} ({method}):\n" + "\n".join(failures)
+
+
+def _compare(field: str, entry: dict[str, Any], reference_name: str, computed: float) -> list[str]:
+    exact = mpmath.mpf(entry[reference_name])
+    scale = mpmath.mpf(entry["abs_first_moment"]) if field == "mean" else abs(exact)
+    err = abs(mpmath.mpf(computed) - exact)
+    if err <= RTOL * abs(exact) + SCALE_TOL * scale + FLOOR:
+        return []
+    return [
+        f"{field} mean={entry['mean']} var={entry['var']}: computed {computed!r}, "
+        f"exact {mpmath.nstr(exact, 17)}, relative error {mpmath.nstr(err / max(abs(exact), FLOOR), 3)}"
+    ]
 
 
 @pytest.mark.parametrize("spec", sorted(REFERENCES))
@@ -172,3 +178,28 @@ def test_closed_form_method_without_closed_form_raises_for_scalars_too() -> None
         moments("silu", var=1.0, method="closed_form")
     with pytest.raises(varprop.VarpropValueError, match="has no closed form"):
         moments("silu", var=np.array([1.0, 2.0]), method="closed_form")
+
+
+@pytest.mark.parametrize("spec", sorted(REFERENCES))
+def test_variance_does_not_cancel(spec: str) -> None:
+    """Var[phi] against E[phi^2] - E[phi]^2 evaluated in 40-digit arithmetic from the references.
+
+    hardsigmoid at small variance has E[phi]^2 ~ E[phi^2] (0.25 vs 0.25 + var/36): the plain
+    difference in float64 would lose up to 16 digits. Tolerance: 5e-14 relative (six bits of
+    cancellation are allowed before recomputing, see varprop._moments._CANCELLATION_LIMIT).
+    """
+    group = REFERENCES[spec]
+    means = np.array([entry["mean"] for entry in group])
+    variances = np.array([entry["var"] for entry in group])
+    computed = np.asarray(moments(spec, var=variances, mean=means).variance)
+    failures = []
+    with mpmath.workdps(40):  # the difference needs the references' full 30 digits
+        for index, entry in enumerate(group):
+            exact = mpmath.mpf(entry["second_moment"]) - mpmath.mpf(entry["first_moment"]) ** 2
+            scale = mpmath.mpf(entry["second_moment"])
+            err = abs(mpmath.mpf(float(computed[index])) - exact)
+            if not err <= 5e-14 * abs(exact) + 1e-17 * scale + FLOOR:
+                failures.append(
+                    f"mean={entry['mean']} var={entry['var']}: {computed[index]!r} vs {mpmath.nstr(exact, 17)}"
+                )
+    assert not failures, f"{spec}:\n" + "\n".join(failures)
