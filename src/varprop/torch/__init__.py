@@ -1,0 +1,38 @@
+"""PyTorch adapter: variance-preserving ``init_`` for tensors and ``init_model`` for whole models.
+
+Imported as ``varprop.torch`` (the numerics core, ``varprop``, does not import torch).
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> import varprop.torch as vt
+    >>> net = nn.Sequential(nn.Linear(32, 64), nn.ELU(), nn.Linear(64, 64), nn.GELU(), nn.Linear(64, 1))
+    >>> report = vt.init_model(net, (128, 32), generator=torch.Generator().manual_seed(0))
+    >>> [round(row.target_var, 3) for row in report.layers]
+    [1.0, 1.0, 1.0]
+    >>> w = vt.init_(torch.empty(64, 32), "elu")  # torch.nn.init style, in place
+"""
+
+from __future__ import annotations
+
+from ._calibrate import measure_variances
+from ._fans import Fans, conv_coverage, fans
+from ._model_init import init_model
+from ._report import ActivationRow, InitReport, LayerRow
+from ._residual import RESIDUAL_POLICIES
+from ._tensor_init import calculate_gain, init_, init_module_
+
+__all__ = [
+    "RESIDUAL_POLICIES",
+    "ActivationRow",
+    "Fans",
+    "InitReport",
+    "LayerRow",
+    "calculate_gain",
+    "conv_coverage",
+    "fans",
+    "init_",
+    "init_model",
+    "init_module_",
+    "measure_variances",
+]

@@ -1,0 +1,416 @@
+"""The dataflow graph of a model on an example input: torch.fx first, one recorded forward pass as the fallback.
+
+Both paths give the same small IR: a list of ``Node`` in execution (topological) order whose arguments refer to earlier
+nodes through ``Ref``. Leaf modules (weight layers, norms, activations, pooling, attention, transformer layers, and
+any other ``torch.nn`` module) are single nodes; user modules are traced through. Every node carries what the example
+run produced (``TensorMeta`` for tensors, plain values otherwise), so later rules know shapes and masks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from .._errors import VarpropTypeError, VarpropValueError
+
+__all__ = ["Graph", "Node", "Ref", "TensorMeta", "build_graph", "is_leaf", "map_refs", "quiet_forward"]
+
+# Tensors kept whole in the IR (indices, masks, small constants); larger floating tensors keep shape and dtype only.
+_KEEP_NUMEL = 1 << 16
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to the output of the node called ``node``."""
+
+    node: str
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    value: torch.Tensor | None = None
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(int(size) for size in self.shape)
+
+
+@dataclass
+class Node:
+    """One operation.
+
+    ``op`` is ``input``, ``module`` (target: qualified name), ``function`` (target: the callable), ``method`` (target:
+    tensor method name), ``attr`` (target: qualified name of a parameter or buffer) or ``output``.
+    """
+
+    name: str
+    op: str
+    target: Any
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    meta: Any = None
+
+
+@dataclass
+class Graph:
+    nodes: list[Node]
+    method: str
+    note: str = ""
+
+    def consumers(self) -> dict[str, list[Node]]:
+        users: dict[str, list[Node]] = {node.name: [] for node in self.nodes}
+        for node in self.nodes:
+            for ref in iter_refs((node.args, node.kwargs)):
+                if node not in users[ref.node]:
+                    users[ref.node].append(node)
+        return users
+
+
+def iter_refs(value: Any) -> Iterator[Ref]:
+    if isinstance(value, Ref):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from iter_refs(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from iter_refs(item)
+
+
+def map_refs(value: Any, function: Callable[[Ref], Any]) -> Any:
+    """Replace every ``Ref`` inside nested tuples, lists and dicts by ``function(ref)``."""
+    if isinstance(value, Ref):
+        return function(value)
+    if isinstance(value, tuple):
+        return tuple(map_refs(item, function) for item in value)
+    if isinstance(value, list):
+        return [map_refs(item, function) for item in value]
+    if isinstance(value, dict):
+        return {key: map_refs(item, function) for key, item in value.items()}
+    return value
+
+
+def _meta(value: Any, keep: bool = False) -> Any:
+    if isinstance(value, torch.Tensor):
+        small = value.numel() <= _KEEP_NUMEL or not value.is_floating_point()
+        kept = value.detach() if (keep or small) else None
+        return TensorMeta(tuple(value.shape), value.dtype, kept)
+    if isinstance(value, (tuple, list)) and not isinstance(value, torch.Size):
+        return tuple(_meta(item, keep) for item in value)
+    if isinstance(value, dict):
+        return {key: _meta(item, keep) for key, item in value.items()}
+    return value
+
+
+def _handled_leaf_types() -> tuple[type[nn.Module], ...]:
+    from ._layers import LEAF_TYPES
+
+    return LEAF_TYPES
+
+
+def is_leaf(module: nn.Module) -> bool:
+    """A module recorded as one node: every handled type and any other ``torch.nn`` module except containers."""
+    if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+        return False
+    if isinstance(module, _handled_leaf_types()):
+        return True
+    return type(module).__module__.startswith("torch.nn")
+
+
+@contextlib.contextmanager
+def quiet_forward(model: nn.Module) -> Iterator[None]:
+    """Run forward passes that leave no trace: buffers (BatchNorm statistics, counters) restored, the global RNG
+    untouched (forked), gradients off, PyTorch's fused attention fast path off (so that submodule hooks fire)."""
+    saved: list[tuple[nn.Module, str, torch.Tensor, torch.Tensor]] = []
+    for module in model.modules():
+        for key, buffer in module._buffers.items():
+            if buffer is not None:
+                saved.append((module, key, buffer, buffer.clone()))
+    devices = sorted({t.device.index or 0 for t in model.parameters() if t.device.type == "cuda"})
+    fastpath = getattr(torch.backends, "mha", None)
+    old_fastpath = fastpath.get_fastpath_enabled() if fastpath is not None else None
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            if fastpath is not None:
+                fastpath.set_fastpath_enabled(False)
+            yield
+    finally:
+        if fastpath is not None and old_fastpath is not None:
+            fastpath.set_fastpath_enabled(old_fastpath)
+        with torch.no_grad():
+            for module, key, original, copy in saved:
+                module._buffers[key] = original
+                original.copy_(copy)
+
+
+class _Tracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return is_leaf(m)
+
+
+class _Recording(fx.Interpreter):
+    def __init__(self, module: fx.GraphModule, inputs: tuple[torch.Tensor, ...]) -> None:
+        super().__init__(module)
+        self.metas: dict[str, Any] = {}
+        self.inputs = inputs
+        self.placeholders = 0
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        if n.op == "placeholder" and self.placeholders < len(self.inputs):
+            self.metas[n.name] = _meta(self.inputs[self.placeholders], keep=True)
+            self.placeholders += 1
+        else:
+            self.metas[n.name] = _meta(result, keep=n.op == "get_attr")
+        return result
+
+
+def _run_on_meta(module: fx.GraphModule, args: tuple[torch.Tensor, ...]) -> _Recording:
+    """Shapes without arithmetic: parameters, buffers and inputs replaced by ``meta`` tensors."""
+    from torch.nn.utils.stateless import _reparametrize_module
+
+    state = {
+        name: torch.empty_like(t, device="meta") for name, t in [*module.named_parameters(), *module.named_buffers()]
+    }
+    recording = _Recording(module, args)
+    with _reparametrize_module(module, state):
+        recording.run(*(t.to("meta") for t in args))
+    return recording
+
+
+def _from_fx(value: Any) -> Any:
+    if isinstance(value, fx.Node):
+        return Ref(value.name)
+    if isinstance(value, (tuple, list)) and not isinstance(value, torch.Size):
+        converted = [_from_fx(item) for item in value]
+        return tuple(converted) if isinstance(value, tuple) else converted
+    if isinstance(value, dict):
+        return {key: _from_fx(item) for key, item in value.items()}
+    if isinstance(value, slice):
+        return slice(_from_fx(value.start), _from_fx(value.stop), _from_fx(value.step))
+    return value
+
+
+_FX_OPS = {
+    "placeholder": "input",
+    "call_module": "module",
+    "call_function": "function",
+    "call_method": "method",
+    "get_attr": "attr",
+    "output": "output",
+}
+
+
+def trace_fx(model: nn.Module, args: tuple[torch.Tensor, ...]) -> Graph:
+    """Trace with torch.fx and run the example through the traced graph to record shapes."""
+    tracer = _Tracer()
+    traced = tracer.trace(model)
+    module = fx.GraphModule(tracer.root, traced)
+    with quiet_forward(model):
+        try:
+            recording = _run_on_meta(module, args)
+        except Exception:
+            recording = _Recording(module, args)
+            recording.run(*args)
+    nodes = [
+        Node(
+            n.name,
+            _FX_OPS[n.op],
+            n.target,
+            _from_fx(tuple(n.args)),
+            _from_fx(dict(n.kwargs)),
+            recording.metas.get(n.name),
+        )
+        for n in traced.nodes
+    ]
+    return Graph(nodes, "torch.fx")
+
+
+class _Recorder(TorchFunctionMode):
+    """Records top-level torch calls (functions and tensor methods) and leaf-module calls of one forward pass."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.nodes: list[Node] = []
+        self.depth = 0
+        self.paused = 0  # > 0 while the recorder's own bookkeeping calls torch
+        self.produced: dict[int, tuple[Ref, torch.Tensor]] = {}
+        self.attrs = {id(t): name for name, t in [*model.named_parameters(), *model.named_buffers()]}
+        self.pending: list[tuple[Any, ...]] = []
+
+    def _ref(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            known = self.produced.get(id(value))
+            if known is not None and known[1] is value:
+                return known[0]
+            name = self.attrs.get(id(value))
+            if name is not None:
+                ref = Ref(f"attr_{len(self.nodes)}")
+                self.nodes.append(Node(ref.node, "attr", name, meta=_meta(value, keep=True)))
+            else:
+                ref = Ref(f"const_{len(self.nodes)}")
+                self.nodes.append(Node(ref.node, "function", "constant", meta=_meta(value, keep=True)))
+            self.produced[id(value)] = (ref, value)
+            return ref
+        if isinstance(value, (tuple, list)) and not isinstance(value, torch.Size):
+            converted = [self._ref(item) for item in value]
+            return tuple(converted) if isinstance(value, tuple) else converted
+        if isinstance(value, dict):
+            return {key: self._ref(item) for key, item in value.items()}
+        return value
+
+    def add(self, op: str, target: Any, args: Any, kwargs: Any, out: Any, keep: bool = False) -> Ref:
+        self.paused += 1
+        try:
+            ref_args, ref_kwargs = self._ref(tuple(args)), self._ref(dict(kwargs))
+            ref = Ref(f"{op}_{len(self.nodes)}")
+            self.nodes.append(Node(ref.node, op, target, ref_args, ref_kwargs, _meta(out, keep)))
+            self._claim(out, ref)
+        finally:
+            self.paused -= 1
+        return ref
+
+    def _claim(self, out: Any, ref: Ref, index: tuple[int, ...] = ()) -> None:
+        if isinstance(out, torch.Tensor):
+            if index:  # an element of a tuple output: a getitem node chain
+                current = ref
+                for position in index:
+                    child = Ref(f"getitem_{len(self.nodes)}")
+                    self.nodes.append(Node(child.node, "function", "getitem", (current, position), {}, None))
+                    current = child
+                self.nodes[-1].meta = _meta(out)
+                self.produced[id(out)] = (current, out)
+            else:
+                self.produced[id(out)] = (ref, out)
+        elif isinstance(out, (tuple, list)) and not isinstance(out, torch.Size):
+            for position, item in enumerate(out):
+                self._claim(item, ref, (*index, position))
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.depth == 0 and self.paused == 0 and _has_tensor(out):
+            name = getattr(func, "__name__", "")
+            if name == "__get__":
+                owner = getattr(func, "__self__", None)
+                self.add("method", getattr(owner, "__name__", "attribute"), args, kwargs, out)
+            elif getattr(torch.Tensor, name, None) is func or getattr(torch._C.TensorBase, name, None) is func:
+                self.add("method", name, args, kwargs, out)
+            else:
+                self.add("function", func, args, kwargs, out)
+        return out
+
+
+def _has_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_has_tensor(item) for item in value)
+    return False
+
+
+def record(model: nn.Module, args: tuple[torch.Tensor, ...]) -> Graph:
+    """One forward pass with hooks on leaf modules and a ``TorchFunctionMode`` for everything between them."""
+    recorder = _Recorder(model)
+    names = {module: name for name, module in model.named_modules()}
+    for position, tensor in enumerate(args):
+        ref = Ref(f"input_{position}")
+        recorder.nodes.append(Node(ref.node, "input", f"input_{position}", meta=_meta(tensor, keep=True)))
+        recorder.produced[id(tensor)] = (ref, tensor)
+
+    def pre_hook(module: nn.Module, hook_args: tuple[Any, ...], hook_kwargs: dict[str, Any]) -> None:
+        if recorder.depth == 0:
+            recorder.pending.append((hook_args, dict(hook_kwargs)))
+        recorder.depth += 1
+
+    def post_hook(module: nn.Module, hook_args: tuple[Any, ...], hook_kwargs: dict[str, Any], out: Any) -> None:
+        recorder.depth -= 1
+        if recorder.depth == 0:
+            call_args, call_kwargs = recorder.pending.pop()
+            recorder.add("module", names[module], call_args, call_kwargs, out)
+
+    handles = []
+    for module in names:
+        if module is not model and is_leaf(module) and not _inside_leaf(module, names, model):
+            handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
+            handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
+    try:
+        with quiet_forward(model), recorder:
+            out = model(*args)
+            recorder.paused += 1
+            output_args = recorder._ref((out,))
+    finally:
+        for handle in handles:
+            handle.remove()
+    recorder.nodes.append(Node("output", "output", "output", output_args, {}, None))
+    return Graph(recorder.nodes, "hooks")
+
+
+def _inside_leaf(module: nn.Module, names: dict[nn.Module, str], model: nn.Module) -> bool:
+    name = names[module]
+    parts = name.split(".")
+    for cut in range(1, len(parts)):
+        parent = model.get_submodule(".".join(parts[:cut]))
+        if is_leaf(parent):
+            return True
+    return False
+
+
+def _leaf_graph(model: nn.Module, args: tuple[torch.Tensor, ...]) -> Graph:
+    """A model that is itself a leaf (``nn.TransformerEncoder``, ``nn.Linear``): one module node named ``""``."""
+    from torch.nn.utils.stateless import _reparametrize_module
+
+    with quiet_forward(model):
+        try:
+            state = {
+                n: torch.empty_like(t, device="meta") for n, t in [*model.named_parameters(), *model.named_buffers()]
+            }
+            with _reparametrize_module(model, state):
+                out = model(*(t.to("meta") for t in args))
+        except Exception:
+            out = model(*args)
+    nodes = [Node(f"input_{i}", "input", f"input_{i}", meta=_meta(t, keep=True)) for i, t in enumerate(args)]
+    nodes.append(Node("model", "module", "", tuple(Ref(f"input_{i}") for i in range(len(args))), {}, _meta(out)))
+    nodes.append(Node("output", "output", "output", (Ref("model"),), {}, None))
+    return Graph(nodes, "single module")
+
+
+def build_graph(model: nn.Module, args: tuple[torch.Tensor, ...]) -> Graph:
+    """torch.fx when it traces; otherwise one recorded forward pass. Raises when the example does not fit the model."""
+    try:
+        if is_leaf(model):
+            return _leaf_graph(model, args)
+        return trace_fx(model, args)
+    except Exception as fx_error:
+        reason = f"{type(fx_error).__name__}: {str(fx_error).splitlines()[0] if str(fx_error) else ''}"
+    try:
+        graph = record(model, args)
+    except Exception as error:
+        shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in args)
+        if any(not t.is_floating_point() for t in args):
+            raise VarpropTypeError(
+                f"example_input ({shapes}) holds an integer tensor and the model's forward pass raised "
+                f"{type(error).__name__}: {error}. Only embeddings take indices; pass a floating tensor"
+            ) from error
+        raise VarpropValueError(
+            f"example_input ({shapes}) does not fit the model: its forward pass raised "
+            f"{type(error).__name__}: {error}. Pass an input the model accepts (or its shape)"
+        ) from error
+    graph.note = f"torch.fx could not trace the model ({reason}); recorded one forward pass with hooks instead"
+    return graph

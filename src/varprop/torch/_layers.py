@@ -1,0 +1,509 @@
+"""Propagation rules of the layers that own parameters: Linear, ConvNd, ConvTransposeNd, Embedding, normalizations.
+
+Weight layers (He et al. 2015): with zero-mean weights of variance sigma^2 and bias 0, the output's pooled second
+moment is fan * sigma^2 * E[x^2], so sigma^2 = target / (fan * E[x^2]). ``fan`` counts the inputs that really reach an
+output: in/groups * (mean number of kernel taps inside the zero-padded input, ``conv_coverage``).
+
+Realized weights (``realized=True``): the mean-field value holds on average over weight draws; once W is drawn, unit i
+has mean m_i = sum_j W_ij mu_j and variance s_i = sum_j W_ij^2 v_j given the input's per-unit means mu_j and variances
+v_j (units assumed independent). The layer is rescaled so that mean_i(m_i^2 + s_i) = target exactly, and the per-unit
+(m_i, s_i) flow on to the next activation. This removes most of the finite-width drift of deep networks (measured in
+docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812 - torch's own convention
+
+from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, conv_coverage
+from ._graph import TensorMeta
+from ._plan import Context, LayerPlan, std_for
+from ._stats import IndexStat, Stat, as_array, collapse, scalar_stat
+
+__all__ = ["LEAF_TYPES", "NORM_TYPES", "embedding", "module_weight_layer", "normalization", "weight_layer"]
+
+NORM_TYPES: tuple[type[nn.Module], ...] = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.RMSNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+)
+POOL_TYPES: tuple[type[nn.Module], ...] = (
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+)
+DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+)
+LEAF_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Linear,
+    *CONV_LAYERS,
+    *CONV_TRANSPOSE_LAYERS,
+    nn.Embedding,
+    *NORM_TYPES,
+    *POOL_TYPES,
+    *DROPOUT_TYPES,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.Identity,
+    nn.Softmax,
+    nn.MultiheadAttention,
+    nn.TransformerEncoderLayer,
+    nn.TransformerEncoder,
+)
+
+
+def _matrix_sums(weight: torch.Tensor, layout: str, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum over kernel taps of W, of W^2) as ``[out, in/groups]`` float32 matrices."""
+    w = weight.detach().float()
+    if layout == "linear":
+        return w, w * w
+    if layout == "matmul":  # x @ W with W [in, out]
+        return w.t(), (w * w).t()
+    taps = tuple(range(2, w.dim()))
+    total = w.sum(dim=taps) if taps else w
+    total_sq = (w * w).sum(dim=taps) if taps else w * w
+    if layout == "conv":
+        return total, total_sq
+    # conv_transpose: [in, out/groups] per group -> [out, in/groups]
+    in_channels, out_per_group = total.shape
+    in_per_group = in_channels // groups
+
+    def regroup(matrix: torch.Tensor) -> torch.Tensor:
+        return matrix.reshape(groups, in_per_group, out_per_group).transpose(1, 2).reshape(-1, in_per_group)
+
+    return regroup(total), regroup(total_sq)
+
+
+def _per_unit_input(x: Stat, in_channels: int, axis: int | None) -> Stat:
+    """The input's per-unit Stat along the contracted axis, or its collapse (broadcast) when channels do not match."""
+    if x.channels == in_channels and x.axis is not None and x.axis == axis:
+        return x
+    return collapse(x)
+
+
+def _realized_output(
+    x: Stat, weight: torch.Tensor, layout: str, groups: int, fraction: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-unit output means and variances, and the unknown-offset variance, for the drawn weights."""
+    total, total_sq = _matrix_sums(weight, layout, groups)
+    out_units, in_per_group = total.shape
+    in_channels = in_per_group * groups
+    mean_in = torch.as_tensor(np.broadcast_to(x.mean, (in_channels,)).copy(), dtype=torch.float32, device=total.device)
+    var_in = torch.as_tensor(np.broadcast_to(x.var, (in_channels,)).copy(), dtype=torch.float32, device=total.device)
+    shape_w = (groups, out_units // groups, in_per_group)
+    mean_out = torch.bmm(total.reshape(shape_w), mean_in.reshape(groups, in_per_group, 1)).reshape(-1)
+    var_out = torch.bmm(total_sq.reshape(shape_w), var_in.reshape(groups, in_per_group, 1)).reshape(-1)
+    mean_np = mean_out.double().cpu().numpy()
+    var_np = var_out.double().cpu().numpy()
+    # Zero padding: a fraction f of the taps reaches an output on average; the mean term's spread between border and
+    # interior positions, (f - f^2) m^2, counts as variance over positions.
+    within = fraction * var_np + (fraction - fraction * fraction) * mean_np * mean_np
+    shared = 0.0
+    if x.shared > 0.0:
+        shared = float(x.shared * fraction * fraction * float((total * total).sum(dim=1).double().mean()))
+    return fraction * mean_np, within, shared
+
+
+SpatialMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _spatial_output(
+    x: Stat, weight: torch.Tensor, in_channels: int, apply: SpatialMap, spatial: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-channel output moments of a convolution for the drawn weights, exactly over positions.
+
+    The mean map is the convolution of the per-channel input means (constant over positions), the variance map the
+    convolution of the per-channel variances with the squared weights (independent inputs); both include zero padding
+    and, for transposed convolutions, which taps reach which output phase. The spread of the mean map over positions
+    counts as variance within the channel: exact for the pooled moments, but a later layer that mixes positions
+    (a Linear after flattening a feature map of several positions) sees that deterministic pattern as noise; global
+    pooling removes the difference.
+    """
+    w = weight.detach().double()
+    mean_in = np.broadcast_to(x.mean, (in_channels,)).astype(np.float64)
+    var_in = np.broadcast_to(x.var, (in_channels,)).astype(np.float64)
+    shape = (1, in_channels) + (1,) * len(spatial)
+    ones = torch.ones((1, in_channels, *spatial), dtype=torch.float64, device=w.device)
+    mean_map = apply(ones * torch.as_tensor(mean_in, device=w.device).reshape(shape), w)[0]
+    var_map = apply(ones * torch.as_tensor(var_in, device=w.device).reshape(shape), w * w)[0]
+    flat_mean = mean_map.reshape(mean_map.shape[0], -1)
+    mean = flat_mean.mean(dim=1)
+    within = var_map.reshape(var_map.shape[0], -1).mean(dim=1) + flat_mean.var(dim=1, unbiased=False)
+    shared = 0.0
+    if x.shared > 0.0:  # unknown per-channel offsets, constant over positions: like means of unknown sign
+        offsets = apply(ones * math.sqrt(x.shared), w * w)[0]
+        shared = float(offsets.mean())
+    return mean.cpu().numpy(), within.cpu().numpy(), shared
+
+
+def weight_layer(
+    ctx: Context,
+    key: str,
+    layer_type: str,
+    weight: torch.Tensor,
+    x: Stat,
+    *,
+    layout: str,
+    fan_in: float,
+    in_channels: int,
+    in_axis: int | None,
+    out_axis: int | None,
+    out_ndim: int | None,
+    groups: int = 1,
+    fraction: float = 1.0,
+    rows: slice | None = None,
+    bias: torch.Tensor | None = None,
+    spatial: tuple[SpatialMap, tuple[int, ...]] | None = None,
+) -> Stat:
+    """Choose the std of one weight tensor (or a block of rows of it) and return the output Stat.
+
+    A second call with the same weights (a shared module) reuses the weights chosen at the first call.
+    """
+    plan_key = (id(weight), 0 if rows is None else int(rows.start or 0))
+    x_in = _per_unit_input(x, in_channels, in_axis)
+
+    def realized(block: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
+        if spatial is not None:
+            return _spatial_output(x_in, block, in_channels, spatial[0], spatial[1])
+        return _realized_output(x_in, block, layout, groups, fraction)
+
+    effective_fan = fan_in * fraction
+    plan = ctx.plan_of.get(plan_key)
+    if plan is not None:
+        plan.calls += 1
+        drawn = ctx.new_value(weight)
+        block = drawn if rows is None else drawn[rows]
+        mean, within, shared = realized(block)
+        return Stat(mean, within, shared, out_axis, out_ndim)
+    target = ctx.target_for(key)
+    second = x_in.second_moment
+    if second <= 0.0 or not math.isfinite(second):
+        ctx.warn(
+            f"{key}: its input has second moment {second:g} (a dead or diverging signal); std set as for E[x^2] = 1"
+        )
+        second = 1.0
+    std = std_for(target, effective_fan, second)
+    if rows is None:
+        drawn = ctx.draw_like(weight, std)
+        ctx.set_new(weight, drawn)
+        block = drawn
+    else:
+        drawn = ctx.new_value(weight)
+        block = drawn[rows]
+        block.copy_(ctx.draw_like(weight, std, block.shape))
+    if bias is not None:
+        if rows is None:
+            ctx.zero(bias)
+        else:
+            ctx.new_value(bias)[rows].zero_()
+    plan = LayerPlan(
+        name=key,
+        layer_type=layer_type,
+        param_name=ctx.name_of(weight) + ("" if rows is None else f"[{rows.start}:{rows.stop}]"),
+        fan_in=fan_in,
+        effective_fan_in=effective_fan,
+        target_var=target,
+        std=std,
+        input=x,
+        branch=ctx.branch_label.get(key, ""),
+    )
+    ctx.plan_of[plan_key] = plan
+    ctx.layers.append(plan)
+    if std == 0.0:
+        out = Stat(np.zeros(1), np.zeros(1), 0.0, None, out_ndim)
+    elif ctx.realized:
+        mean, within, shared = realized(block)
+        pooled = float(np.mean(mean * mean + within) + shared)
+        scale = math.sqrt(target / pooled) if pooled > 0.0 else 1.0
+        block.mul_(scale)
+        plan.std = std * scale
+        plan.realized_scale = scale
+        out = Stat(mean * scale, within * scale * scale, shared * scale * scale, out_axis, out_ndim)
+    else:
+        variance = std * std * effective_fan
+        out = Stat(
+            np.zeros(1),
+            np.array([variance * float(np.mean(x_in.var))]),
+            variance * (float(np.mean(x_in.mean * x_in.mean)) + x_in.shared),
+            None,
+            out_ndim,
+        )
+    plan.output = out
+    return out.with_axis(out.axis, out_ndim)
+
+
+def tensor_attr(module: nn.Module, name: str) -> torch.Tensor | None:
+    """``module.<name>`` when it is a tensor (a parameter or buffer), else ``None``."""
+    value = getattr(module, name, None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def _shape(meta: object) -> tuple[int, ...] | None:
+    return meta.shape if isinstance(meta, TensorMeta) else None
+
+
+def module_weight_layer(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: object, out_meta: object) -> Stat:
+    """Linear, ConvNd and ConvTransposeNd modules."""
+    in_shape, out_shape = _shape(in_meta), _shape(out_meta)
+    out_ndim = len(out_shape) if out_shape is not None else None
+    in_ndim = len(in_shape) if in_shape is not None else x.ndim
+    bias = tensor_attr(module, "bias")
+    weight = tensor_attr(module, "weight")
+    if weight is None:  # pragma: no cover - all three module types own a weight tensor
+        return x
+    if isinstance(module, nn.Linear):
+        return weight_layer(
+            ctx,
+            key,
+            type(module).__name__,
+            weight,
+            x,
+            layout="linear",
+            fan_in=float(module.in_features),
+            in_channels=module.in_features,
+            in_axis=None if in_ndim is None else in_ndim - 1,
+            out_axis=None if out_ndim is None else out_ndim - 1,
+            out_ndim=out_ndim,
+            bias=bias,
+        )
+    kernel = math.prod(weight.shape[2:])
+    spatial_dims = weight.dim() - 2
+    channel_axis = None if in_ndim is None else (0 if in_ndim == spatial_dims + 1 else 1)
+    coverage = conv_coverage(module, in_shape) if in_shape is not None else float(kernel)
+    groups = int(module.groups)  # type: ignore[arg-type]
+    in_channels = int(module.in_channels)  # type: ignore[arg-type]
+    layout = "conv_transpose" if isinstance(module, CONV_TRANSPOSE_LAYERS) else "conv"
+    spatial = None
+    if in_shape is not None:
+        spatial = (_conv_map(module), tuple(int(v) for v in in_shape[-spatial_dims:]))
+    return weight_layer(
+        ctx,
+        key,
+        type(module).__name__,
+        weight,
+        x,
+        layout=layout,
+        fan_in=float(in_channels // groups * kernel),
+        in_channels=in_channels,
+        in_axis=channel_axis,
+        out_axis=channel_axis,
+        out_ndim=out_ndim,
+        groups=groups,
+        fraction=coverage / kernel,
+        bias=bias,
+        spatial=spatial,
+    )
+
+
+def _conv_map(module: nn.Module) -> SpatialMap:
+    """The module's convolution (same geometry and padding mode) as a function of (input, weight), no bias."""
+    if isinstance(module, CONV_TRANSPOSE_LAYERS):
+        functions = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)
+        geometry = {key: getattr(module, key) for key in ("stride", "padding", "output_padding", "groups", "dilation")}
+        function = functions[len(geometry["stride"]) - 1]
+
+        def transposed(inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+            return function(inputs, weight, None, **geometry)
+
+        return transposed
+
+    def forward(inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return module._conv_forward(inputs, weight, None)  # type: ignore[operator, no-any-return]
+
+    return forward
+
+
+def embedding(ctx: Context, key: str, module: nn.Module, x: object, out_meta: object) -> Stat:
+    """Embedding rows ~ N(0, target): each output entry is one weight. Realized: the per-dimension mean and variance
+    over rows weighted by the example's index histogram (uniform without one), then rescaled to the target."""
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor)
+    out_shape = _shape(out_meta)
+    out_ndim = len(out_shape) if out_shape is not None else None
+    plan_key = (id(weight), 0)
+    plan = ctx.plan_of.get(plan_key)
+    drawn = ctx.new_value(weight) if plan is not None else None
+    if plan is None:
+        target = ctx.target_for(key)
+        std = math.sqrt(target)
+        drawn = ctx.draw_like(weight, std)
+        padding = getattr(module, "padding_idx", None)
+        if padding is not None:
+            drawn[padding].zero_()
+        ctx.set_new(weight, drawn)
+        plan = LayerPlan(key, type(module).__name__, ctx.name_of(weight), 1.0, 1.0, target, std, input=None)
+        ctx.plan_of[plan_key] = plan
+        ctx.layers.append(plan)
+    else:
+        plan.calls += 1
+    assert drawn is not None
+    rows = drawn.detach().double()
+    counts = x.counts if isinstance(x, IndexStat) else None
+    if counts is not None and counts.size == rows.shape[0] and counts.sum() > 0:
+        weights = torch.as_tensor(counts / counts.sum(), dtype=torch.float64, device=rows.device)
+    else:
+        weights = torch.full((rows.shape[0],), 1.0 / rows.shape[0], dtype=torch.float64, device=rows.device)
+    mean = (weights[:, None] * rows).sum(0)
+    var = (weights[:, None] * rows * rows).sum(0) - mean * mean
+    mean_np, var_np = mean.cpu().numpy(), np.maximum(var.cpu().numpy(), 0.0)
+    if ctx.realized and plan.calls == 1 and plan.target_var > 0:
+        pooled = float(np.mean(mean_np * mean_np + var_np))
+        scale = math.sqrt(plan.target_var / pooled) if pooled > 0 else 1.0
+        drawn.mul_(scale)
+        plan.std *= scale
+        plan.realized_scale = scale
+        mean_np, var_np = mean_np * scale, var_np * scale * scale
+    out = Stat(mean_np, var_np, 0.0, None if out_ndim is None else out_ndim - 1, out_ndim)
+    if not ctx.realized:
+        out = collapse(out)
+    plan.output = out
+    return out
+
+
+def _affine(
+    ctx: Context, key: str, module: nn.Module, channels: int, normalized_var: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """New (gamma, beta) of a normalization: (1, 0), or a residual branch end's gamma from the policy's target."""
+    weight = getattr(module, "weight", None)
+    bias = getattr(module, "bias", None)
+    gamma = 1.0
+    if key in ctx.branch_target:
+        target = ctx.target_for(key)
+        gamma = math.sqrt(target / normalized_var) if normalized_var > 0 else 0.0
+        ctx.layers.append(
+            LayerPlan(
+                key,
+                type(module).__name__,
+                ctx.name_of(weight) if weight is not None else "",
+                0.0,
+                0.0,
+                target,
+                gamma,
+                branch=ctx.branch_label.get(key, ""),
+                notes=["residual branch end: gamma set"],
+            )
+        )
+    if isinstance(weight, torch.Tensor):
+        ctx.fill(weight, gamma)
+        gammas = np.full(channels, gamma)
+    else:
+        gammas = np.ones(channels)
+        if gamma != 1.0:
+            ctx.warn(f"{key}: a residual branch ends in a normalization without affine weight; branch not scaled")
+            gammas = np.ones(channels)
+    if isinstance(bias, torch.Tensor):
+        ctx.zero(bias)
+    return gammas, np.zeros(channels)
+
+
+def _eps(module: nn.Module, dtype: torch.dtype | None) -> float:
+    eps = getattr(module, "eps", None)
+    if eps is None:  # RMSNorm's default: torch.finfo(input.dtype).eps
+        return float(torch.finfo(dtype or torch.float32).eps)
+    return float(eps)
+
+
+def normalization(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: object) -> Stat:
+    """BatchNorm (batch statistics in training, running statistics in eval), LayerNorm, GroupNorm, RMSNorm,
+    InstanceNorm: the normalized part has unit variance up to v / (v + eps); the affine parameters become (1, 0)."""
+    in_shape = _shape(in_meta)
+    ndim = len(in_shape) if in_shape is not None else x.ndim
+    dtype = in_meta.dtype if isinstance(in_meta, TensorMeta) else None
+    eps = _eps(module, dtype)
+    if isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+        dims = len(tuple(module.normalized_shape))
+        size = math.prod(module.normalized_shape)
+        per_unit = dims == 1 and ndim is not None and x.axis == ndim - 1 and x.channels == size
+        stat = x if per_unit else collapse(x)
+        if isinstance(module, nn.LayerNorm):
+            centre = stat.pooled_mean
+            spread = stat.variance
+        else:
+            centre, spread = 0.0, stat.second_moment
+        gamma, beta = _affine(ctx, key, module, stat.channels, spread / (spread + eps))
+        scale = gamma / math.sqrt(spread + eps)
+        mean = (stat.mean - centre) * scale + beta
+        return Stat(mean, stat.var * scale * scale, stat.shared * float(np.mean(scale * scale)), stat.axis, ndim)
+    channel_axis = None if ndim is None else (1 if ndim >= 2 else 0)
+    channels = int(getattr(module, "num_features", getattr(module, "num_channels", 1)))
+    per_channel = x.channels == channels and x.axis == channel_axis
+    stat = x if per_channel else collapse(x)
+    mean_c = np.broadcast_to(stat.mean, (channels,)).astype(np.float64)
+    var_c = np.broadcast_to(stat.var, (channels,)).astype(np.float64)
+    if isinstance(module, nn.GroupNorm):
+        groups = int(module.num_groups)
+        grouped_mean = mean_c.reshape(groups, -1)
+        grouped_var = var_c.reshape(groups, -1)
+        centre = grouped_mean.mean(axis=1, keepdims=True)
+        spread = grouped_mean.var(axis=1, keepdims=True) + grouped_var.mean(axis=1, keepdims=True) + stat.shared
+        gamma, beta = _affine(ctx, key, module, channels, float(np.mean(spread / (spread + eps))))
+        scale = gamma.reshape(groups, -1) / np.sqrt(spread + eps)
+        mean = ((grouped_mean - centre) * scale).reshape(-1) + beta
+        return Stat(
+            mean, (grouped_var * scale * scale).reshape(-1), stat.shared * float(np.mean(scale**2)), channel_axis, ndim
+        )
+    uses_batch = module.training or not getattr(module, "track_running_stats", False)
+    running_mean = getattr(module, "running_mean", None)
+    running_var = getattr(module, "running_var", None)
+    if (
+        isinstance(module, (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d))
+        or uses_batch
+        or running_mean is None
+    ):
+        # Centring per channel removes the channel means and the unknown offsets: what remains is the within part.
+        gamma, beta = _affine(ctx, key, module, channels, float(np.mean(var_c / (var_c + eps))))
+        scale = gamma / np.sqrt(var_c + eps)
+        return Stat(beta.copy(), var_c * scale * scale, 0.0, channel_axis, ndim)
+    gamma, beta = _affine(ctx, key, module, channels, 1.0)
+    assert isinstance(running_var, torch.Tensor)
+    rm = running_mean.detach().double().cpu().numpy()
+    rv = running_var.detach().double().cpu().numpy()
+    scale = gamma / np.sqrt(rv + eps)
+    return Stat(
+        (mean_c - rm) * scale + beta, var_c * scale * scale, stat.shared * float(np.mean(scale**2)), channel_axis, ndim
+    )
+
+
+def input_stat(value: torch.Tensor, input_var: float | None) -> Stat | IndexStat:
+    """Moments of an example input (measured), or its index histogram for integer tensors."""
+    if not value.is_floating_point():
+        if value.dtype in (torch.bool, torch.complex64, torch.complex128):
+            return IndexStat(None, value.dim())
+        flat = value.detach().reshape(-1).cpu()
+        counts = torch.bincount(flat.clamp(min=0)).numpy() if flat.numel() and int(flat.min()) >= 0 else None
+        return IndexStat(counts, value.dim())
+    data = value.detach().double()
+    mean = float(data.mean()) if data.numel() else 0.0
+    variance = float(data.var(unbiased=False)) if data.numel() > 1 else 1.0
+    if input_var is not None:
+        variance = input_var
+    return replace(scalar_stat(mean, mean * mean + variance, value.dim()), mean=as_array(mean))

@@ -1,0 +1,278 @@
+"""``init_model``: initialize every layer of a model so the signal keeps the target variance, then report."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._errors import VarpropTypeError, VarpropValueError
+from .._gains import DISTRIBUTIONS
+from .._validation import check_real
+from ._calibrate import calibrate as run_calibration
+from ._graph import Graph, build_graph
+from ._layers import DROPOUT_TYPES, input_stat
+from ._plan import Context
+from ._propagate import canonical, output_stats, propagate
+from ._report import InitReport
+from ._residual import RESIDUAL_POLICIES, STREAM_OPS
+from ._tensor_init import check_choice, check_generator
+
+__all__ = ["init_model"]
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, torch.Size) or (
+        isinstance(value, (tuple, list))
+        and len(value) > 0
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    for param in model.parameters():
+        if param.is_floating_point():
+            return param.device, param.dtype
+    return torch.device("cpu"), torch.get_default_dtype()
+
+
+def _tensors(name: str, value: Any) -> tuple[torch.Tensor, ...]:
+    items = (value,) if isinstance(value, torch.Tensor) else value
+    if not isinstance(items, (tuple, list)) or not items or not all(isinstance(t, torch.Tensor) for t in items):
+        raise VarpropTypeError(
+            f"{name} must be a tensor, a tuple of tensors or a shape (tuple of ints), got {type(value).__name__}"
+            + (f" {value!r}" if not isinstance(value, torch.Tensor) and len(repr(value)) < 80 else "")
+        )
+    for position, tensor in enumerate(items):
+        if tensor.is_complex() or tensor.dtype == torch.bool:
+            raise VarpropTypeError(f"{name}[{position}] has dtype {tensor.dtype}; pass a floating (or index) tensor")
+        if tensor.is_floating_point() and tensor.numel() and not bool(torch.isfinite(tensor).all()):
+            raise VarpropValueError(f"{name}[{position}] contains NaN or infinite values")
+    return tuple(items)
+
+
+def _example(
+    model: nn.Module, example_input: Any, input_var: float | None, generator: torch.Generator | None
+) -> tuple[tuple[torch.Tensor, ...], bool]:
+    """The example as a tuple of tensors, and whether it was synthesized from a shape."""
+    if _is_shape(example_input):
+        shape = tuple(int(v) for v in example_input)
+        if any(size <= 0 for size in shape):
+            raise VarpropValueError(f"example_input shape {shape} has a non-positive size")
+        device, dtype = _model_device_dtype(model)
+        first = next(
+            (m for m in model.modules() if not isinstance(m, (nn.Sequential, nn.ModuleList)) and m is not model), None
+        )
+        if isinstance(first, nn.Embedding):
+            return (torch.randint(0, first.num_embeddings, shape, generator=generator, device=device),), True
+        sample = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+        return ((sample * math.sqrt(1.0 if input_var is None else input_var)).to(dtype),), True
+    return tuple(t.detach().clone() for t in _tensors("example_input", example_input)), False
+
+
+def _calibration_batch(
+    calibrate: Any, example: tuple[torch.Tensor, ...], input_var: float | None, generator: torch.Generator | None
+) -> tuple[torch.Tensor, ...] | None:
+    if calibrate is None:
+        return None
+    if isinstance(calibrate, str):
+        if calibrate != "gaussian":
+            raise VarpropValueError(
+                f"unknown calibrate {calibrate!r}; valid choices: None, 'gaussian', or a batch tensor"
+            )
+        batch = []
+        for tensor in example:
+            if not tensor.is_floating_point():
+                batch.append(tensor)
+                continue
+            data = tensor.double()
+            mean = float(data.mean())
+            var = input_var if input_var is not None else (float(data.var()) if data.numel() > 1 else 1.0)
+            noise = torch.randn(tensor.shape, generator=generator, device=tensor.device, dtype=torch.float32)
+            batch.append((noise * math.sqrt(var) + mean).to(tensor.dtype))
+        return tuple(batch)
+    return tuple(t.detach() for t in _tensors("calibrate", calibrate))
+
+
+def _describe_follows(graph: Graph, ctx: Context, modules: dict[str, nn.Module], residual_adds: set[str]) -> None:
+    users = graph.consumers()
+    nodes_by_target: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        if node.op == "module":
+            nodes_by_target.setdefault(str(node.target), []).append(node.name)
+    by_name = {node.name: node for node in graph.nodes}
+    for plan in ctx.layers:
+        if plan.follows:
+            continue
+        suffix = plan.name.rsplit(".", 1)[-1]
+        composite = {
+            "q_proj": "attention logits",
+            "k_proj": "attention logits",
+            "v_proj": "attention values",
+            "linear1": "feed-forward activation",
+            "linear2": "residual add",
+            "out_proj": "attention output",
+        }
+        if plan.name not in nodes_by_target:
+            plan.follows = composite.get(suffix, "")
+            continue
+        described = []
+        for start in nodes_by_target[plan.name]:
+            current = start
+            for _ in range(64):
+                following = users.get(current, [])
+                if not following:
+                    described.append("nothing")
+                    break
+                nxt = following[0]
+                if nxt.op == "output":
+                    described.append("output")
+                    break
+                module = modules.get(str(nxt.target)) if nxt.op == "module" else None
+                passes = (nxt.op in ("function", "method") and canonical(nxt) in STREAM_OPS) or isinstance(
+                    module, (*DROPOUT_TYPES, nn.Identity, nn.Flatten)
+                )
+                if passes:
+                    current = nxt.name
+                    continue
+                if module is not None:
+                    described.append(type(module).__name__)
+                else:
+                    name = canonical(by_name[nxt.name])
+                    described.append(f"{name} (residual)" if nxt.name in residual_adds else name)
+                break
+        plan.follows = ", ".join(dict.fromkeys(described))
+
+
+def init_model(
+    model: nn.Module,
+    example_input: Any,
+    *,
+    target_var: float = 1.0,
+    input_var: float | None = None,
+    calibrate: Any = None,
+    distribution: str = "normal",
+    generator: torch.Generator | None = None,
+    strict: bool = False,
+    residual: str = "scaled",
+    realized: bool = True,
+) -> InitReport:
+    """Initialize every weight layer of ``model`` so that each pre-activation has variance ``target_var``.
+
+    Analytic step: trace the model (torch.fx, or one recorded forward pass when fx fails), propagate the mean and
+    second moment of the signal through every operation (closed forms / exact quadrature of
+    ``varprop.moments`` for activations), and give each weight layer zero-mean weights with
+    Var[w] = target / (fan * E[x^2]) (He et al. 2015) and a zero bias; normalizations get (gamma, beta) = (1, 0).
+    With ``realized=True`` each drawn matrix is then rescaled so that the expected output variance *for the drawn
+    weights* is exactly the target, propagating per-unit means and variances (removes most of the finite-width
+    drift of deep networks). Residual branches follow ``residual`` (see ``varprop.torch._residual``).
+
+    Calibration (optional): one forward pass on a batch in which every Linear/Conv/ConvTranspose/Embedding (and the
+    output projection of attention) is rescaled, as its output appears, to output variance ``target_var`` on that
+    batch (LSUV, Mishkin & Matas 2016, in one pass instead of one per layer).
+
+    Atomic: all new values are computed on copies; the model is written only at the end, and untouched on error.
+    Buffers (BatchNorm statistics and counters), train/eval modes, ``requires_grad``, devices and dtypes are kept;
+    with a ``generator`` the global RNG is not consumed.
+
+    Args:
+        model: the ``nn.Module``.
+        example_input: a tensor, a tuple of tensors (positional arguments of ``forward``) or a shape.
+        target_var: variance of every weight layer's output (pre-activation).
+        input_var: variance of the input; defaults to the example's measured variance (1 for a shape).
+        calibrate: ``None``, ``"gaussian"`` (a fresh N(mean, input_var) batch shaped like the example) or a batch
+            (tensor or tuple of tensors).
+        distribution: ``"normal"``, ``"truncated_normal"`` or ``"uniform"`` (same std).
+        generator: ``torch.Generator`` for every random draw.
+        strict: raise instead of assuming identity for operations and modules that are not recognized.
+        residual: ``"scaled"`` (default: the stream's variance doubles over a whole chain, at any depth), ``"none"``
+            or ``"zero"``.
+        realized: correct each layer for its drawn weights (default) or use the mean-field value only.
+
+    Returns:
+        ``InitReport``.
+
+    Raises:
+        VarpropTypeError: ``model`` not an ``nn.Module``; bad ``example_input``/``calibrate``/``generator``; an
+            integer tensor reaching a layer other than an embedding.
+        VarpropValueError: an example that does not fit the model, bad option values, unknown operations with
+            ``strict=True``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 10))
+        >>> report = init_model(net, (32, 64), generator=torch.Generator().manual_seed(0))
+        >>> [row.name for row in report.layers]
+        ['0', '2']
+    """
+    started = time.perf_counter()
+    if not isinstance(model, nn.Module):
+        raise VarpropTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    target = check_real("target_var", target_var, minimum=0.0, strict=True)
+    input_variance = None if input_var is None else check_real("input_var", input_var, minimum=0.0)
+    check_choice("distribution", distribution, DISTRIBUTIONS)
+    check_choice("residual", residual, RESIDUAL_POLICIES)
+    check_generator(generator)
+    if not isinstance(strict, bool) or not isinstance(realized, bool):
+        raise VarpropTypeError("strict and realized must be bools")
+    example, synthetic = _example(model, example_input, input_variance, generator)
+    batch = _calibration_batch(calibrate, example, input_variance, generator)
+    graph = build_graph(model, example)
+    traced = time.perf_counter()
+    ctx = Context(
+        target_var=target,
+        distribution=distribution,
+        generator=generator,
+        realized=realized,
+        residual=residual,
+        param_names={id(p): name for name, p in model.named_parameters()},
+    )
+    inputs = [
+        input_stat(t, input_variance if not synthetic else (1.0 if input_variance is None else input_variance))
+        for t in example
+    ]
+    output = propagate(graph, model, ctx, inputs, strict)
+    modules = dict(model.named_modules())
+    from ._residual import analyze
+
+    residual_adds = set(analyze(graph, modules, canonical).adds)
+    _describe_follows(graph, ctx, modules, residual_adds)
+    if strict and ctx.unknown:
+        listed = "; ".join(f"{what}: {assumption}" for what, assumption in ctx.unknown.items())
+        raise VarpropValueError(f"strict=True and {len(ctx.unknown)} operation(s) are not recognized: {listed}")
+    propagated = time.perf_counter()
+    if batch is not None:
+        run_calibration(model, ctx, batch)
+    calibrated = time.perf_counter()
+    for param, value in ctx.new.values():
+        if value.shape != param.shape or value.dtype != param.dtype or value.device != param.device:
+            raise VarpropValueError(f"internal error: planned value for {ctx.name_of(param)} does not match it")
+    with torch.no_grad():
+        for param, value in ctx.new.values():
+            param.copy_(value)
+    finished = time.perf_counter()
+    untouched = [name for name, p in model.named_parameters() if id(p) not in ctx.new]
+    settings: dict[str, Any] = {
+        "target_var": target,
+        "input_var": inputs[0].variance if inputs and hasattr(inputs[0], "variance") else None,
+        "calibrate": None if batch is None else ("gaussian" if isinstance(calibrate, str) else "batch"),
+        "distribution": distribution,
+        "residual": residual,
+        "realized": realized,
+        "graph": graph.method,
+    }
+    if graph.note:
+        settings["note"] = graph.note
+    if untouched:
+        settings["untouched_parameters"] = untouched
+    outputs = [(s.pooled_mean, s.variance) for s in output_stats(output)]
+    timings = {
+        "trace_s": traced - started,
+        "propagate_s": propagated - traced,
+        "calibrate_s": calibrated - propagated,
+        "write_s": finished - calibrated,
+        "total_s": finished - started,
+    }
+    return InitReport.build(ctx.layers, ctx.activations, ctx.unknown, ctx.warnings, outputs, settings, timings)

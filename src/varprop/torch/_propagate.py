@@ -1,0 +1,692 @@
+"""Walk the graph in order and apply each node's propagation rule (the dispatcher over ``_layers``, ``_ops``,
+``_attention``). Values in the environment are ``Stat`` (floating tensors), ``IndexStat`` (integer tensors),
+``TensorMeta`` (parameters, buffers, constants), tuples of those, or plain Python values."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._errors import VarpropTypeError
+from ._activations import activation_of_function, activation_of_method, activation_of_module
+from ._attention import (
+    attention_output,
+    multihead_attention,
+    row_counts,
+    tilt_variance,
+    transformer_encoder,
+    transformer_layer,
+)
+from ._fans import coverage
+from ._graph import Graph, Node, Ref, TensorMeta, map_refs
+from ._layers import DROPOUT_TYPES, NORM_TYPES, POOL_TYPES, embedding, module_weight_layer, normalization, weight_layer
+from ._ops import (
+    add_stats,
+    cat_stats,
+    matmul_stats,
+    move_axis,
+    mul_stats,
+    pool,
+    reduce_mean,
+    shift,
+    softmax_stat,
+    square_stat,
+)
+from ._plan import ActivationUse, Context
+from ._residual import STREAM_OPS, analyze, block_branch_rule, register_branches
+from ._stats import IndexStat, Stat, apply_activation, collapse, scalar_stat
+
+__all__ = ["canonical", "propagate"]
+
+_ALIASES = {
+    "iadd": "add",
+    "radd": "add",
+    "add_": "add",
+    "isub": "sub",
+    "sub_": "sub",
+    "imul": "mul",
+    "rmul": "mul",
+    "mul_": "mul",
+    "truediv": "div",
+    "itruediv": "div",
+    "div_": "div",
+    "true_divide": "div",
+    "rtruediv": "rdiv",
+    "concat": "cat",
+    "concatenate": "cat",
+    "subtract": "sub",
+    "multiply": "mul",
+    "divide": "div",
+    "negative": "neg",
+    "neg_": "neg",
+    "flatten": "flatten",
+    "reshape": "reshape",
+    "pos": "identity",
+}
+_AXIS_OPS = frozenset(
+    {
+        "view",
+        "reshape",
+        "flatten",
+        "unflatten",
+        "view_as",
+        "reshape_as",
+        "permute",
+        "transpose",
+        "t",
+        "T",
+        "mT",
+        "swapaxes",
+        "swapdims",
+        "movedim",
+        "squeeze",
+        "unsqueeze",
+    }
+)
+_COLLAPSE_OPS = frozenset(
+    {
+        "expand",
+        "expand_as",
+        "repeat",
+        "tile",
+        "flip",
+        "roll",
+        "narrow",
+        "select",
+        "index_select",
+        "interpolate",
+        "upsample",
+        "pixel_shuffle",
+        "pixel_unshuffle",
+        "masked_fill",
+    }
+)
+_SPLIT_OPS = frozenset({"chunk", "split", "unbind", "tensor_split"})
+_VALUE_OPS = frozenset({"size", "dim", "shape", "numel", "ndimension", "getattr", "device", "dtype"})
+_POOL_FUNCTIONS = {
+    "avg_pool1d": "avg",
+    "avg_pool2d": "avg",
+    "avg_pool3d": "avg",
+    "max_pool1d": "max",
+    "max_pool2d": "max",
+    "max_pool3d": "max",
+    "adaptive_avg_pool1d": "avg",
+    "adaptive_avg_pool2d": "avg",
+    "adaptive_avg_pool3d": "avg",
+    "adaptive_max_pool1d": "max",
+    "adaptive_max_pool2d": "max",
+    "adaptive_max_pool3d": "max",
+}
+
+
+def canonical(node: Node) -> str:
+    """One name per operation whatever its spelling (``operator.add``, ``torch.add``, ``x.add_``, ``x.__add__``)."""
+    if node.op == "method":
+        name = str(node.target)
+    elif node.op == "function":
+        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
+    else:
+        return node.op
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+    return _ALIASES.get(name, name)
+
+
+def _arg(args: Sequence[Any], kwargs: dict[str, Any], index: int, name: str, default: Any = None) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    return args[index] if len(args) > index else default
+
+
+def _tuple(value: Any, dims: int) -> tuple[int, ...]:
+    if isinstance(value, (tuple, list)):
+        return tuple(int(v) for v in value)
+    return (int(value),) * dims
+
+
+_CASTS = frozenset({"float", "double", "half", "bfloat16", "to", "type", "type_as"})
+
+
+def index_values(stat: IndexStat, ndim: int | None) -> Stat:
+    """An integer tensor cast to floats: the moments of its values, from the example's histogram."""
+    counts = stat.counts
+    if counts is None or counts.sum() == 0:
+        return scalar_stat(0.0, 1.0, ndim)
+    values = np.arange(counts.size, dtype=np.float64)
+    weights = counts / counts.sum()
+    return scalar_stat(float(values @ weights), float((values * values) @ weights), ndim)
+
+
+def tensor_stat(meta: TensorMeta) -> Stat | IndexStat:
+    """Moments of a parameter, buffer or constant tensor (constant over samples; its spread counts as variance)."""
+    value = meta.value
+    if value is None:
+        return scalar_stat(0.0, 1.0, meta.ndim)
+    if not value.is_floating_point():
+        return IndexStat(None, meta.ndim)
+    data = value.detach().double()
+    mean = float(data.mean()) if data.numel() else 0.0
+    return scalar_stat(mean, float((data * data).mean()) if data.numel() else 0.0, meta.ndim)
+
+
+class _Propagation:
+    def __init__(self, graph: Graph, model: nn.Module, ctx: Context, inputs: Sequence[Any], strict: bool) -> None:
+        self.graph, self.model, self.ctx, self.strict = graph, model, ctx, strict
+        self.modules = dict(model.named_modules())
+        self.inputs = list(inputs)
+        self.env: dict[str, Any] = ctx.env
+        self.meta = {node.name: node.meta for node in graph.nodes}
+        self.info = analyze(graph, self.modules, canonical)
+        register_branches(ctx, self.info, self.env)
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def value(self, item: Any) -> Any:
+        return map_refs(item, lambda ref: self.env[ref.node])
+
+    def stat(self, value: Any, where: str) -> Stat:
+        if isinstance(value, Stat):
+            return value
+        if isinstance(value, TensorMeta):
+            found = tensor_stat(value)
+            if isinstance(found, Stat):
+                return found
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return scalar_stat(float(value), float(value) ** 2)
+        if isinstance(value, IndexStat):
+            raise VarpropTypeError(
+                f"{where or 'the model'} receives an integer tensor; only nn.Embedding (or F.embedding) takes indices. "
+                "Pass a floating example_input (e.g. torch.randn(shape)) or check the model's input"
+            )
+        raise VarpropTypeError(f"{where}: expected a tensor, got {type(value).__name__}")
+
+    def in_meta(self, node: Node, index: int = 0) -> Any:
+        refs = [a for a in node.args if isinstance(a, Ref)]
+        return self.meta.get(refs[index].node) if len(refs) > index else None
+
+    def unknown(self, what: str, node: Node, args: Sequence[Any]) -> Any:
+        self.ctx.note_unknown(what, "treated as identity: output moments = those of its first tensor input")
+        for value in args:
+            if isinstance(value, (Stat, IndexStat)):
+                return value
+        return scalar_stat(0.0, self.ctx.target_var, getattr(node.meta, "ndim", None))
+
+    def param(self, ref: Any) -> torch.Tensor | None:
+        if not isinstance(ref, Ref):
+            return None
+        node = next((n for n in self.graph.nodes if n.name == ref.node), None)
+        if node is None or node.op != "attr":
+            return None
+        try:
+            found = self.model.get_parameter(str(node.target))
+        except (AttributeError, ValueError):
+            return None
+        return found
+
+    # -- main loop -----------------------------------------------------------------------------------------------
+    def run(self) -> Any:
+        placeholder = 0
+        output: Any = None
+        for node in self.graph.nodes:
+            if node.op == "input":
+                value = self.inputs[placeholder] if placeholder < len(self.inputs) else node.meta
+                placeholder += 1
+            elif node.op == "attr":
+                value = node.meta
+            elif node.op == "output":
+                output = self.value(node.args[0] if node.args else None)
+                value = output
+            elif node.op == "module":
+                value = self.module(node)
+            else:
+                value = self.operation(node)
+            self.env[node.name] = value
+        return output
+
+    def module(self, node: Node) -> Any:
+        key = str(node.target)
+        module = self.modules[key]
+        args = self.value(node.args)
+        kwargs = self.value(node.kwargs)
+        ctx = self.ctx
+        first = args[0] if args else None
+        if isinstance(module, nn.Embedding):
+            return embedding(ctx, key, module, first, node.meta)
+        if isinstance(
+            module,
+            (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
+        ):
+            where = f"{key or 'the model'} ({type(module).__name__})"
+            return module_weight_layer(ctx, key, module, self.stat(first, where), self.in_meta(node), node.meta)
+        if isinstance(module, NORM_TYPES):
+            return normalization(ctx, key, module, self.stat(first, key), self.in_meta(node))
+        act = activation_of_module(module)
+        if act is not None:
+            x = self.stat(first, key)
+            ctx.activations.append(ActivationUse(key, act, x.variance, x.pooled_mean))
+            ctx.pre_activation[node.name] = (act, x)
+            return apply_activation(act, x, ctx.unit_moments)
+        if isinstance(module, DROPOUT_TYPES):
+            return first
+        if isinstance(module, (nn.Flatten, nn.Unflatten)):
+            return move_axis(self.stat(first, key), "flatten", (), self.in_meta(node), node.meta)
+        if isinstance(module, POOL_TYPES):
+            return self.pool_module(node, module, self.stat(first, key))
+        if isinstance(module, nn.Softmax):
+            meta = self.in_meta(node)
+            dim = module.dim if module.dim is not None else -1
+            count = meta.shape[dim] if isinstance(meta, TensorMeta) else 1
+            return softmax_stat(self.stat(first, key), count, getattr(node.meta, "ndim", None))
+        if isinstance(module, nn.MultiheadAttention):
+            query = self.stat(first, key)
+            key_stat = self.stat(_arg(args, kwargs, 1, "key", first), key)
+            value_stat = self.stat(_arg(args, kwargs, 2, "value", first), key)
+            refs = [a for a in node.args if isinstance(a, Ref)]
+            metas = tuple(self.meta.get(r.node) for r in (refs + refs[:1] * 3)[:3])
+            out = multihead_attention(
+                ctx,
+                key,
+                module,
+                query,
+                key_stat,
+                value_stat,
+                metas,  # type: ignore[arg-type]
+                attn_mask=self.arg_meta(node, 5, "attn_mask"),
+                key_padding_mask=self.arg_meta(node, 3, "key_padding_mask"),
+                is_causal=bool(_arg(args, kwargs, 7, "is_causal", False)),
+                same_key_value=(len(refs) >= 3 and refs[1] == refs[2]) or len(refs) == 1,
+            )
+            return (out, None)
+        if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerEncoder)):
+            chain = self.info.block_chain.get(key, 1)
+            rule = block_branch_rule(chain if chain > 0 else 1)
+            if isinstance(module, nn.TransformerEncoderLayer):
+                return transformer_layer(
+                    ctx,
+                    key,
+                    module,
+                    self.stat(first, key),
+                    self.in_meta(node),
+                    mask=self.arg_meta(node, 1, "src_mask"),
+                    key_padding_mask=self.arg_meta(node, 2, "src_key_padding_mask"),
+                    is_causal=bool(_arg(args, kwargs, 3, "is_causal", False)),
+                    branch_rule=rule,
+                )
+            return transformer_encoder(
+                ctx,
+                key,
+                module,
+                self.stat(first, key),
+                self.in_meta(node),
+                mask=self.arg_meta(node, 1, "mask"),
+                key_padding_mask=self.arg_meta(node, 2, "src_key_padding_mask"),
+                is_causal=bool(_arg(args, kwargs, 3, "is_causal", False)),
+                branch_rule=rule,
+            )
+        owned = [name for name, _ in module.named_parameters()]
+        if owned:
+            for name in owned:
+                ctx.warn(f"{key}.{name}: owned by unsupported module {type(module).__name__}; left as it is")
+        return self.unknown(f"{key} ({type(module).__name__})", node, args)
+
+    def arg_meta(self, node: Node, index: int, name: str) -> Any:
+        item = _arg(node.args, node.kwargs, index, name)
+        return self.meta.get(item.node) if isinstance(item, Ref) else item
+
+    def pool_module(self, node: Node, module: nn.Module, x: Stat) -> Stat:
+        name = type(module).__name__
+        kind = "max" if "Max" in name else "avg"
+        adaptive = name.startswith("Adaptive")
+        dims = int(name[-2]) if name[-2].isdigit() else 2
+        pre = self.pre_activation_of(node)
+        if adaptive:
+            return pool(self.ctx, kind, x, self.in_meta(node), node.meta, kernel=None, pre_activation=pre)
+        kernel = _tuple(module.kernel_size, dims)
+        return pool(
+            self.ctx,
+            kind,
+            x,
+            self.in_meta(node),
+            node.meta,
+            kernel=kernel,
+            stride=_tuple(module.stride or kernel, dims),
+            padding=_tuple(module.padding, dims),
+            ceil_mode=bool(getattr(module, "ceil_mode", False)),
+            count_include_pad=bool(getattr(module, "count_include_pad", True)),
+            pre_activation=pre,
+        )
+
+    def pre_activation_of(self, node: Node) -> Any:
+        refs = [a for a in node.args if isinstance(a, Ref)]
+        return self.ctx.pre_activation.get(refs[0].node) if refs else None
+
+    # -- functions and methods -----------------------------------------------------------------------------------
+    def operation(self, node: Node) -> Any:
+        name = canonical(node)
+        args = list(self.value(node.args))
+        kwargs = self.value(node.kwargs)
+        ctx = self.ctx
+        if name == "constant":
+            return tensor_stat(node.meta) if isinstance(node.meta, TensorMeta) else node.meta
+        if not any(isinstance(v, (Stat, IndexStat, TensorMeta, tuple, list)) for v in [*args, *kwargs.values()]):
+            return node.meta  # plain Python (shapes, sizes) or a factory: what the example produced
+        act = None
+        if node.op == "function" and not isinstance(node.target, str):
+            act = activation_of_function(node.target, args[1:], kwargs)
+        elif node.op == "method":
+            act = activation_of_method(str(node.target))
+        if act is not None:
+            x = self.stat(args[0], name)
+            ctx.activations.append(ActivationUse(f"{node.name} ({name})", act, x.variance, x.pooled_mean))
+            ctx.pre_activation[node.name] = (act, x)
+            return apply_activation(act, x, ctx.unit_moments)
+        first = args[0] if args else None
+        if isinstance(first, IndexStat) and name in _CASTS:
+            return index_values(first, getattr(node.meta, "ndim", None))
+        if isinstance(first, IndexStat) and name not in ("embedding",):
+            return first
+        if name in _VALUE_OPS:
+            return node.meta
+        if name == "getitem":
+            return self.getitem(node, first, args)
+        if name in STREAM_OPS and name not in _AXIS_OPS:
+            return first if isinstance(first, Stat) else self.stat(first, name)
+        if name in _AXIS_OPS:
+            return move_axis(self.stat(first, name), name, args[1:], self.in_meta(node), node.meta)
+        if name in _COLLAPSE_OPS:
+            return collapse(self.stat(first, name))
+        if name in _SPLIT_OPS:
+            return self.split(node, self.stat(first, name))
+        if name in ("add", "sub", "rsub"):
+            return self.add(node, name, args, kwargs)
+        if name in ("mul", "div", "rdiv", "neg"):
+            return self.mul(node, name, args)
+        if name in ("matmul", "mm", "bmm", "linear", "conv1d", "conv2d", "conv3d", "embedding"):
+            return self.functional_weight(node, name, args, kwargs)
+        if name in ("cat", "stack"):
+            return self.cat(node, name, args, kwargs)
+        if name in ("mean", "sum"):
+            return self.reduce(node, name, args, kwargs)
+        if name in _POOL_FUNCTIONS:
+            return self.pool_function(node, name, args, kwargs)
+        if name in ("softmax",):
+            meta = self.in_meta(node)
+            dim = _arg(args, kwargs, 1, "dim", -1)
+            count = meta.shape[dim] if isinstance(meta, TensorMeta) else 1
+            return softmax_stat(self.stat(first, name), count, getattr(node.meta, "ndim", None))
+        if name == "scaled_dot_product_attention":
+            return self.sdpa(node, args, kwargs)
+        if name in ("layer_norm", "group_norm", "rms_norm", "batch_norm", "instance_norm", "normalize"):
+            ctx.note_unknown(f"{name}()", "functional normalization: output treated as unit variance, zero mean")
+            return scalar_stat(0.0, 1.0, getattr(node.meta, "ndim", None))
+        if name == "pad":
+            x = collapse(self.stat(first, name))
+            in_meta, out_meta = self.in_meta(node), node.meta
+            if isinstance(in_meta, TensorMeta) and isinstance(out_meta, TensorMeta) and out_meta.numel:
+                keep = in_meta.numel / out_meta.numel
+                return scalar_stat(x.pooled_mean * keep, x.second_moment * keep, out_meta.ndim)
+            return x
+        what = f"{name}()" if node.op == "function" else f".{name}()"
+        return self.unknown(what, node, args)
+
+    def getitem(self, node: Node, first: Any, args: Sequence[Any]) -> Any:
+        if isinstance(first, (tuple, list)):
+            return first[args[1]]
+        if isinstance(first, Stat):
+            meta, out = self.in_meta(node), node.meta
+            index = args[1]
+            axis = first.axis
+            if axis is not None and isinstance(index, (slice, tuple)) and isinstance(meta, TensorMeta):
+                items = index if isinstance(index, tuple) else (index,)
+                plain = Ellipsis not in items and all(isinstance(i, slice) for i in items)
+                if plain and isinstance(out, TensorMeta) and (len(items) <= axis or items[axis] == slice(None)):
+                    return first
+            return collapse(first)
+        return self.stat(first, "getitem")
+
+    def split(self, node: Node, x: Stat) -> tuple[Stat, ...]:
+        metas = node.meta if isinstance(node.meta, tuple) else ()
+        return tuple(collapse(x) for _ in metas) if metas else (collapse(x),)
+
+    def add(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Stat:
+        refs = [a for a in node.args if isinstance(a, Ref)]
+        first, second = args[0], args[1] if len(args) > 1 else kwargs.get("other", 0.0)
+        alpha = float(kwargs.get("alpha", 1.0))
+        sign = -alpha if name in ("sub", "rsub") else alpha
+        if len(refs) == 2 and refs[0] == refs[1] and isinstance(first, Stat):
+            return first.scaled(1.0 + sign)
+        if isinstance(second, (int, float)) and isinstance(first, Stat):
+            result = shift(first, sign * float(second))
+        elif isinstance(first, (int, float)) and isinstance(second, Stat):
+            result = shift(second.scaled(sign), float(first))
+        else:
+            result = add_stats(self.stat(first, name), self.stat(second, name), sign)
+        return result.scaled(-1.0) if name == "rsub" else result
+
+    def mul(self, node: Node, name: str, args: Sequence[Any]) -> Any:
+        if name == "neg":
+            return self.stat(args[0], name).scaled(-1.0)
+        first, second = args[0], args[1]
+        if name == "div" and isinstance(second, (int, float)):
+            return self.stat(first, name).scaled(1.0 / float(second))
+        if name == "mul" and isinstance(second, (int, float)):
+            return self.stat(first, name).scaled(float(second))
+        if name == "mul" and isinstance(first, (int, float)):
+            return self.stat(second, name).scaled(float(first))
+        refs = [a for a in node.args if isinstance(a, Ref)]
+        if name == "mul" and len(refs) == 2 and refs[0] == refs[1]:
+            return square_stat(self.stat(first, name))
+        if name == "mul":
+            return mul_stats(self.stat(first, name), self.stat(second, name))
+        return self.unknown(f"{name}() of two tensors", node, args)
+
+    def functional_weight(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        weight = self.param(node.args[1] if len(node.args) > 1 else node.kwargs.get("weight"))
+        if name == "embedding":
+            if weight is None:
+                return self.unknown("embedding() with a non-parameter weight", node, args)
+            holder = nn.Module()
+            holder.register_parameter("weight", weight if isinstance(weight, nn.Parameter) else None)
+            return embedding(self.ctx, self.ctx.name_of(weight), holder, args[0], node.meta)
+        x = self.stat(args[0], name)
+        out_ndim = getattr(node.meta, "ndim", None)
+        in_ndim = getattr(self.in_meta(node), "ndim", None)
+        if weight is None or weight.dim() < 2:
+            if name in ("matmul", "mm", "bmm") and len(args) > 1:
+                inner = self.in_meta(node)
+                size = inner.shape[-1] if isinstance(inner, TensorMeta) else 1
+                return matmul_stats(x, self.stat(args[1], name), size)
+            return self.unknown(f"{name}() with a weight that is not a parameter", node, args)
+        key = self.ctx.name_of(weight)
+        last = None if in_ndim is None else in_ndim - 1
+        out_last = None if out_ndim is None else out_ndim - 1
+        bias = self.param(node.args[2] if len(node.args) > 2 else node.kwargs.get("bias"))
+        if name in ("matmul", "mm", "bmm"):
+            return weight_layer(
+                self.ctx,
+                key,
+                "matmul",
+                weight,
+                x,
+                layout="matmul",
+                fan_in=float(weight.shape[-2]),
+                in_channels=int(weight.shape[-2]),
+                in_axis=last,
+                out_axis=out_last,
+                out_ndim=out_ndim,
+            )
+        if name == "linear":
+            return weight_layer(
+                self.ctx,
+                key,
+                "linear",
+                weight,
+                x,
+                layout="linear",
+                fan_in=float(weight.shape[1]),
+                in_channels=int(weight.shape[1]),
+                in_axis=last,
+                out_axis=out_last,
+                out_ndim=out_ndim,
+                bias=bias,
+            )
+        dims = weight.dim() - 2
+        groups = int(_arg(args, kwargs, 6, "groups", 1))
+        kernel = tuple(int(k) for k in weight.shape[2:])
+        in_meta = self.in_meta(node)
+        taps = math.prod(kernel)
+        covered = float(taps)
+        if isinstance(in_meta, TensorMeta):
+            covered = coverage(
+                kernel,
+                in_meta.shape,
+                stride=_tuple(_arg(args, kwargs, 3, "stride", 1), dims),
+                padding=_arg(args, kwargs, 4, "padding", 0),
+                dilation=_tuple(_arg(args, kwargs, 5, "dilation", 1), dims),
+            )
+        axis = None if in_ndim is None else (0 if in_ndim == dims + 1 else 1)
+        return weight_layer(
+            self.ctx,
+            key,
+            name,
+            weight,
+            x,
+            layout="conv",
+            fan_in=float(weight.shape[1] * taps),
+            in_channels=int(weight.shape[1]) * groups,
+            in_axis=axis,
+            out_axis=axis,
+            out_ndim=out_ndim,
+            groups=groups,
+            fraction=covered / taps,
+            bias=bias,
+        )
+
+    def cat(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Stat:
+        tensors = args[0]
+        dim = int(_arg(args, kwargs, 1, "dim", 0))
+        refs = node.args[0] if node.args else ()
+        metas = [self.meta.get(r.node) for r in refs if isinstance(r, Ref)]
+        known = [m for m in metas if isinstance(m, TensorMeta)]
+        stats = [self.stat(t, name) for t in tensors]
+        ndim = getattr(node.meta, "ndim", None)
+        if name == "stack" or len(known) != len(stats) or not known:
+            return cat_stats([collapse(s) for s in stats], [1] * len(stats), -1, ndim)
+        full = known[0].ndim
+        dim = dim + full if dim < 0 else dim
+        sizes = [m.shape[dim] for m in known]
+        return cat_stats(stats, sizes, dim, ndim)
+
+    def reduce(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Stat:
+        x = self.stat(args[0], name)
+        dims = _arg(args, kwargs, 1, "dim", None)
+        if isinstance(dims, int):
+            dims = (dims,)
+        keepdim = bool(_arg(args, kwargs, 2, "keepdim", False))
+        meta = self.in_meta(node)
+        result = reduce_mean(x, meta, dims, keepdim, node.meta)
+        if name == "sum" and isinstance(meta, TensorMeta):
+            reduced = range(meta.ndim) if dims is None else dims
+            result = result.scaled(float(math.prod(meta.shape[d] for d in reduced)))
+        return result
+
+    def pool_function(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Stat:
+        x = self.stat(args[0], name)
+        dims = int(name[-2])
+        pre = self.pre_activation_of(node)
+        if name.startswith("adaptive"):
+            return pool(
+                self.ctx, _POOL_FUNCTIONS[name], x, self.in_meta(node), node.meta, kernel=None, pre_activation=pre
+            )
+        kernel = _tuple(_arg(args, kwargs, 1, "kernel_size"), dims)
+        stride_value = _arg(args, kwargs, 2, "stride", None)
+        stride = _tuple(stride_value, dims) if stride_value not in (None, [], ()) else kernel
+        is_max = _POOL_FUNCTIONS[name] == "max"
+        return pool(
+            self.ctx,
+            _POOL_FUNCTIONS[name],
+            x,
+            self.in_meta(node),
+            node.meta,
+            kernel=kernel,
+            stride=stride,
+            padding=_tuple(_arg(args, kwargs, 3, "padding", 0), dims),
+            ceil_mode=bool(_arg(args, kwargs, 5 if is_max else 4, "ceil_mode", False)),
+            count_include_pad=bool(_arg(args, kwargs, 5, "count_include_pad", True)) if not is_max else True,
+            pre_activation=pre,
+        )
+
+    def sdpa(self, node: Node, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        query, key, value = (
+            self.stat(_arg(args, kwargs, i, n), "scaled_dot_product_attention")
+            for i, n in enumerate(("query", "key", "value"))
+        )
+        q_meta, k_meta = self.in_meta(node, 0), self.in_meta(node, 1)
+        if not isinstance(q_meta, TensorMeta) or not isinstance(k_meta, TensorMeta):
+            return self.unknown("scaled_dot_product_attention() without shapes", node, args)
+        head_dim = q_meta.shape[-1]
+        scale = _arg(args, kwargs, 6, "scale", None)
+        scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+        mask = self.arg_meta(node, 3, "attn_mask")
+        counts = row_counts(
+            q_meta.shape[-2],
+            k_meta.shape[-2],
+            mask,
+            bool(_arg(args, kwargs, 5, "is_causal", False)),
+            true_means_masked=False,
+        )
+        tilt = 0.0
+        source = self.common_source(
+            node.args[1] if len(node.args) > 1 else node.kwargs.get("key"),
+            node.args[2] if len(node.args) > 2 else node.kwargs.get("value"),
+        )
+        if source is not None:
+            fan = getattr(self.modules.get(str(source.target)), "in_features", None) if source.op == "module" else None
+            if fan:
+                tilt = tilt_variance(query.second_moment, key.variance, value.variance, head_dim, scale, int(fan))
+        return attention_output(collapse(query), collapse(key), collapse(value), head_dim, scale, counts, tilt)
+
+    def common_source(self, first: Any, second: Any) -> Node | None:
+        """The node both refs come from through layout operations only (keys and values of one projection)."""
+        nodes = {node.name: node for node in self.graph.nodes}
+
+        def origin(ref: Any) -> Node | None:
+            node = nodes.get(ref.node) if isinstance(ref, Ref) else None
+            while (
+                node is not None
+                and node.op in ("function", "method")
+                and (
+                    canonical(node) in _AXIS_OPS
+                    or canonical(node) in _SPLIT_OPS
+                    or canonical(node) in ("getitem", "contiguous")
+                )
+            ):
+                refs = [a for a in node.args if isinstance(a, Ref)]
+                node = nodes.get(refs[0].node) if refs else None
+            return node
+
+        a, b = origin(first), origin(second)
+        return a if a is not None and a is b else None
+
+
+def propagate(graph: Graph, model: nn.Module, ctx: Context, inputs: Sequence[Any], strict: bool = False) -> Any:
+    """Propagate the inputs' moments through ``graph``, filling ``ctx`` (new tensors, layer plans, notes)."""
+    return _Propagation(graph, model, ctx, inputs, strict).run()
+
+
+def output_stats(value: Any) -> list[Stat]:
+    """Flatten a model output (nested tuples/dicts of values) into its ``Stat`` entries."""
+    found: list[Stat] = []
+    if isinstance(value, Stat):
+        found.append(value)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            found.extend(output_stats(item))
+    elif isinstance(value, dict):
+        for item in value.values():
+            found.extend(output_stats(item))
+    return found
