@@ -67,7 +67,7 @@ def test_failure_during_calibration_leaves_model_untouched() -> None:
 
     handle = model[5].register_forward_hook(hook)
     try:
-        with pytest.raises(RuntimeError, match="injected in forward"):
+        with pytest.raises(VarpropValueError, match=r"calibration batch .* RuntimeError: injected in forward"):
             vt.init_model(model, torch.randn(4, 3, 8, 8), calibrate=torch.randn(64, 3, 8, 8))
     finally:
         handle.remove()
@@ -243,6 +243,7 @@ def test_dead_branch_and_zero_target_policy_rows() -> None:
         (nn.Linear(3, 2), (4, 3), {"residual": "fixup"}, VarpropValueError, "'scaled', 'none', 'zero'"),
         (nn.Linear(3, 2), (4, 3), {"calibrate": "data"}, VarpropValueError, "unknown calibrate"),
         (nn.Linear(3, 2), (4, 3), {"calibrate": [1, 2]}, VarpropTypeError, "calibrate must be a tensor"),
+        (nn.Linear(3, 2), (4, 3), {"calibrate": torch.ones(8, 5)}, VarpropValueError, "calibration batch"),
         (nn.Linear(3, 2), (4, 3), {"generator": 1}, VarpropTypeError, "torch.Generator"),
     ],
 )

@@ -88,14 +88,21 @@ def _cnn() -> nn.Module:
         nn.SiLU(),
         nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
         nn.Tanh(),
-        # Pooling to 1x1: position-dependent means (zero-padding borders, transposed-convolution phases) are folded
-        # into the within-channel variance, which a Linear after a spatial flatten of several positions would see
-        # as noise (known limitation, documented in _layers._spatial_output).
-        nn.AdaptiveAvgPool2d(1),
+        # Pooling to 2x2 then flattening: the position-dependent means (zero-padding borders, transposed-convolution
+        # phases) reach the Linear through the exact mean maps (Stat.spatial).
+        nn.AdaptiveAvgPool2d(2),
         nn.Flatten(),
         nn.Dropout(0.2),
-        nn.Linear(32, WIDTH),
+        nn.Linear(128, WIDTH),
     )
+
+
+def _deep_cnn() -> nn.Module:
+    """24 zero-padded ReLU convolutions on 8x8 maps: without the mean maps the border deficit would compound."""
+    layers: list[nn.Module] = [nn.Conv2d(3, 16, 3, padding=1), nn.ReLU()]
+    for _ in range(23):
+        layers += [nn.Conv2d(16, 16, 3, padding=1), nn.ReLU()]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, WIDTH))
 
 
 def _conv1d() -> nn.Module:
@@ -154,6 +161,7 @@ CASES = {
     "sdpa": (Attention, (16, 24, WIDTH)),
     "concat": (Concat, (256, WIDTH)),
     "cnn": (_cnn, (32, 3, 16, 16)),
+    "deep_cnn": (_deep_cnn, (32, 3, 8, 8)),
     "conv1d": (_conv1d, (64, 8, 20)),
     "conv3d": (_conv3d, (8, 2, 6, 6, 6)),
     "norms": (_mlp_norms, (256, WIDTH)),

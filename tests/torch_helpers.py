@@ -10,7 +10,7 @@ Tolerance of a predicted pooled output variance v_pred against the measured one,
 - The prediction treats the units of a layer as independent given their means (mean-field with realized weights).
   Units of width n that share inputs are correlated at O(1/sqrt(n)) (their weight rows overlap at random), which
   moves a pooled variance by O(1/sqrt(n)) relative; MODEL = 2.5 bounds the constant measured over the models of
-  test_torch_model_layers.py (at most 1.8 over seeds 0-4, after removing 5 standard errors; the failure message
+  test_torch_model_layers.py (at most 1.5 over seeds 0-4, after removing 5 standard errors; the failure message
   prints the measured ratio).
 """
 

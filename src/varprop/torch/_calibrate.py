@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 from torch.overrides import TorchFunctionMode
 
+from .._errors import VarpropValueError
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ._graph import quiet_forward
 from ._plan import Context, LayerPlan, qualify
@@ -114,7 +115,14 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
                 handles.append(attention.register_forward_hook(_make_hook(out_plan, new_weight)))
         parameters = {ctx.param_names[key]: value for key, (_param, value) in ctx.new.items() if key in ctx.param_names}
         with quiet_forward(model), NoDropout():
-            torch.func.functional_call(model, parameters, batch, strict=False)
+            try:
+                torch.func.functional_call(model, parameters, batch, strict=False)
+            except Exception as error:
+                shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in batch)
+                raise VarpropValueError(
+                    f"the calibration batch ({shapes}) does not fit the model: its forward pass raised "
+                    f"{type(error).__name__}: {error}"
+                ) from error
     finally:
         for handle in handles:
             handle.remove()

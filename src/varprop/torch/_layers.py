@@ -25,7 +25,7 @@ from torch.nn import functional as F  # noqa: N812 - torch's own convention
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, conv_coverage
 from ._graph import TensorMeta
 from ._plan import Context, LayerPlan, std_for
-from ._stats import IndexStat, Stat, as_array, collapse, scalar_stat
+from ._stats import IndexStat, Stat, as_array, channel_view, collapse, scalar_stat
 
 __all__ = ["LEAF_TYPES", "NORM_TYPES", "embedding", "module_weight_layer", "normalization", "weight_layer"]
 
@@ -103,8 +103,11 @@ def _matrix_sums(weight: torch.Tensor, layout: str, groups: int) -> tuple[torch.
     return regroup(total), regroup(total_sq)
 
 
-def _per_unit_input(x: Stat, in_channels: int, axis: int | None) -> Stat:
-    """The input's per-unit Stat along the contracted axis, or its collapse (broadcast) when channels do not match."""
+def _per_unit_input(x: Stat, in_channels: int, axis: int | None, spatial: tuple[int, ...] = ()) -> Stat:
+    """The input's per-unit Stat along the contracted axis, or its collapse (broadcast) when channels do not match;
+    spatial maps are kept only when the consumer works on that map shape (a convolution)."""
+    if x.spatial and x.spatial != spatial:
+        x = channel_view(x)
     if x.channels == in_channels and x.axis is not None and x.axis == axis:
         return x
     return collapse(x)
@@ -139,30 +142,29 @@ SpatialMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def _spatial_output(
     x: Stat, weight: torch.Tensor, in_channels: int, apply: SpatialMap, spatial: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per-channel output moments of a convolution for the drawn weights, exactly over positions.
+    """Output mean and variance maps (channel-major, flattened) of a convolution for the drawn weights.
 
-    The mean map is the convolution of the per-channel input means (constant over positions), the variance map the
-    convolution of the per-channel variances with the squared weights (independent inputs); both include zero padding
-    and, for transposed convolutions, which taps reach which output phase. The spread of the mean map over positions
-    counts as variance within the channel: exact for the pooled moments, but a later layer that mixes positions
-    (a Linear after flattening a feature map of several positions) sees that deterministic pattern as noise; global
-    pooling removes the difference.
+    The mean map is the convolution of the input's mean map (or of its per-channel means, constant over positions),
+    the variance map the convolution of its variance map with the squared weights (inputs independent given their
+    means); both include zero padding and, for transposed convolutions, which taps reach which output phase. Keeping
+    the maps lets the lower means at the borders propagate exactly: a 50-layer ReLU CNN on 16x16 inputs otherwise
+    drifts to 5x its target (the per-channel version treats the border pattern as noise).
     """
     w = weight.detach().double()
-    mean_in = np.broadcast_to(x.mean, (in_channels,)).astype(np.float64)
-    var_in = np.broadcast_to(x.var, (in_channels,)).astype(np.float64)
-    shape = (1, in_channels) + (1,) * len(spatial)
     ones = torch.ones((1, in_channels, *spatial), dtype=torch.float64, device=w.device)
-    mean_map = apply(ones * torch.as_tensor(mean_in, device=w.device).reshape(shape), w)[0]
-    var_map = apply(ones * torch.as_tensor(var_in, device=w.device).reshape(shape), w * w)[0]
-    flat_mean = mean_map.reshape(mean_map.shape[0], -1)
-    mean = flat_mean.mean(dim=1)
-    within = var_map.reshape(var_map.shape[0], -1).mean(dim=1) + flat_mean.var(dim=1, unbiased=False)
+    if x.spatial == spatial and x.mean.size == ones.numel():  # the input's own maps (from a previous convolution)
+        mean_in = torch.as_tensor(x.mean, device=w.device).reshape(ones.shape)
+        var_in = torch.as_tensor(x.var, device=w.device).reshape(ones.shape)
+    else:
+        shape = (1, in_channels) + (1,) * len(spatial)
+        mean_in = ones * torch.as_tensor(np.broadcast_to(x.mean, (in_channels,)).copy(), device=w.device).reshape(shape)
+        var_in = ones * torch.as_tensor(np.broadcast_to(x.var, (in_channels,)).copy(), device=w.device).reshape(shape)
+    mean_map = apply(mean_in, w)[0]
+    var_map = apply(var_in, w * w)[0]
     shared = 0.0
     if x.shared > 0.0:  # unknown per-channel offsets, constant over positions: like means of unknown sign
-        offsets = apply(ones * math.sqrt(x.shared), w * w)[0]
-        shared = float(offsets.mean())
-    return mean.cpu().numpy(), within.cpu().numpy(), shared
+        shared = float(apply(ones * x.shared, w * w)[0].mean())
+    return mean_map.reshape(-1).cpu().numpy(), var_map.reshape(-1).cpu().numpy(), shared
 
 
 def weight_layer(
@@ -182,14 +184,15 @@ def weight_layer(
     fraction: float = 1.0,
     rows: slice | None = None,
     bias: torch.Tensor | None = None,
-    spatial: tuple[SpatialMap, tuple[int, ...]] | None = None,
+    spatial: tuple[SpatialMap, tuple[int, ...], tuple[int, ...]] | None = None,
 ) -> Stat:
     """Choose the std of one weight tensor (or a block of rows of it) and return the output Stat.
 
     A second call with the same weights (a shared module) reuses the weights chosen at the first call.
     """
     plan_key = (id(weight), 0 if rows is None else int(rows.start or 0))
-    x_in = _per_unit_input(x, in_channels, in_axis)
+    x_in = _per_unit_input(x, in_channels, in_axis, spatial[1] if spatial is not None else ())
+    out_spatial = spatial[2] if spatial is not None else ()
 
     def realized(block: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
         if spatial is not None:
@@ -203,7 +206,7 @@ def weight_layer(
         drawn = ctx.new_value(weight)
         block = drawn if rows is None else drawn[rows]
         mean, within, shared = realized(block)
-        return Stat(mean, within, shared, out_axis, out_ndim)
+        return Stat(mean, within, shared, out_axis, out_ndim, out_spatial)
     target = ctx.target_for(key)
     second = x_in.second_moment
     if second <= 0.0 or not math.isfinite(second):
@@ -247,7 +250,7 @@ def weight_layer(
         block.mul_(scale)
         plan.std = std * scale
         plan.realized_scale = scale
-        out = Stat(mean * scale, within * scale * scale, shared * scale * scale, out_axis, out_ndim)
+        out = Stat(mean * scale, within * scale * scale, shared * scale * scale, out_axis, out_ndim, out_spatial)
     else:
         variance = std * std * effective_fan
         out = Stat(
@@ -303,8 +306,12 @@ def module_weight_layer(ctx: Context, key: str, module: nn.Module, x: Stat, in_m
     in_channels = int(module.in_channels)  # type: ignore[arg-type]
     layout = "conv_transpose" if isinstance(module, CONV_TRANSPOSE_LAYERS) else "conv"
     spatial = None
-    if in_shape is not None:
-        spatial = (_conv_map(module), tuple(int(v) for v in in_shape[-spatial_dims:]))
+    if in_shape is not None and out_shape is not None:
+        spatial = (
+            _conv_map(module),
+            tuple(int(v) for v in in_shape[-spatial_dims:]),
+            tuple(int(v) for v in out_shape[-spatial_dims:]),
+        )
     return weight_layer(
         ctx,
         key,
@@ -440,6 +447,7 @@ def normalization(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: o
     dtype = in_meta.dtype if isinstance(in_meta, TensorMeta) else None
     eps = _eps(module, dtype)
     if isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+        x = channel_view(x)
         dims = len(tuple(module.normalized_shape))
         size = math.prod(module.normalized_shape)
         per_unit = dims == 1 and ndim is not None and x.axis == ndim - 1 and x.channels == size
@@ -457,20 +465,25 @@ def normalization(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: o
     channels = int(getattr(module, "num_features", getattr(module, "num_channels", 1)))
     per_channel = x.channels == channels and x.axis == channel_axis
     stat = x if per_channel else collapse(x)
-    mean_c = np.broadcast_to(stat.mean, (channels,)).astype(np.float64)
-    var_c = np.broadcast_to(stat.var, (channels,)).astype(np.float64)
+    # (channel, position) maps; one position when the Stat has no spatial maps
+    positions = math.prod(stat.spatial) if stat.spatial else 1
+    means = np.broadcast_to(stat.mean.reshape(-1, positions), (channels, positions)).astype(np.float64)
+    variances = np.broadcast_to(stat.var.reshape(-1, positions), (channels, positions)).astype(np.float64)
+    spatial = stat.spatial
+
+    def result(mean: np.ndarray, var: np.ndarray, shared: float) -> Stat:
+        return Stat(mean.reshape(-1), var.reshape(-1), shared, channel_axis, ndim, spatial)
+
     if isinstance(module, nn.GroupNorm):
         groups = int(module.num_groups)
-        grouped_mean = mean_c.reshape(groups, -1)
-        grouped_var = var_c.reshape(groups, -1)
+        grouped_mean = means.reshape(groups, -1)
+        grouped_var = variances.reshape(groups, -1)
         centre = grouped_mean.mean(axis=1, keepdims=True)
         spread = grouped_mean.var(axis=1, keepdims=True) + grouped_var.mean(axis=1, keepdims=True) + stat.shared
         gamma, beta = _affine(ctx, key, module, channels, float(np.mean(spread / (spread + eps))))
-        scale = gamma.reshape(groups, -1) / np.sqrt(spread + eps)
-        mean = ((grouped_mean - centre) * scale).reshape(-1) + beta
-        return Stat(
-            mean, (grouped_var * scale * scale).reshape(-1), stat.shared * float(np.mean(scale**2)), channel_axis, ndim
-        )
+        scale = np.repeat((gamma.reshape(groups, -1) / np.sqrt(spread + eps)).reshape(-1, 1), positions, axis=1)
+        centred = (grouped_mean - centre).reshape(channels, positions)
+        return result(centred * scale + beta[:, None], variances * scale**2, stat.shared * float(np.mean(scale**2)))
     uses_batch = module.training or not getattr(module, "track_running_stats", False)
     running_mean = getattr(module, "running_mean", None)
     running_var = getattr(module, "running_var", None)
@@ -479,17 +492,19 @@ def normalization(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: o
         or uses_batch
         or running_mean is None
     ):
-        # Centring per channel removes the channel means and the unknown offsets: what remains is the within part.
-        gamma, beta = _affine(ctx, key, module, channels, float(np.mean(var_c / (var_c + eps))))
-        scale = gamma / np.sqrt(var_c + eps)
-        return Stat(beta.copy(), var_c * scale * scale, 0.0, channel_axis, ndim)
+        # Centring per channel removes the channel means and the unknown offsets (constant over the batch and the
+        # positions); a position-dependent mean pattern remains, centred.
+        centre = means.mean(axis=1, keepdims=True)
+        spread = variances.mean(axis=1) + means.var(axis=1)
+        gamma, beta = _affine(ctx, key, module, channels, float(np.mean(spread / (spread + eps))))
+        scale = (gamma / np.sqrt(spread + eps))[:, None]
+        return result((means - centre) * scale + beta[:, None], variances * scale**2, 0.0)
     gamma, beta = _affine(ctx, key, module, channels, 1.0)
     assert isinstance(running_var, torch.Tensor)
-    rm = running_mean.detach().double().cpu().numpy()
-    rv = running_var.detach().double().cpu().numpy()
-    scale = gamma / np.sqrt(rv + eps)
-    return Stat(
-        (mean_c - rm) * scale + beta, var_c * scale * scale, stat.shared * float(np.mean(scale**2)), channel_axis, ndim
+    running = running_mean.detach().double().cpu().numpy()[:, None]
+    scale = (gamma / np.sqrt(running_var.detach().double().cpu().numpy() + eps))[:, None]
+    return result(
+        (means - running) * scale + beta[:, None], variances * scale**2, stat.shared * float(np.mean(scale**2))
     )
 
 

@@ -28,7 +28,7 @@ import torch
 from .._activation import Activation
 from ._graph import TensorMeta
 from ._plan import Context
-from ._stats import Stat, collapse, scalar_stat
+from ._stats import Stat, channel_view, collapse, scalar_stat
 
 __all__ = ["add_stats", "cat_stats", "collision", "move_axis", "mul_stats", "pool", "reshape_stat", "softmax_stat"]
 
@@ -45,6 +45,12 @@ def move_axis(stat: Stat, name: str, args: Sequence[Any], in_meta: Any, out_meta
     if stat.axis is None or not isinstance(in_meta, TensorMeta) or not isinstance(out_meta, TensorMeta):
         return replace(collapse(stat), ndim=out_ndim)
     axis, ndim = stat.axis, in_meta.ndim
+    if stat.spatial:
+        flat = (*in_meta.shape[:axis], math.prod(in_meta.shape[axis:]))
+        if tuple(out_meta.shape) == flat and tuple(in_meta.shape[axis + 1 :]) == stat.spatial:
+            # flatten(1) of (N, C, *S): feature c * prod(S) + p, the maps' own channel-major order
+            return Stat(stat.mean, stat.var, stat.shared, axis, out_ndim)
+        stat = channel_view(stat)
     if name == "permute":
         dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
         order = [_norm_dim(int(d), ndim) for d in dims]
@@ -85,18 +91,24 @@ def reshape_stat(stat: Stat, in_shape: tuple[int, ...], out_shape: tuple[int, ..
 
 
 def _broadcast(stat: Stat, like: Stat) -> Stat:
-    """A channel-less Stat repeated over the channels of ``like`` (the same moments in every channel)."""
-    count = like.channels
-    return Stat(np.full(count, stat.mean[0]), np.full(count, stat.var[0]), stat.shared, like.axis, like.ndim)
+    """A channel-less Stat repeated over the channels (and positions) of ``like``."""
+    count = like.mean.size
+    return Stat(
+        np.full(count, stat.mean[0]), np.full(count, stat.var[0]), stat.shared, like.axis, like.ndim, like.spatial
+    )
 
 
 def _aligned(first: Stat, second: Stat) -> tuple[Stat, Stat]:
+    if first.mean.size == 1 and second.axis is not None:
+        return _broadcast(first, second), second
+    if second.mean.size == 1 and first.axis is not None:
+        return first, _broadcast(second, first)
+    if first.spatial or second.spatial:
+        if first.spatial == second.spatial and first.axis == second.axis and first.mean.size == second.mean.size:
+            return first, second
+        first, second = channel_view(first), channel_view(second)
     if first.axis is not None and first.axis == second.axis and first.channels == second.channels:
         return first, second
-    if first.channels == 1 and second.axis is not None:
-        return _broadcast(first, second), second
-    if second.channels == 1 and first.axis is not None:
-        return first, _broadcast(second, first)
     return collapse(first), collapse(second)
 
 
@@ -106,7 +118,7 @@ def add_stats(first: Stat, second: Stat, sign: float = 1.0) -> Stat:
     if a.channels != b.channels:
         a, b = collapse(a), collapse(b)
     axis = a.axis if a.axis is not None else b.axis
-    return Stat(a.mean + sign * b.mean, a.var + b.var, a.shared + b.shared, axis, a.ndim or b.ndim)
+    return Stat(a.mean + sign * b.mean, a.var + b.var, a.shared + b.shared, axis, a.ndim or b.ndim, a.spatial)
 
 
 def shift(stat: Stat, constant: float) -> Stat:
@@ -235,6 +247,11 @@ def pool(
     spatial, out_spatial = in_shape[-dims:], out_shape[-dims:]
     padding = tuple(padding) if padding else (0,) * dims
     counts = _window_counts(spatial, out_spatial, kernel, stride, padding, ceil_mode)
+    if kind == "avg" and x.spatial and x.spatial == tuple(spatial) and x.axis is not None:
+        return _pool_maps(x, spatial, out_spatial, counts, kernel, stride, padding, ceil_mode, count_include_pad)
+    x = channel_view(x)
+    if pre_activation is not None:
+        pre_activation = (pre_activation[0], channel_view(pre_activation[1]))
     counts = counts[counts > 0] if np.any(counts > 0) else np.ones(1)
     size = float(math.prod(kernel)) if kernel is not None else 1.0
     stat = x if x.axis is not None and x.axis < len(in_shape) - dims else collapse(x)
@@ -276,12 +293,64 @@ def pool(
     return Stat(mean, np.maximum(second - mean * mean, 0.0), stat.shared, stat.axis, ndim)
 
 
+def _pool_maps(
+    x: Stat,
+    spatial: Sequence[int],
+    out_spatial: Sequence[int],
+    counts: np.ndarray,
+    kernel: Sequence[int] | None,
+    stride: Sequence[int] | None,
+    padding: Sequence[int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+) -> Stat:
+    """Average pooling of mean and variance maps: the mean map is pooled like the tensor; the variance map sums
+    independent positions, Var = sum(v) / divisor^2 with divisor = window size K (padding counted) or n (not)."""
+    dims = len(spatial)
+    shape = (1, x.channels, *spatial)
+    means = torch.as_tensor(x.mean, dtype=torch.float64).reshape(shape)
+    variances = torch.as_tensor(x.var, dtype=torch.float64).reshape(shape)
+    functional = torch.nn.functional
+    if kernel is None:
+        adaptive = (functional.adaptive_avg_pool1d, functional.adaptive_avg_pool2d, functional.adaptive_avg_pool3d)
+        size: Any = tuple(out_spatial)
+        pool_mean = adaptive[dims - 1](means, size)
+        divisor = torch.as_tensor(counts, dtype=torch.float64).reshape(1, 1, *out_spatial)
+        pool_var = adaptive[dims - 1](variances, size) / divisor
+    else:
+        pools = (functional.avg_pool1d, functional.avg_pool2d, functional.avg_pool3d)
+        arguments = (tuple(kernel), tuple(stride or kernel), tuple(padding), ceil_mode, count_include_pad)
+        pool_mean = pools[dims - 1](means, *arguments)
+        divisor = (
+            torch.full_like(pool_mean, float(math.prod(kernel)))
+            if count_include_pad
+            else torch.as_tensor(np.maximum(counts, 1.0), dtype=torch.float64).reshape(1, 1, *pool_mean.shape[2:])
+        )
+        pool_var = pools[dims - 1](variances, *arguments) / divisor
+    out = tuple(int(v) for v in pool_mean.shape[2:])
+    keep = out if math.prod(out) > 1 else ()
+    return Stat(pool_mean.reshape(-1).numpy(), pool_var.reshape(-1).numpy(), x.shared, x.axis, len(out) + 2, keep)
+
+
 def reduce_mean(stat: Stat, in_meta: Any, dims: Sequence[int] | None, keepdim: bool, out_meta: Any) -> Stat:
     """x.mean(dims): positions average out their independent part; channels average everything."""
     if not isinstance(in_meta, TensorMeta):
         return collapse(stat)
     ndim = in_meta.ndim
     reduced = list(range(ndim)) if dims is None else [_norm_dim(int(d), ndim) for d in dims]
+    if stat.spatial and stat.axis is not None:
+        positions = list(range(stat.axis + 1, ndim))
+        if sorted(reduced) == positions:  # global average of the maps: exact, fluctuations independent
+            count = math.prod(stat.spatial)
+            out_ndim = out_meta.ndim if isinstance(out_meta, TensorMeta) else None
+            return Stat(
+                stat.mean.reshape(-1, count).mean(axis=1),
+                stat.var.reshape(-1, count).mean(axis=1) / count,
+                stat.shared,
+                stat.axis,
+                out_ndim,
+            )
+        stat = channel_view(stat)
     count = math.prod(in_meta.shape[d] for d in reduced) if reduced else 1
     out_ndim = out_meta.ndim if isinstance(out_meta, TensorMeta) else None
     if stat.axis is not None and stat.axis not in reduced:

@@ -39,7 +39,7 @@ from ._ops import (
 )
 from ._plan import ActivationUse, Context
 from ._residual import STREAM_OPS, analyze, block_branch_rule, register_branches
-from ._stats import IndexStat, Stat, apply_activation, collapse, scalar_stat
+from ._stats import IndexStat, Stat, apply_activation, channel_view, collapse, scalar_stat
 
 __all__ = ["canonical", "propagate"]
 
@@ -189,6 +189,11 @@ class _Propagation:
         return map_refs(item, lambda ref: self.env[ref.node])
 
     def stat(self, value: Any, where: str) -> Stat:
+        """The value as a per-channel ``Stat`` (spatial maps reduced; see ``raw_stat``)."""
+        return channel_view(self.raw_stat(value, where))
+
+    def raw_stat(self, value: Any, where: str) -> Stat:
+        """The value as a ``Stat``, keeping spatial maps (for the rules that use them)."""
         if isinstance(value, Stat):
             return value
         if isinstance(value, TensorMeta):
@@ -261,21 +266,21 @@ class _Propagation:
             (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
         ):
             where = f"{key or 'the model'} ({type(module).__name__})"
-            return module_weight_layer(ctx, key, module, self.stat(first, where), self.in_meta(node), node.meta)
+            return module_weight_layer(ctx, key, module, self.raw_stat(first, where), self.in_meta(node), node.meta)
         if isinstance(module, NORM_TYPES):
-            return normalization(ctx, key, module, self.stat(first, key), self.in_meta(node))
+            return normalization(ctx, key, module, self.raw_stat(first, key), self.in_meta(node))
         act = activation_of_module(module)
         if act is not None:
-            x = self.stat(first, key)
+            x = self.raw_stat(first, key)
             ctx.activations.append(ActivationUse(key, act, x.variance, x.pooled_mean))
             ctx.pre_activation[node.name] = (act, x)
             return apply_activation(act, x, ctx.unit_moments)
         if isinstance(module, DROPOUT_TYPES):
             return first
         if isinstance(module, (nn.Flatten, nn.Unflatten)):
-            return move_axis(self.stat(first, key), "flatten", (), self.in_meta(node), node.meta)
+            return move_axis(self.raw_stat(first, key), "flatten", (), self.in_meta(node), node.meta)
         if isinstance(module, POOL_TYPES):
-            return self.pool_module(node, module, self.stat(first, key))
+            return self.pool_module(node, module, self.raw_stat(first, key))
         if isinstance(module, nn.Softmax):
             meta = self.in_meta(node)
             dim = module.dim if module.dim is not None else -1
@@ -380,7 +385,7 @@ class _Propagation:
         elif node.op == "method":
             act = activation_of_method(str(node.target))
         if act is not None:
-            x = self.stat(args[0], name)
+            x = self.raw_stat(args[0], name)
             ctx.activations.append(ActivationUse(f"{node.name} ({name})", act, x.variance, x.pooled_mean))
             ctx.pre_activation[node.name] = (act, x)
             return apply_activation(act, x, ctx.unit_moments)
@@ -396,7 +401,7 @@ class _Propagation:
         if name in STREAM_OPS and name not in _AXIS_OPS:
             return first if isinstance(first, Stat) else self.stat(first, name)
         if name in _AXIS_OPS:
-            return move_axis(self.stat(first, name), name, args[1:], self.in_meta(node), node.meta)
+            return move_axis(self.raw_stat(first, name), name, args[1:], self.in_meta(node), node.meta)
         if name in _COLLAPSE_OPS:
             return collapse(self.stat(first, name))
         if name in _SPLIT_OPS:
@@ -464,19 +469,19 @@ class _Propagation:
         elif isinstance(first, (int, float)) and isinstance(second, Stat):
             result = shift(second.scaled(sign), float(first))
         else:
-            result = add_stats(self.stat(first, name), self.stat(second, name), sign)
+            result = add_stats(self.raw_stat(first, name), self.raw_stat(second, name), sign)
         return result.scaled(-1.0) if name == "rsub" else result
 
     def mul(self, node: Node, name: str, args: Sequence[Any]) -> Any:
         if name == "neg":
-            return self.stat(args[0], name).scaled(-1.0)
+            return self.raw_stat(args[0], name).scaled(-1.0)
         first, second = args[0], args[1]
         if name == "div" and isinstance(second, (int, float)):
-            return self.stat(first, name).scaled(1.0 / float(second))
+            return self.raw_stat(first, name).scaled(1.0 / float(second))
         if name == "mul" and isinstance(second, (int, float)):
-            return self.stat(first, name).scaled(float(second))
+            return self.raw_stat(first, name).scaled(float(second))
         if name == "mul" and isinstance(first, (int, float)):
-            return self.stat(second, name).scaled(float(first))
+            return self.raw_stat(second, name).scaled(float(first))
         refs = [a for a in node.args if isinstance(a, Ref)]
         if name == "mul" and len(refs) == 2 and refs[0] == refs[1]:
             return square_stat(self.stat(first, name))
@@ -582,7 +587,7 @@ class _Propagation:
         return cat_stats(stats, sizes, dim, ndim)
 
     def reduce(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Stat:
-        x = self.stat(args[0], name)
+        x = self.raw_stat(args[0], name)
         dims = _arg(args, kwargs, 1, "dim", None)
         if isinstance(dims, int):
             dims = (dims,)
@@ -595,7 +600,7 @@ class _Propagation:
         return result
 
     def pool_function(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Stat:
-        x = self.stat(args[0], name)
+        x = self.raw_stat(args[0], name)
         dims = int(name[-2])
         pre = self.pre_activation_of(node)
         if name.startswith("adaptive"):

@@ -45,6 +45,9 @@ class Stat:
         shared: variance of unknown per-channel offsets (constant over samples and positions).
         axis: the tensor dimension that indexes ``mean``/``var`` (non-negative), or ``None``.
         ndim: the tensor's number of dimensions (``None`` when unknown).
+        spatial: for convolution outputs with realized weights, the map shape ``(H, W, ...)``: then ``mean`` and
+            ``var`` hold one value per (channel, position), channel-major (``C * prod(spatial)`` entries), so that
+            zero-padding borders and other position-dependent means propagate exactly. ``()`` otherwise.
     """
 
     mean: FloatArray
@@ -52,10 +55,11 @@ class Stat:
     shared: float = 0.0
     axis: int | None = None
     ndim: int | None = None
+    spatial: tuple[int, ...] = ()
 
     @property
     def channels(self) -> int:
-        return int(self.mean.size)
+        return int(self.mean.size) // math.prod(self.spatial) if self.spatial else int(self.mean.size)
 
     @property
     def pooled_mean(self) -> float:
@@ -95,8 +99,19 @@ def scalar_stat(mean: float, second_moment: float, ndim: int | None = None) -> S
     return Stat(np.array([float(mean)]), np.array([variance]), 0.0, None, ndim)
 
 
+def channel_view(stat: Stat) -> Stat:
+    """Per-channel moments of a spatial Stat: the spread of a channel's mean map counts as variance within it."""
+    if not stat.spatial:
+        return stat
+    count = math.prod(stat.spatial)
+    means = stat.mean.reshape(-1, count)
+    variances = stat.var.reshape(-1, count)
+    return Stat(means.mean(axis=1), variances.mean(axis=1) + means.var(axis=1), stat.shared, stat.axis, stat.ndim)
+
+
 def collapse(stat: Stat) -> Stat:
     """Forget the channels: the spread of the channel means becomes an unknown offset (``shared``)."""
+    stat = channel_view(stat)
     if stat.channels == 1:
         return replace(stat, axis=None)
     return Stat(
@@ -307,7 +322,7 @@ def apply_activation(act: Activation, stat: Stat, unit_moments: UnitMoments) -> 
     mean, var = stat.mean, stat.var
     if stat.shared <= 0.0:
         first, second = unit_moments(act, mean, var)
-        return Stat(first, np.maximum(second - first * first, 0.0), 0.0, stat.axis, stat.ndim)
+        return Stat(first, np.maximum(second - first * first, 0.0), 0.0, stat.axis, stat.ndim, stat.spatial)
     total_first, total_second = unit_moments(act, mean, var + stat.shared)
     nodes, weights = np.polynomial.hermite_e.hermegauss(_OFFSET_NODES)
     weights = weights / weights.sum()
@@ -317,7 +332,7 @@ def apply_activation(act: Activation, stat: Stat, unit_moments: UnitMoments) -> 
     centre = inner_first @ weights
     offset_var = np.maximum((inner_first * inner_first) @ weights - centre * centre, 0.0)
     within = np.maximum(total_second - total_first * total_first - offset_var, 0.0)
-    return Stat(total_first, within, float(np.mean(offset_var)), stat.axis, stat.ndim)
+    return Stat(total_first, within, float(np.mean(offset_var)), stat.axis, stat.ndim, stat.spatial)
 
 
 def as_array(value: Any) -> FloatArray:

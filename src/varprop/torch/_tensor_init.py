@@ -235,7 +235,7 @@ def init_module_(
 
     Example:
         >>> layer = init_module_(nn.Linear(512, 256), "gelu", generator=torch.Generator().manual_seed(0))
-        >>> float(layer.bias.abs().max())
+        >>> float(layer.bias.detach().abs().max())
         0.0
     """
     supported = (nn.Linear, nn.Embedding, *CONV_LAYERS, *CONV_TRANSPOSE_LAYERS)
