@@ -149,13 +149,6 @@ def test_init_model_called_as_documented(
     assert code == 0 and json.loads(out)["report"] == {"stub": True}
 
 
-def test_init_without_init_model_is_a_clear_error(run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(varprop_torch, "init_model", raising=False)
-    code, out, err = run("inspect", TARGET, "--input-shape", SHAPE, "--no-plot")
-    assert code == 2 and out == ""
-    assert "needs varprop.torch.init_model" in err and "--init none" in err
-
-
 def write(tmp_path: Path, source: str) -> Path:
     path = tmp_path / "user_model.py"
     path.write_text(source, encoding="utf-8")

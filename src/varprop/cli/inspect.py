@@ -193,14 +193,8 @@ def _build(
         raise VarpropTypeError(f"{name}() in {str(path)!r} returned an object of type {kind}, not a torch.nn.Module")
     if init == "none":
         return model, None
-    from .. import torch as varprop_torch
+    from ..torch import init_model
 
-    # Looked up at run time: init_model is written alongside this command (issue 4).
-    init_model = getattr(varprop_torch, "init_model", None)
-    if init_model is None:
-        raise VarpropError(
-            f"--init {init} needs varprop.torch.init_model, which this installation lacks; use --init none"
-        )
     generator = torch.Generator().manual_seed(seed)
     report = init_model(model, shape, calibrate=_CALIBRATE[init], generator=generator)
     return model, report

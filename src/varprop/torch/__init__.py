@@ -15,11 +15,13 @@ Example:
 
 from __future__ import annotations
 
+from ..plotting.signal import plot_signal
 from ._calibrate import measure_variances
 from ._fans import Fans, conv_coverage, fans
 from ._model_init import init_model
 from ._report import ActivationRow, InitReport, LayerRow
 from ._residual import RESIDUAL_POLICIES
+from ._signal import LayerSignal, SignalStats, signal_stats
 from ._tensor_init import calculate_gain, init_, init_module_
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "Fans",
     "InitReport",
     "LayerRow",
+    "LayerSignal",
+    "SignalStats",
     "calculate_gain",
     "conv_coverage",
     "fans",
@@ -35,4 +39,6 @@ __all__ = [
     "init_model",
     "init_module_",
     "measure_variances",
+    "plot_signal",
+    "signal_stats",
 ]
