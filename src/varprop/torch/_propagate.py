@@ -8,7 +8,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -25,6 +24,20 @@ from ._attention import (
 from ._fans import coverage
 from ._graph import Graph, Node, Ref, TensorMeta, map_refs
 from ._layers import DROPOUT_TYPES, NORM_TYPES, POOL_TYPES, embedding, module_weight_layer, normalization, weight_layer
+from ._names import (
+    AXIS_OPS,
+    CASTS,
+    COLLAPSE_OPS,
+    POOL_FUNCTIONS,
+    SPLIT_OPS,
+    VALUE_OPS,
+    arg,
+    as_tuple,
+    canonical,
+    index_values,
+    output_stats,
+    tensor_stat,
+)
 from ._ops import (
     add_stats,
     cat_stats,
@@ -41,137 +54,7 @@ from ._plan import ActivationUse, Context
 from ._residual import STREAM_OPS, analyze, block_branch_rule, register_branches
 from ._stats import IndexStat, Stat, apply_activation, channel_view, collapse, scalar_stat
 
-__all__ = ["canonical", "propagate"]
-
-_ALIASES = {
-    "iadd": "add",
-    "radd": "add",
-    "add_": "add",
-    "isub": "sub",
-    "sub_": "sub",
-    "imul": "mul",
-    "rmul": "mul",
-    "mul_": "mul",
-    "truediv": "div",
-    "itruediv": "div",
-    "div_": "div",
-    "true_divide": "div",
-    "rtruediv": "rdiv",
-    "concat": "cat",
-    "concatenate": "cat",
-    "subtract": "sub",
-    "multiply": "mul",
-    "divide": "div",
-    "negative": "neg",
-    "neg_": "neg",
-    "flatten": "flatten",
-    "reshape": "reshape",
-    "pos": "identity",
-}
-_AXIS_OPS = frozenset(
-    {
-        "view",
-        "reshape",
-        "flatten",
-        "unflatten",
-        "view_as",
-        "reshape_as",
-        "permute",
-        "transpose",
-        "t",
-        "T",
-        "mT",
-        "swapaxes",
-        "swapdims",
-        "movedim",
-        "squeeze",
-        "unsqueeze",
-    }
-)
-_COLLAPSE_OPS = frozenset(
-    {
-        "expand",
-        "expand_as",
-        "repeat",
-        "tile",
-        "flip",
-        "roll",
-        "narrow",
-        "select",
-        "index_select",
-        "interpolate",
-        "upsample",
-        "pixel_shuffle",
-        "pixel_unshuffle",
-        "masked_fill",
-    }
-)
-_SPLIT_OPS = frozenset({"chunk", "split", "unbind", "tensor_split"})
-_VALUE_OPS = frozenset({"size", "dim", "shape", "numel", "ndimension", "getattr", "device", "dtype"})
-_POOL_FUNCTIONS = {
-    "avg_pool1d": "avg",
-    "avg_pool2d": "avg",
-    "avg_pool3d": "avg",
-    "max_pool1d": "max",
-    "max_pool2d": "max",
-    "max_pool3d": "max",
-    "adaptive_avg_pool1d": "avg",
-    "adaptive_avg_pool2d": "avg",
-    "adaptive_avg_pool3d": "avg",
-    "adaptive_max_pool1d": "max",
-    "adaptive_max_pool2d": "max",
-    "adaptive_max_pool3d": "max",
-}
-
-
-def canonical(node: Node) -> str:
-    """One name per operation whatever its spelling (``operator.add``, ``torch.add``, ``x.add_``, ``x.__add__``)."""
-    if node.op == "method":
-        name = str(node.target)
-    elif node.op == "function":
-        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
-    else:
-        return node.op
-    if name.startswith("__") and name.endswith("__"):
-        name = name[2:-2]
-    return _ALIASES.get(name, name)
-
-
-def _arg(args: Sequence[Any], kwargs: dict[str, Any], index: int, name: str, default: Any = None) -> Any:
-    if name in kwargs:
-        return kwargs[name]
-    return args[index] if len(args) > index else default
-
-
-def _tuple(value: Any, dims: int) -> tuple[int, ...]:
-    if isinstance(value, (tuple, list)):
-        return tuple(int(v) for v in value)
-    return (int(value),) * dims
-
-
-_CASTS = frozenset({"float", "double", "half", "bfloat16", "to", "type", "type_as"})
-
-
-def index_values(stat: IndexStat, ndim: int | None) -> Stat:
-    """An integer tensor cast to floats: the moments of its values, from the example's histogram."""
-    counts = stat.counts
-    if counts is None or counts.sum() == 0:
-        return scalar_stat(0.0, 1.0, ndim)
-    values = np.arange(counts.size, dtype=np.float64)
-    weights = counts / counts.sum()
-    return scalar_stat(float(values @ weights), float((values * values) @ weights), ndim)
-
-
-def tensor_stat(meta: TensorMeta) -> Stat | IndexStat:
-    """Moments of a parameter, buffer or constant tensor (constant over samples; its spread counts as variance)."""
-    value = meta.value
-    if value is None:
-        return scalar_stat(0.0, 1.0, meta.ndim)
-    if not value.is_floating_point():
-        return IndexStat(None, meta.ndim)
-    data = value.detach().double()
-    mean = float(data.mean()) if data.numel() else 0.0
-    return scalar_stat(mean, float((data * data).mean()) if data.numel() else 0.0, meta.ndim)
+__all__ = ["canonical", "output_stats", "propagate"]
 
 
 class _Propagation:
@@ -288,8 +171,8 @@ class _Propagation:
             return softmax_stat(self.stat(first, key), count, getattr(node.meta, "ndim", None))
         if isinstance(module, nn.MultiheadAttention):
             query = self.stat(first, key)
-            key_stat = self.stat(_arg(args, kwargs, 1, "key", first), key)
-            value_stat = self.stat(_arg(args, kwargs, 2, "value", first), key)
+            key_stat = self.stat(arg(args, kwargs, 1, "key", first), key)
+            value_stat = self.stat(arg(args, kwargs, 2, "value", first), key)
             refs = [a for a in node.args if isinstance(a, Ref)]
             metas = tuple(self.meta.get(r.node) for r in (refs + refs[:1] * 3)[:3])
             out = multihead_attention(
@@ -302,7 +185,7 @@ class _Propagation:
                 metas,  # type: ignore[arg-type]
                 attn_mask=self.arg_meta(node, 5, "attn_mask"),
                 key_padding_mask=self.arg_meta(node, 3, "key_padding_mask"),
-                is_causal=bool(_arg(args, kwargs, 7, "is_causal", False)),
+                is_causal=bool(arg(args, kwargs, 7, "is_causal", False)),
                 same_key_value=(len(refs) >= 3 and refs[1] == refs[2]) or len(refs) == 1,
             )
             return (out, None)
@@ -318,7 +201,7 @@ class _Propagation:
                     self.in_meta(node),
                     mask=self.arg_meta(node, 1, "src_mask"),
                     key_padding_mask=self.arg_meta(node, 2, "src_key_padding_mask"),
-                    is_causal=bool(_arg(args, kwargs, 3, "is_causal", False)),
+                    is_causal=bool(arg(args, kwargs, 3, "is_causal", False)),
                     branch_rule=rule,
                 )
             return transformer_encoder(
@@ -329,7 +212,7 @@ class _Propagation:
                 self.in_meta(node),
                 mask=self.arg_meta(node, 1, "mask"),
                 key_padding_mask=self.arg_meta(node, 2, "src_key_padding_mask"),
-                is_causal=bool(_arg(args, kwargs, 3, "is_causal", False)),
+                is_causal=bool(arg(args, kwargs, 3, "is_causal", False)),
                 branch_rule=rule,
             )
         owned = [name for name, _ in module.named_parameters()]
@@ -339,7 +222,7 @@ class _Propagation:
         return self.unknown(f"{key} ({type(module).__name__})", node, args)
 
     def arg_meta(self, node: Node, index: int, name: str) -> Any:
-        item = _arg(node.args, node.kwargs, index, name)
+        item = arg(node.args, node.kwargs, index, name)
         return self.meta.get(item.node) if isinstance(item, Ref) else item
 
     def pool_module(self, node: Node, module: nn.Module, x: Stat) -> Stat:
@@ -350,7 +233,7 @@ class _Propagation:
         pre = self.pre_activation_of(node)
         if adaptive:
             return pool(self.ctx, kind, x, self.in_meta(node), node.meta, kernel=None, pre_activation=pre)
-        kernel = _tuple(module.kernel_size, dims)
+        kernel = as_tuple(module.kernel_size, dims)
         return pool(
             self.ctx,
             kind,
@@ -358,8 +241,8 @@ class _Propagation:
             self.in_meta(node),
             node.meta,
             kernel=kernel,
-            stride=_tuple(module.stride or kernel, dims),
-            padding=_tuple(module.padding, dims),
+            stride=as_tuple(module.stride or kernel, dims),
+            padding=as_tuple(module.padding, dims),
             ceil_mode=bool(getattr(module, "ceil_mode", False)),
             count_include_pad=bool(getattr(module, "count_include_pad", True)),
             pre_activation=pre,
@@ -390,21 +273,21 @@ class _Propagation:
             ctx.pre_activation[node.name] = (act, x)
             return apply_activation(act, x, ctx.unit_moments)
         first = args[0] if args else None
-        if isinstance(first, IndexStat) and name in _CASTS:
+        if isinstance(first, IndexStat) and name in CASTS:
             return index_values(first, getattr(node.meta, "ndim", None))
         if isinstance(first, IndexStat) and name not in ("embedding",):
             return first
-        if name in _VALUE_OPS:
+        if name in VALUE_OPS:
             return node.meta
         if name == "getitem":
             return self.getitem(node, first, args)
-        if name in STREAM_OPS and name not in _AXIS_OPS:
+        if name in STREAM_OPS and name not in AXIS_OPS:
             return first if isinstance(first, Stat) else self.stat(first, name)
-        if name in _AXIS_OPS:
+        if name in AXIS_OPS:
             return move_axis(self.raw_stat(first, name), name, args[1:], self.in_meta(node), node.meta)
-        if name in _COLLAPSE_OPS:
+        if name in COLLAPSE_OPS:
             return collapse(self.stat(first, name))
-        if name in _SPLIT_OPS:
+        if name in SPLIT_OPS:
             return self.split(node, self.stat(first, name))
         if name in ("add", "sub", "rsub"):
             return self.add(node, name, args, kwargs)
@@ -416,11 +299,11 @@ class _Propagation:
             return self.cat(node, name, args, kwargs)
         if name in ("mean", "sum"):
             return self.reduce(node, name, args, kwargs)
-        if name in _POOL_FUNCTIONS:
+        if name in POOL_FUNCTIONS:
             return self.pool_function(node, name, args, kwargs)
         if name in ("softmax",):
             meta = self.in_meta(node)
-            dim = _arg(args, kwargs, 1, "dim", -1)
+            dim = arg(args, kwargs, 1, "dim", -1)
             count = meta.shape[dim] if isinstance(meta, TensorMeta) else 1
             return softmax_stat(self.stat(first, name), count, getattr(node.meta, "ndim", None))
         if name == "scaled_dot_product_attention":
@@ -540,7 +423,7 @@ class _Propagation:
                 bias=bias,
             )
         dims = weight.dim() - 2
-        groups = int(_arg(args, kwargs, 6, "groups", 1))
+        groups = int(arg(args, kwargs, 6, "groups", 1))
         kernel = tuple(int(k) for k in weight.shape[2:])
         in_meta = self.in_meta(node)
         taps = math.prod(kernel)
@@ -549,9 +432,9 @@ class _Propagation:
             covered = coverage(
                 kernel,
                 in_meta.shape,
-                stride=_tuple(_arg(args, kwargs, 3, "stride", 1), dims),
-                padding=_arg(args, kwargs, 4, "padding", 0),
-                dilation=_tuple(_arg(args, kwargs, 5, "dilation", 1), dims),
+                stride=as_tuple(arg(args, kwargs, 3, "stride", 1), dims),
+                padding=arg(args, kwargs, 4, "padding", 0),
+                dilation=as_tuple(arg(args, kwargs, 5, "dilation", 1), dims),
             )
         axis = None if in_ndim is None else (0 if in_ndim == dims + 1 else 1)
         return weight_layer(
@@ -573,7 +456,7 @@ class _Propagation:
 
     def cat(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Stat:
         tensors = args[0]
-        dim = int(_arg(args, kwargs, 1, "dim", 0))
+        dim = int(arg(args, kwargs, 1, "dim", 0))
         refs = node.args[0] if node.args else ()
         metas = [self.meta.get(r.node) for r in refs if isinstance(r, Ref)]
         known = [m for m in metas if isinstance(m, TensorMeta)]
@@ -588,10 +471,10 @@ class _Propagation:
 
     def reduce(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Stat:
         x = self.raw_stat(args[0], name)
-        dims = _arg(args, kwargs, 1, "dim", None)
+        dims = arg(args, kwargs, 1, "dim", None)
         if isinstance(dims, int):
             dims = (dims,)
-        keepdim = bool(_arg(args, kwargs, 2, "keepdim", False))
+        keepdim = bool(arg(args, kwargs, 2, "keepdim", False))
         meta = self.in_meta(node)
         result = reduce_mean(x, meta, dims, keepdim, node.meta)
         if name == "sum" and isinstance(meta, TensorMeta):
@@ -605,43 +488,43 @@ class _Propagation:
         pre = self.pre_activation_of(node)
         if name.startswith("adaptive"):
             return pool(
-                self.ctx, _POOL_FUNCTIONS[name], x, self.in_meta(node), node.meta, kernel=None, pre_activation=pre
+                self.ctx, POOL_FUNCTIONS[name], x, self.in_meta(node), node.meta, kernel=None, pre_activation=pre
             )
-        kernel = _tuple(_arg(args, kwargs, 1, "kernel_size"), dims)
-        stride_value = _arg(args, kwargs, 2, "stride", None)
-        stride = _tuple(stride_value, dims) if stride_value not in (None, [], ()) else kernel
-        is_max = _POOL_FUNCTIONS[name] == "max"
+        kernel = as_tuple(arg(args, kwargs, 1, "kernel_size"), dims)
+        stride_value = arg(args, kwargs, 2, "stride", None)
+        stride = as_tuple(stride_value, dims) if stride_value not in (None, [], ()) else kernel
+        is_max = POOL_FUNCTIONS[name] == "max"
         return pool(
             self.ctx,
-            _POOL_FUNCTIONS[name],
+            POOL_FUNCTIONS[name],
             x,
             self.in_meta(node),
             node.meta,
             kernel=kernel,
             stride=stride,
-            padding=_tuple(_arg(args, kwargs, 3, "padding", 0), dims),
-            ceil_mode=bool(_arg(args, kwargs, 5 if is_max else 4, "ceil_mode", False)),
-            count_include_pad=bool(_arg(args, kwargs, 5, "count_include_pad", True)) if not is_max else True,
+            padding=as_tuple(arg(args, kwargs, 3, "padding", 0), dims),
+            ceil_mode=bool(arg(args, kwargs, 5 if is_max else 4, "ceil_mode", False)),
+            count_include_pad=bool(arg(args, kwargs, 5, "count_include_pad", True)) if not is_max else True,
             pre_activation=pre,
         )
 
     def sdpa(self, node: Node, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         query, key, value = (
-            self.stat(_arg(args, kwargs, i, n), "scaled_dot_product_attention")
+            self.stat(arg(args, kwargs, i, n), "scaled_dot_product_attention")
             for i, n in enumerate(("query", "key", "value"))
         )
         q_meta, k_meta = self.in_meta(node, 0), self.in_meta(node, 1)
         if not isinstance(q_meta, TensorMeta) or not isinstance(k_meta, TensorMeta):
             return self.unknown("scaled_dot_product_attention() without shapes", node, args)
         head_dim = q_meta.shape[-1]
-        scale = _arg(args, kwargs, 6, "scale", None)
+        scale = arg(args, kwargs, 6, "scale", None)
         scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
         mask = self.arg_meta(node, 3, "attn_mask")
         counts = row_counts(
             q_meta.shape[-2],
             k_meta.shape[-2],
             mask,
-            bool(_arg(args, kwargs, 5, "is_causal", False)),
+            bool(arg(args, kwargs, 5, "is_causal", False)),
             true_means_masked=False,
         )
         tilt = 0.0
@@ -665,8 +548,8 @@ class _Propagation:
                 node is not None
                 and node.op in ("function", "method")
                 and (
-                    canonical(node) in _AXIS_OPS
-                    or canonical(node) in _SPLIT_OPS
+                    canonical(node) in AXIS_OPS
+                    or canonical(node) in SPLIT_OPS
                     or canonical(node) in ("getitem", "contiguous")
                 )
             ):
@@ -681,17 +564,3 @@ class _Propagation:
 def propagate(graph: Graph, model: nn.Module, ctx: Context, inputs: Sequence[Any], strict: bool = False) -> Any:
     """Propagate the inputs' moments through ``graph``, filling ``ctx`` (new tensors, layer plans, notes)."""
     return _Propagation(graph, model, ctx, inputs, strict).run()
-
-
-def output_stats(value: Any) -> list[Stat]:
-    """Flatten a model output (nested tuples/dicts of values) into its ``Stat`` entries."""
-    found: list[Stat] = []
-    if isinstance(value, Stat):
-        found.append(value)
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            found.extend(output_stats(item))
-    elif isinstance(value, dict):
-        for item in value.values():
-            found.extend(output_stats(item))
-    return found

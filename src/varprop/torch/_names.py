@@ -1,0 +1,158 @@
+"""Names and small conversions shared by the propagation rules: one canonical name per operation, argument access,
+and the moments of constant and integer tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._graph import Node, TensorMeta
+from ._stats import IndexStat, Stat, scalar_stat
+
+__all__ = ["arg", "as_tuple", "canonical", "index_values", "output_stats", "tensor_stat"]
+
+ALIASES = {
+    "iadd": "add",
+    "radd": "add",
+    "add_": "add",
+    "isub": "sub",
+    "sub_": "sub",
+    "imul": "mul",
+    "rmul": "mul",
+    "mul_": "mul",
+    "truediv": "div",
+    "itruediv": "div",
+    "div_": "div",
+    "true_divide": "div",
+    "rtruediv": "rdiv",
+    "concat": "cat",
+    "concatenate": "cat",
+    "subtract": "sub",
+    "multiply": "mul",
+    "divide": "div",
+    "negative": "neg",
+    "neg_": "neg",
+    "flatten": "flatten",
+    "reshape": "reshape",
+    "pos": "identity",
+}
+AXIS_OPS = frozenset(
+    {
+        "view",
+        "reshape",
+        "flatten",
+        "unflatten",
+        "view_as",
+        "reshape_as",
+        "permute",
+        "transpose",
+        "t",
+        "T",
+        "mT",
+        "swapaxes",
+        "swapdims",
+        "movedim",
+        "squeeze",
+        "unsqueeze",
+    }
+)
+COLLAPSE_OPS = frozenset(
+    {
+        "expand",
+        "expand_as",
+        "repeat",
+        "tile",
+        "flip",
+        "roll",
+        "narrow",
+        "select",
+        "index_select",
+        "interpolate",
+        "upsample",
+        "pixel_shuffle",
+        "pixel_unshuffle",
+        "masked_fill",
+    }
+)
+SPLIT_OPS = frozenset({"chunk", "split", "unbind", "tensor_split"})
+VALUE_OPS = frozenset({"size", "dim", "shape", "numel", "ndimension", "getattr", "device", "dtype"})
+POOL_FUNCTIONS = {
+    "avg_pool1d": "avg",
+    "avg_pool2d": "avg",
+    "avg_pool3d": "avg",
+    "max_pool1d": "max",
+    "max_pool2d": "max",
+    "max_pool3d": "max",
+    "adaptive_avg_pool1d": "avg",
+    "adaptive_avg_pool2d": "avg",
+    "adaptive_avg_pool3d": "avg",
+    "adaptive_max_pool1d": "max",
+    "adaptive_max_pool2d": "max",
+    "adaptive_max_pool3d": "max",
+}
+
+
+def canonical(node: Node) -> str:
+    """One name per operation whatever its spelling (``operator.add``, ``torch.add``, ``x.add_``, ``x.__add__``)."""
+    if node.op == "method":
+        name = str(node.target)
+    elif node.op == "function":
+        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
+    else:
+        return node.op
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+    return ALIASES.get(name, name)
+
+
+def arg(args: Sequence[Any], kwargs: dict[str, Any], index: int, name: str, default: Any = None) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    return args[index] if len(args) > index else default
+
+
+def as_tuple(value: Any, dims: int) -> tuple[int, ...]:
+    if isinstance(value, (tuple, list)):
+        return tuple(int(v) for v in value)
+    return (int(value),) * dims
+
+
+CASTS = frozenset({"float", "double", "half", "bfloat16", "to", "type", "type_as"})
+
+
+def index_values(stat: IndexStat, ndim: int | None) -> Stat:
+    """An integer tensor cast to floats: the moments of its values, from the example's histogram."""
+    counts = stat.counts
+    if counts is None or counts.sum() == 0:
+        return scalar_stat(0.0, 1.0, ndim)
+    values = np.arange(counts.size, dtype=np.float64)
+    weights = counts / counts.sum()
+    return scalar_stat(float(values @ weights), float((values * values) @ weights), ndim)
+
+
+def tensor_stat(meta: TensorMeta) -> Stat | IndexStat:
+    """Moments of a parameter, buffer or constant tensor (constant over samples; its spread counts as variance)."""
+    value = meta.value
+    if value is None:
+        return scalar_stat(0.0, 1.0, meta.ndim)
+    if not value.is_floating_point():
+        return IndexStat(None, meta.ndim)
+    data = value.detach().double()
+    mean = float(data.mean()) if data.numel() else 0.0
+    return scalar_stat(mean, float((data * data).mean()) if data.numel() else 0.0, meta.ndim)
+
+
+def output_stats(value: Any) -> list[Stat]:
+    """Flatten a model output (nested tuples/dicts of values) into its ``Stat`` entries."""
+    found: list[Stat] = []
+    if isinstance(value, Stat):
+        found.append(value)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            found.extend(output_stats(item))
+    elif isinstance(value, dict):
+        for item in value.values():
+            found.extend(output_stats(item))
+    return found
