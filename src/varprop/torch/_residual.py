@@ -26,6 +26,7 @@ from torch import nn
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ._graph import Graph, Node, Ref, iter_refs
 from ._layers import NORM_TYPES
+from ._names import AXIS_OPS
 from ._plan import Context, qualify
 from ._stats import Stat
 
@@ -52,27 +53,11 @@ STREAM_OPS = frozenset(
         "dropout3d",
         "alpha_dropout",
         "feature_alpha_dropout",
-        "view",
-        "reshape",
-        "flatten",
-        "unflatten",
-        "view_as",
-        "reshape_as",
-        "permute",
-        "transpose",
-        "t",
-        "T",
-        "mT",
-        "swapaxes",
-        "swapdims",
-        "movedim",
-        "squeeze",
-        "unsqueeze",
         "getitem",
         "identity",
         "pos",
     }
-)
+) | AXIS_OPS
 # Operations through which a branch's scale can be pushed back to its last weights (scale-equivariant).
 SCALE_OPS = STREAM_OPS | {"mul", "truediv", "div", "neg", "avg_pool1d", "avg_pool2d", "avg_pool3d", "sum", "mean"}
 
