@@ -35,29 +35,32 @@ __all__ = ["RESIDUAL_POLICIES", "SCALE_OPS", "STREAM_OPS", "ResidualInfo", "anal
 RESIDUAL_POLICIES: tuple[str, ...] = ("scaled", "none", "zero")
 
 # Operations that keep a tensor's values up to layout (the skip stream may pass through them).
-STREAM_OPS = frozenset(
-    {
-        "contiguous",
-        "clone",
-        "detach",
-        "to",
-        "float",
-        "double",
-        "half",
-        "bfloat16",
-        "type",
-        "type_as",
-        "dropout",
-        "dropout1d",
-        "dropout2d",
-        "dropout3d",
-        "alpha_dropout",
-        "feature_alpha_dropout",
-        "getitem",
-        "identity",
-        "pos",
-    }
-) | AXIS_OPS
+STREAM_OPS = (
+    frozenset(
+        {
+            "contiguous",
+            "clone",
+            "detach",
+            "to",
+            "float",
+            "double",
+            "half",
+            "bfloat16",
+            "type",
+            "type_as",
+            "dropout",
+            "dropout1d",
+            "dropout2d",
+            "dropout3d",
+            "alpha_dropout",
+            "feature_alpha_dropout",
+            "getitem",
+            "identity",
+            "pos",
+        }
+    )
+    | AXIS_OPS
+)
 # Operations through which a branch's scale can be pushed back to its last weights (scale-equivariant).
 SCALE_OPS = STREAM_OPS | {"mul", "truediv", "div", "neg", "avg_pool1d", "avg_pool2d", "avg_pool3d", "sum", "mean"}
 
