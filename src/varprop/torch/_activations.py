@@ -18,6 +18,7 @@ from .._activation import Activation
 from .._errors import VarpropTypeError, VarpropValueError
 
 __all__ = [
+    "ACTIVATION_MODULE_TYPES",
     "activation_of_function",
     "activation_of_method",
     "activation_of_module",
@@ -122,6 +123,9 @@ _TORCH_GAIN_NAMES: dict[str, str] = {
     "conv_transpose2d": "identity",
     "conv_transpose3d": "identity",
 }
+
+# Every module class computed elementwise by a registered activation (shape in = shape out).
+ACTIVATION_MODULE_TYPES: tuple[type[nn.Module], ...] = (*(cls for cls, _name, _params in _MODULES), nn.PReLU)
 
 
 def _plain(value: Any) -> Any:

@@ -162,12 +162,39 @@ class _Tracer(fx.Tracer):
         return is_leaf(m)
 
 
+def _shape_preserving_types() -> tuple[type[nn.Module], ...]:
+    from ._activations import ACTIVATION_MODULE_TYPES
+    from ._layers import DROPOUT_TYPES, NORM_TYPES
+
+    return (*ACTIVATION_MODULE_TYPES, *DROPOUT_TYPES, *NORM_TYPES, nn.Identity)
+
+
+def _meta_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """The output of a common leaf module on ``meta`` input without running it (elementwise modules, norms, Linear):
+    running PyTorch's meta kernels costs ~1 ms per call for activations (they go through the reference
+    decompositions), more than all the rest of the analytic pass. ``None``: run the module."""
+    if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or args[0].device.type != "meta":
+        return None
+    (x,) = args
+    if type(module) is nn.Linear:
+        if x.ndim == 0 or x.shape[-1] != module.in_features:
+            return None
+        return x.new_empty((*x.shape[:-1], module.out_features))
+    if isinstance(module, _shape_preserving_types()) and x.is_floating_point():
+        return torch.empty_like(x)
+    return None
+
+
 class _Recording(fx.Interpreter):
     def __init__(self, module: fx.GraphModule, inputs: tuple[torch.Tensor, ...]) -> None:
         super().__init__(module)
         self.metas: dict[str, Any] = {}
         self.inputs = inputs
         self.placeholders = 0
+
+    def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        shortcut = _meta_output(self.fetch_attr(str(target)), args, kwargs)
+        return shortcut if shortcut is not None else super().call_module(target, args, kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
         result = super().run_node(n)

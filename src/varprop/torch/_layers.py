@@ -215,14 +215,16 @@ def weight_layer(
         )
         second = 1.0
     std = std_for(target, effective_fan, second)
+    # Realized weights: draw a unit-std sample and scale it once, by the factor that its own statistics call for.
+    drawn_std = 1.0 if ctx.realized and std > 0.0 else std
     if rows is None:
-        drawn = ctx.draw_like(weight, std)
+        drawn = ctx.draw_like(weight, drawn_std)
         ctx.set_new(weight, drawn)
         block = drawn
     else:
         drawn = ctx.new_value(weight)
         block = drawn[rows]
-        block.copy_(ctx.draw_like(weight, std, block.shape))
+        block.copy_(ctx.draw_like(weight, drawn_std, rows))
     if bias is not None:
         if rows is None:
             ctx.zero(bias)
@@ -246,11 +248,11 @@ def weight_layer(
     elif ctx.realized:
         mean, within, shared = realized(block)
         pooled = float(np.mean(mean * mean + within) + shared)
-        scale = math.sqrt(target / pooled) if pooled > 0.0 else 1.0
-        block.mul_(scale)
-        plan.std = std * scale
-        plan.realized_scale = scale
-        out = Stat(mean * scale, within * scale * scale, shared * scale * scale, out_axis, out_ndim, out_spatial)
+        factor = math.sqrt(target / pooled) if pooled > 0.0 else std
+        block.mul_(factor)
+        plan.std = factor
+        plan.realized_scale = factor / std
+        out = Stat(mean * factor, within * factor**2, shared * factor**2, out_axis, out_ndim, out_spatial)
     else:
         variance = std * std * effective_fan
         out = Stat(

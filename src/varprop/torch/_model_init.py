@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from ._plan import Context
 from ._propagate import canonical, output_stats, propagate
 from ._report import InitReport
 from ._residual import RESIDUAL_POLICIES, STREAM_OPS
+from ._sampling import Sampler
 from ._tensor_init import check_choice, check_generator
 
 __all__ = ["init_model"]
@@ -158,7 +160,7 @@ def init_model(
     generator: torch.Generator | None = None,
     strict: bool = False,
     residual: str = "scaled",
-    realized: bool = True,
+    realized: bool | None = None,
 ) -> InitReport:
     """Initialize every weight layer of ``model`` so that each pre-activation has variance ``target_var``.
 
@@ -190,7 +192,9 @@ def init_model(
         strict: raise instead of assuming identity for operations and modules that are not recognized.
         residual: ``"scaled"`` (default: the stream's variance doubles over a whole chain, at any depth), ``"none"``
             or ``"zero"``.
-        realized: correct each layer for its drawn weights (default) or use the mean-field value only.
+        realized: correct each layer for its drawn weights, or use the mean-field value only. Default (``None``):
+            realized without calibration; mean-field with it (calibration measures the drawn weights on the batch
+            and replaces the correction, so computing it first would only cost time).
 
     Returns:
         ``InitReport``.
@@ -215,31 +219,67 @@ def init_model(
     check_choice("distribution", distribution, DISTRIBUTIONS)
     check_choice("residual", residual, RESIDUAL_POLICIES)
     check_generator(generator)
-    if not isinstance(strict, bool) or not isinstance(realized, bool):
-        raise VarpropTypeError("strict and realized must be bools")
+    if not isinstance(strict, bool) or not isinstance(realized, (bool, type(None))):
+        raise VarpropTypeError(f"strict must be a bool and realized a bool or None, got {strict!r} and {realized!r}")
     example, synthetic = _example(model, example_input, input_variance, generator)
     batch = _calibration_batch(calibrate, example, input_variance, generator)
+    options = _Options(
+        target=target,
+        input_var=input_variance,
+        calibrate=None if batch is None else ("gaussian" if isinstance(calibrate, str) else "batch"),
+        distribution=distribution,
+        residual=residual,
+        realized=(batch is None) if realized is None else realized,
+        strict=strict,
+    )
+    return _initialize(model, example, synthetic, batch, Sampler(distribution, generator), options, started)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The validated options of one ``init_model`` call."""
+
+    target: float
+    input_var: float | None
+    calibrate: str | None
+    distribution: str
+    residual: str
+    realized: bool
+    strict: bool
+
+
+def _initialize(
+    model: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    synthetic: bool,
+    batch: tuple[torch.Tensor, ...] | None,
+    sampler: Sampler,
+    options: _Options,
+    started: float,
+) -> InitReport:
+    names = {id(p): name for name, p in model.named_parameters()}
     graph = build_graph(model, example)
     traced = time.perf_counter()
     ctx = Context(
-        target_var=target,
-        distribution=distribution,
-        generator=generator,
-        realized=realized,
-        residual=residual,
-        param_names={id(p): name for name, p in model.named_parameters()},
+        target_var=options.target,
+        distribution=options.distribution,
+        realized=options.realized,
+        residual=options.residual,
+        param_names=names,
+        sampler=sampler,
     )
+    input_variance = options.input_var
     inputs = [
         input_stat(t, input_variance if not synthetic else (1.0 if input_variance is None else input_variance))
         for t in example
     ]
-    output = propagate(graph, model, ctx, inputs, strict)
+    output = propagate(graph, model, ctx, inputs, options.strict)
     modules = dict(model.named_modules())
     from ._residual import analyze
 
     residual_adds = set(analyze(graph, modules, canonical).adds)
     _describe_follows(graph, ctx, modules, residual_adds)
-    if strict and ctx.unknown:
+    if options.strict and ctx.unknown:
         listed = "; ".join(f"{what}: {assumption}" for what, assumption in ctx.unknown.items())
         raise VarpropValueError(f"strict=True and {len(ctx.unknown)} operation(s) are not recognized: {listed}")
     propagated = time.perf_counter()
@@ -255,12 +295,12 @@ def init_model(
     finished = time.perf_counter()
     untouched = [name for name, p in model.named_parameters() if id(p) not in ctx.new]
     settings: dict[str, Any] = {
-        "target_var": target,
+        "target_var": options.target,
         "input_var": inputs[0].variance if inputs and hasattr(inputs[0], "variance") else None,
-        "calibrate": None if batch is None else ("gaussian" if isinstance(calibrate, str) else "batch"),
-        "distribution": distribution,
-        "residual": residual,
-        "realized": realized,
+        "calibrate": options.calibrate,
+        "distribution": options.distribution,
+        "residual": options.residual,
+        "realized": options.realized,
         "graph": graph.method,
     }
     if graph.note:

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from .._activation import Activation
+from ._sampling import Sampler
 from ._stats import Stat, UnitMoments
-from ._tensor_init import draw
 
 __all__ = ["ActivationUse", "Context", "LayerPlan", "qualify"]
 
@@ -59,10 +59,10 @@ class Context:
 
     target_var: float
     distribution: str
-    generator: torch.Generator | None
     realized: bool
     residual: str
     param_names: dict[int, str]
+    sampler: Sampler
     unit_moments: UnitMoments = field(default_factory=UnitMoments)
     new: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     layers: list[LayerPlan] = field(default_factory=list)
@@ -94,17 +94,12 @@ class Context:
         if message not in self.warnings:
             self.warnings.append(message)
 
-    def draw_like(
-        self, param: torch.Tensor, std: float, shape: torch.Size | tuple[int, ...] | None = None
-    ) -> torch.Tensor:
-        return draw(
-            param.shape if shape is None else shape,
-            std,
-            dtype=param.dtype,
-            device=param.device,
-            distribution=self.distribution,
-            generator=self.generator,
-        )
+    def draw_like(self, param: torch.Tensor, std: float, rows: slice | None = None) -> torch.Tensor:
+        """New zero-mean weights of standard deviation ``std`` for ``param`` (or for its rows ``rows``)."""
+        span = None if rows is None else (int(rows.start or 0), int(rows.stop))
+        sample = self.sampler.unit(self.name_of(param), param, span)
+        sample.mul_(std)
+        return sample if sample.dtype == param.dtype else sample.to(param.dtype)
 
     def new_value(self, param: torch.Tensor) -> torch.Tensor:
         """The new tensor of a handled parameter, created (as a copy of the current value) on first use."""

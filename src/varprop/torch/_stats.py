@@ -10,6 +10,7 @@ E[y] = mean(mean[c]) and E[y^2] = mean(mean[c]^2 + var[c]) + shared.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, field, replace
@@ -161,6 +162,20 @@ def evaluate(act: Activation, mean: FloatArray, var: FloatArray) -> tuple[FloatA
     return first, second
 
 
+def _closed_form(act: Activation, mean: FloatArray, var: FloatArray) -> tuple[FloatArray, FloatArray] | None:
+    """E[phi], E[phi^2] from the activation's closed form when it is valid at every point (exact and ~0.5 us per
+    point: cheaper than a table lookup), else ``None``."""
+    if act.closed_form is None:
+        return None
+    first, second, _deriv, trusted = act.closed_form(mean, var)
+    if not bool(np.all(trusted)):
+        return None
+    return (
+        np.broadcast_to(np.asarray(first, dtype=np.float64), mean.shape).copy(),
+        np.broadcast_to(np.asarray(second, dtype=np.float64), mean.shape).copy(),
+    )
+
+
 @dataclass
 class _Axis:
     """[low, high] cut into equal panels no wider than ``max_width``, each with ``count`` Chebyshev points."""
@@ -249,9 +264,10 @@ class _Table:
 
 @dataclass
 class UnitMoments:
-    """E[phi(y)] and E[phi(y)^2] for many units y ~ N(mean_i, var_i): for up to ``_DIRECT_LIMIT`` units (and
-    wherever a table would need too many panels) the activation's closed form or the moment engine; above, a
-    Chebyshev table built from them and kept for the whole ``init_model`` call (a 100-layer MLP builds a few)."""
+    """E[phi(y)] and E[phi(y)^2] for many units y ~ N(mean_i, var_i): for up to ``_DIRECT_LIMIT`` units, wherever
+    the activation's closed form is valid at every unit, and wherever a table would need too many panels, the
+    closed form or the moment engine; otherwise a Chebyshev table built from them and kept for the whole
+    ``init_model`` call (a 100-layer MLP builds a few)."""
 
     tables: dict[tuple[object, ...], _Table] = field(default_factory=dict)
     cache: dict[tuple[object, ...], tuple[FloatArray, FloatArray]] = field(default_factory=dict)
@@ -268,6 +284,9 @@ class UnitMoments:
                 self.engine_points += int(mean.size)
                 cached = self.cache[key] = evaluate(act, mean, var)
             return cached[0].copy(), cached[1].copy()
+        exact = _closed_form(act, mean, var)
+        if exact is not None:
+            return exact
         kinked = self._kink_inside(act, mean, var)
         width = 2.0
         if kinked:
@@ -312,6 +331,13 @@ class UnitMoments:
         return table(mean, var)
 
 
+@functools.cache
+def _offset_rule() -> tuple[FloatArray, FloatArray]:
+    """Gauss-Hermite nodes and weights (normalized to sum 1) for E over d ~ N(0, 1)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(_OFFSET_NODES)
+    return nodes, weights / weights.sum()
+
+
 def apply_activation(act: Activation, stat: Stat, unit_moments: UnitMoments) -> Stat:
     """Moments of phi(y) for y described by ``stat`` (each channel Gaussian, the mean-field assumption).
 
@@ -324,8 +350,7 @@ def apply_activation(act: Activation, stat: Stat, unit_moments: UnitMoments) -> 
         first, second = unit_moments(act, mean, var)
         return Stat(first, np.maximum(second - first * first, 0.0), 0.0, stat.axis, stat.ndim, stat.spatial)
     total_first, total_second = unit_moments(act, mean, var + stat.shared)
-    nodes, weights = np.polynomial.hermite_e.hermegauss(_OFFSET_NODES)
-    weights = weights / weights.sum()
+    nodes, weights = _offset_rule()
     offsets = mean[:, None] + math.sqrt(stat.shared) * nodes[None, :]
     inner_first, _ = unit_moments(act, offsets.ravel(), np.repeat(var, _OFFSET_NODES))
     inner_first = inner_first.reshape(offsets.shape)
