@@ -175,11 +175,12 @@ def _meta_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
     decompositions), more than all the rest of the analytic pass. ``None``: run the module."""
     if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or args[0].device.type != "meta":
         return None
-    (x,) = args
+    x: torch.Tensor = args[0]
     if type(module) is nn.Linear:
-        if x.ndim == 0 or x.shape[-1] != module.in_features:
+        features = int(module.in_features), int(module.out_features)
+        if x.ndim == 0 or x.shape[-1] != features[0]:
             return None
-        return x.new_empty((*x.shape[:-1], module.out_features))
+        return x.new_empty((*x.shape[:-1], features[1]))
     if isinstance(module, _shape_preserving_types()) and x.is_floating_point():
         return torch.empty_like(x)
     return None
