@@ -15,15 +15,12 @@ import math
 
 import torch
 
-from .._gains import TRUNCATED_NORMAL_STD
+from ._tensor_init import LOW_PRECISION, fill
 
 __all__ = ["Sampler", "block_rows", "unit_sample"]
 
 # Rows per seeded block: at least this many values, so that seeding costs nothing next to sampling.
 _BLOCK_VALUES = 1 << 16
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
-# A uniform distribution on (-a, a) has standard deviation a / sqrt(3).
-_UNIFORM_BOUND = math.sqrt(3.0)
 
 
 def block_rows(shape: tuple[int, ...]) -> int:
@@ -36,19 +33,6 @@ def _mix(*parts: object) -> int:
     """A 62-bit seed from the parts (stable across processes and Python versions, unlike ``hash``)."""
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 2
-
-
-def _fill_unit(out: torch.Tensor, distribution: str, generator: torch.Generator) -> None:
-    if distribution == "normal":
-        out.normal_(0.0, 1.0, generator=generator)
-    elif distribution == "truncated_normal":
-        # N(0, s^2) cut at +-2s has std 0.8796 s (TRUNCATED_NORMAL_STD): s = 1 / 0.8796 gives std 1.
-        base = 1.0 / TRUNCATED_NORMAL_STD
-        torch.nn.init.trunc_normal_(out, 0.0, base, -2.0 * base, 2.0 * base, generator=generator)
-    elif distribution == "uniform":
-        out.uniform_(-_UNIFORM_BOUND, _UNIFORM_BOUND, generator=generator)
-    else:
-        raise ValueError(f"unknown distribution {distribution!r}")  # callers validate; internal error
 
 
 def unit_sample(
@@ -69,7 +53,7 @@ def unit_sample(
     shape = tuple(int(size) for size in shape)
     total_rows = shape[0] if shape else 1
     start, stop = (0, total_rows) if rows is None else rows
-    work_dtype = torch.float32 if dtype in _LOW_PRECISION else dtype
+    work_dtype = torch.float32 if dtype in LOW_PRECISION else dtype
     out = torch.empty((stop - start, *shape[1:]) if shape else (), dtype=work_dtype, device=device)
     if out.numel() == 0:
         return out
@@ -80,10 +64,10 @@ def unit_sample(
         low, high = block * per_block, min((block + 1) * per_block, total_rows)
         generator.manual_seed(_mix(seed, block))
         if low >= start and high <= stop:
-            _fill_unit(flat[low - start : high - start], distribution, generator)
+            fill(flat[low - start : high - start], 1.0, distribution, generator)
         else:  # a block cut by the range: draw it whole, keep the overlap
             whole = torch.empty((high - low, flat.shape[1]), dtype=work_dtype, device=out.device)
-            _fill_unit(whole, distribution, generator)
+            fill(whole, 1.0, distribution, generator)
             keep_low, keep_high = max(low, start), min(high, stop)
             flat[keep_low - start : keep_high - start] = whole[keep_low - low : keep_high - low]
     return out

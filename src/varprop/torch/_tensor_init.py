@@ -15,7 +15,17 @@ from .._validation import check_real
 from ._activations import resolve
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, fans
 
-__all__ = ["calculate_gain", "check_choice", "check_generator", "draw", "init_", "init_module_", "std_for_fans"]
+__all__ = [
+    "LOW_PRECISION",
+    "calculate_gain",
+    "check_choice",
+    "check_generator",
+    "draw",
+    "fill",
+    "init_",
+    "init_module_",
+    "std_for_fans",
+]
 
 # torch.nn.init.calculate_gain's names; its other constants are what ``calculate_gain`` below documents.
 _TORCH_GAIN_ROWS: tuple[tuple[str, str], ...] = (
@@ -28,7 +38,7 @@ _TORCH_GAIN_ROWS: tuple[tuple[str, str], ...] = (
 )
 # A uniform distribution on (-a, a) has standard deviation a / sqrt(3).
 _UNIFORM_BOUND_PER_STD = math.sqrt(3.0)
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
+LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -135,10 +145,16 @@ def draw(
     std is ``std``. ``uniform``: U(-a, a) with a = sqrt(3) std. float16 and bfloat16 draw in float32 and round once,
     so the realized std is right up to the format's rounding (torch's samplers for them are coarser).
     """
-    work_dtype = torch.float32 if dtype in _LOW_PRECISION else dtype
+    work_dtype = torch.float32 if dtype in LOW_PRECISION else dtype
     out = torch.empty(shape, dtype=work_dtype, device=device)
     if out.numel() == 0:
         return out.to(dtype)
+    fill(out, std, distribution, generator)
+    return out if work_dtype == dtype else out.to(dtype)
+
+
+def fill(out: torch.Tensor, std: float, distribution: str, generator: torch.Generator | None) -> None:
+    """Fill ``out`` in place with zero-mean values of standard deviation ``std`` (see ``draw``)."""
     if distribution == "normal":
         out.normal_(0.0, std, generator=generator)
     elif distribution == "truncated_normal":
@@ -149,7 +165,6 @@ def draw(
         out.uniform_(-bound, bound, generator=generator)
     else:  # pragma: no cover - callers validate
         check_choice("distribution", distribution, DISTRIBUTIONS)
-    return out if work_dtype == dtype else out.to(dtype)
 
 
 def _check_tensor(tensor: Any) -> torch.Tensor:
