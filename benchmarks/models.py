@@ -133,7 +133,8 @@ def mlp_section(depth: int, width: int, batch: int, calibration: int, activation
         f"{batch} (seed 1); `-` not run (LSUV and AnyInit empirical, on batches of {SLOW_BATCH}, only on one "
         "activation per stability class). "
         "varprop analytic uses realized weights (default); `mean-field` is `realized=False`; calibrated is "
-        f"`calibrate='gaussian'` on {calibration} samples. Stability from `varprop.stability` at var 1.",
+        f"`calibrate='gaussian'` on {calibration} samples (after a mean-field analytic pass, the default with "
+        "calibration). Stability from `varprop.stability` at var 1.",
         "",
         "| activation | stability | torch default | He (kaiming_normal_) | LSUV 0.3.0 | AnyInit analytic | "
         "AnyInit empirical | varprop mean-field | varprop analytic | varprop calibrated |",
@@ -391,7 +392,8 @@ def main(argv: list[str] | None = None) -> None:
         ]
     )
     emit([*mlp_section(depth, width, 128, 512, activations, slow=True), ""])
-    emit([*spread_section(depth, width, 256, [256, 2048], [1.0, 30.0], 2 if args.quick else 3), ""])
+    sizes = [256, 2048] if args.quick else [256, 2048, 8192]
+    emit([*spread_section(depth, width, 256, sizes, [1.0, 30.0], 2 if args.quick else 3), ""])
     emit([*structured_section(args.quick), ""])
     emit([f"Total run time {time.perf_counter() - started:.0f} s."])
 

@@ -1,6 +1,6 @@
 """Propagation rules of parameter-free operations: shape changes, arithmetic, concatenation, pooling, softmax.
 
-Assumptions (checked against measurement in tests/torch/test_torch_model_layers.py):
+Assumptions (checked against measurement in tests/test_torch_model_layers.py):
 
 - Sums and products of two different tensors treat them as independent given their means; a residual branch and its
   skip are uncorrelated at initialization because the branch's last weights have zero mean.

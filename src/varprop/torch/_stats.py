@@ -214,7 +214,7 @@ class _Table:
     blur is analytic in a strip around the real m axis at least as wide as its smooth features (>= 1 for tanh, SiLU,
     ...), so mean panels of width 2 with 16 points and variance panels of width 0.5 (or ln 4 in log s) with 9 points
     interpolate to ~1e-9 relative; near a kink the mean panels shrink to the blur's width sqrt(s). Checked against
-    direct engine calls in tests/torch/test_torch_stats.py.
+    direct engine calls in tests/test_torch_stats.py.
     """
 
     act: Activation
