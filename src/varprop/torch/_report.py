@@ -6,10 +6,15 @@ import functools
 import importlib
 import json
 import math
+import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from warnings import warn
+
+import numpy as np
 
 from .._activation import Activation
+from .._errors import VarpropWarning
 from ._plan import ActivationUse, LayerPlan
 
 __all__ = ["ActivationRow", "InitReport", "LayerRow", "stability_of"]
@@ -43,25 +48,45 @@ class LayerRow:
 
 @dataclass(frozen=True)
 class ActivationRow:
-    """One activation (grouped by spec and input variance) with its depth-dynamics class when available.
+    """One activation spec, over every place it is used, with its depth-dynamics class when available.
 
-    ``drift()`` is ``varprop._drift.predict_drift`` for a plain network of this activation with ``len(where)`` layers
-    of width ``width`` at the mean-field gain: the 16-84% band of one input's pre-activation variance after the last
-    of them, relative to ``input_var`` (computed on demand; a guide to how far depth can push the signal without
-    calibration, not a prediction for the realized-weights init).
+    ``input_var`` and ``input_mean`` are the medians over the uses (the representative input), the ranges their
+    min and max; ``kind``, ``slope`` and ``verdict`` are ``varprop._dynamics.stability`` at the median ``input_var``.
+    ``chain_depth`` counts the weight layers of the longest plain chain layer -> this activation -> layer -> ...
+    (consecutive weight layers, in propagation order, each followed directly by it; 0 or 1 when each use sits behind
+    a normalization, inside a residual branch or in attention), ``width`` the median fan_in of that chain's layers
+    after its first (the median over all layers when there is no chain). Ranges left out default to the median.
+
+    ``drift()`` is ``varprop._drift.predict_drift`` for a plain network of this activation with ``chain_depth``
+    layers of width ``width`` at the mean-field gain: the 16-84% band of one input's pre-activation variance after
+    the last of them, relative to ``input_var`` (computed on demand; a guide to how far depth can push the signal
+    without calibration, not a prediction for the realized-weights init).
     """
 
     activation: str
     where: tuple[str, ...]
     input_var: float
     input_mean: float
+    input_var_range: tuple[float, float] = (math.nan, math.nan)
+    input_mean_range: tuple[float, float] = (math.nan, math.nan)
     kind: str | None = None
     slope: float | None = None
     verdict: str | None = None
     width: float = 0.0
+    chain_depth: int = 0
+
+    def __post_init__(self) -> None:
+        for name, value in (("input_var_range", self.input_var), ("input_mean_range", self.input_mean)):
+            if all(math.isnan(bound) for bound in getattr(self, name)):
+                object.__setattr__(self, name, (value, value))
+
+    @property
+    def count(self) -> int:
+        """Number of places (modules, functional calls, module calls) where the activation is applied."""
+        return len(self.where)
 
     def drift(self) -> tuple[float, float] | None:
-        return _drift_band(self.activation, len(self.where), round(self.width), round(self.input_var, 12))
+        return _drift_band(self.activation, self.chain_depth, round(self.width), round(self.input_var, 12))
 
 
 def _load(module: str) -> Any:
@@ -104,6 +129,166 @@ def _drift_band(spec: str, depth: int, width: int, var: float) -> tuple[float, f
         return None
 
 
+# ------------------------------------------------------------------------------------ grouping and plain chains
+
+
+def _bare_name(text: str) -> str:
+    """How ``LayerRow.follows`` names an activation: ``'leaky_relu(negative_slope=0.01)'`` and ``'LeakyReLU'`` both
+    give ``'leakyrelu'``."""
+    return text.split("(", 1)[0].replace("_", "").strip().lower()
+
+
+def _plain_chains(plans: list[LayerPlan]) -> dict[str, tuple[int, float]]:
+    """Per activation name: (layers, width) of the longest run of consecutive weight layers (propagation order) each
+    followed directly by that activation; width is the median fan_in of the run's layers after the first (the first
+    one's fan_in is whatever feeds the chain)."""
+    best: dict[str, tuple[int, int]] = {}  # name -> (start, length)
+    start, name = 0, ""
+    for index, plan in enumerate(plans):
+        follows = _bare_name(plan.follows) if plan.follows and "," not in plan.follows else ""
+        if not follows or follows != name:
+            start, name = index, follows
+        length = index - start + 1
+        if follows and length > best.get(follows, (0, 0))[1]:
+            best[follows] = (start, length)
+    chains = {}
+    for follows, (first, length) in best.items():
+        run = plans[first : first + length]
+        fans = [plan.effective_fan_in for plan in (run[1:] or run)]
+        chains[follows] = (length, float(statistics.median(fans)))
+    return chains
+
+
+def _group(
+    activations: list[ActivationUse], plans: list[LayerPlan]
+) -> tuple[list[ActivationRow], dict[str, Activation]]:
+    """One ``ActivationRow`` per activation spec (in order of first use), and the ``Activation`` of each spec."""
+    grouped: dict[str, list[ActivationUse]] = {}
+    for use in activations:
+        grouped.setdefault(use.act.spec, []).append(use)
+    chains = _plain_chains(plans)
+    fans = [plan.effective_fan_in for plan in plans if plan.effective_fan_in > 1]
+    overall_width = float(statistics.median(fans)) if fans else 0.0
+    rows = []
+    for spec, uses in grouped.items():
+        variances = [use.input_var for use in uses]
+        means = [use.input_mean for use in uses]
+        median_var = float(statistics.median(variances))
+        summary = stability_of(uses[0].act, median_var)
+        depth, width = chains.get(_bare_name(spec), (0, overall_width))
+        rows.append(
+            ActivationRow(
+                activation=spec,
+                where=tuple(use.name for use in uses),
+                input_var=median_var,
+                input_mean=float(statistics.median(means)),
+                input_var_range=(min(variances), max(variances)),
+                input_mean_range=(min(means), max(means)),
+                kind=summary.get("kind"),
+                slope=summary.get("slope"),
+                verdict=summary.get("verdict"),
+                width=width,
+                chain_depth=depth,
+            )
+        )
+    return rows, {spec: uses[0].act for spec, uses in grouped.items()}
+
+
+# ------------------------------------------------------------------------------------ deep unstable chains
+
+# The band a plain chain must keep one input's variance in (x the target) before the report warns: beyond it a
+# network is a factor 2 off for a sixth of the inputs on each side.
+_BAND = 2.0
+# Larger targets tried for an unstable activation (slope at 4 q and 16 q): the slope of SiLU, GELU and Mish falls
+# towards 1 as the variance grows (varprop._dynamics.stability).
+_LARGER_TARGETS = (4.0, 16.0)
+_ESCAPES: dict[tuple[str, int, int, float], tuple[tuple[float, float, int | None], ...]] = {}
+
+
+def _escape_layer(slope: float, step_log_var: float, depth: int, width: int) -> int | None:
+    """First layer (1..depth) at which the 16-84% band of one input's variance leaves [1/2, 2] x the target.
+
+    ``varprop._drift.predict_drift`` linearized around the fixed point (its small-spread limit; O(depth) float
+    operations instead of an engine call per layer): ln q_l is centred at c_l with spread s_l,
+
+        c_1 = w,  s_1^2 = 2 / n                      (layer 1: chi^2_n / n; w = ln median = 3 ln(1 - 2 / (9 n)),
+        c_{l+1} = slope c_l - eta^2 / 2                Wilson & Hilferty 1931)
+        s_{l+1}^2 = slope^2 s_l^2 + eta^2              (the noise's log-bias and spread, eta^2 from ``_escapes``)
+
+    and the measured band is c_l + w +- sqrt(s_l^2 + 2 / n). Against the full prediction, for SiLU, GELU and Mish
+    at var 0.25-16 and widths 16-2048 it leaves the band within 15% of the depth (+- 1 layer) of the same layer.
+    """
+    wilson = 3.0 * math.log1p(-2.0 / (9.0 * width))
+    centre, log_var = wilson, 2.0 / width
+    limit = math.log(_BAND)
+    for layer in range(1, depth + 1):
+        if abs(centre + wilson) + math.sqrt(log_var + 2.0 / width) > limit:
+            return layer
+        centre = slope * centre - 0.5 * step_log_var
+        log_var = slope * slope * log_var + step_log_var
+    return None
+
+
+def _escapes(act: Activation, depth: int, width: int, var: float) -> tuple[tuple[float, float, int | None], ...]:
+    """(var, slope, escape layer) at ``var`` and at each of ``_LARGER_TARGETS`` x ``var``; cached (two engine
+    calls on three variances when computed)."""
+    key = (act.spec, depth, width, var)
+    cached = _ESCAPES.get(key)
+    if cached is None:
+        from .._dynamics import gaussian_rows, stability
+
+        variances = np.array([var, *(factor * var for factor in _LARGER_TARGETS)])
+        slopes = np.atleast_1d(np.asarray(stability(act, variances).slope, dtype=np.float64))
+        second, fourth = gaussian_rows(act, 0.0, variances, ["second", "fourth"])
+        # eta^2 of predict_drift: ln(1 + Var[phi^2] / (E[phi^2]^2 n)) (the weight std cancels)
+        step_log_var = np.log1p(np.maximum(fourth - second * second, 0.0) / (second * second * width))
+        cached = tuple(
+            (float(v), float(s), _escape_layer(float(s), float(e), depth, width))
+            for v, s, e in zip(variances, slopes, step_log_var, strict=True)
+        )
+        if len(_ESCAPES) >= 256:
+            _ESCAPES.clear()
+        _ESCAPES[key] = cached
+    return cached
+
+
+def _deep_unstable_warning(row: ActivationRow, act: Activation, target_var: float) -> str | None:
+    """The warning for an activation that is unstable at its input variance, stacked deep enough in a plain chain
+    that one input's variance leaves [1/2, 2] x the target (None otherwise)."""
+    if row.kind != "unstable" or row.chain_depth < 2 or row.width < 2:
+        return None
+    if not (row.input_var > 0 and math.isfinite(row.input_var)):
+        return None
+    try:
+        escapes = _escapes(act, row.chain_depth, round(row.width), float(f"{row.input_var:.3g}"))
+    except Exception:  # a report must not fail on a diagnostic
+        return None
+    (var, slope, layer), *larger = escapes
+    if layer is None:
+        return None
+    message = (
+        f"{row.activation} is unstable at var {var:.4g} (slope {slope:.4g}): over {row.chain_depth} stacked layers "
+        f"of width {row.width:g} a finite-width deviation of one input's variance grows x{slope:.4g} per layer and "
+        f"leaves [0.5, 2] x the target (16-84% band) after about {layer} layers; the analytic init cannot hold it "
+        "-- use calibrate='gaussian' (or a batch)"
+    )
+    holds = [big for big, _, big_layer in larger if big_layer is None]
+    delays = [(big, big_layer) for big, big_slope, big_layer in larger if big_slope < slope and big_layer is not None]
+    if holds:
+        return (
+            message + f", normalization or residual connections, or a larger target_var "
+            f"(at {target_var * holds[0] / var:.3g} it holds over all {row.chain_depth} layers)"
+        )
+    message += ", or normalization or residual connections"
+    if delays:
+        big, big_layer = delays[-1]
+        message += f" (a larger target_var only delays it: ~{big_layer} layers at {target_var * big / var:.3g})"
+    return message
+
+
+# ------------------------------------------------------------------------------------ the report
+
+
 def _round(value: float | None, digits: int = 4) -> str:
     if value is None:
         return "-"
@@ -112,17 +297,44 @@ def _round(value: float | None, digits: int = 4) -> str:
     return f"{value:.{max(digits - 1, 1)}e}"
 
 
+def _span(low: float, high: float, median: float) -> str:
+    if _round(low) == _round(high):
+        return _round(median)
+    return f"[{_round(low)}, {_round(high)}] (median {_round(median)})"
+
+
+# (header, legend line) of the layer table, in column order; "measured" and "scale" only appear after calibration.
+_COLUMNS = (
+    ("layer", ""),
+    ("type", ""),
+    (
+        "fan_in",
+        "inputs per output unit: in_features, or in_channels / groups x kernel size x the share of taps off padding",
+    ),
+    ("follows", "what consumes the layer's output: an activation, a normalization, a residual add, the output"),
+    ("in E[x]", "predicted mean of the layer's input (pooled over its entries)"),
+    ("in E[x^2]", "predicted second moment of the layer's input; Var[w] = target / (fan_in E[x^2])"),
+    ("target", "output variance aimed at: target_var, or the residual policy's value at a branch end"),
+    ("std", "std of the weights written (after the realized-weights correction and calibration)"),
+    ("measured", "output variance measured on the calibration batch, before rescaling"),
+    ("scale", "calibration's factor on the weights, sqrt(target / measured)"),
+)
+
+
 @dataclass
 class InitReport:
     """Result of ``init_model``: one row per weight layer, the activations met, unknown operations and warnings.
 
-    ``str(report)`` prints a table; ``to_dict()`` and ``to_json()`` give the same content as data.
+    ``str(report)`` prints a table (with a legend of its columns); ``to_dict()`` and ``to_json()`` give the same
+    content as data, ``from_dict`` reads it back.
 
     Attributes:
         layers: one ``LayerRow`` per weight layer (per projection for attention), in propagation order.
-        activations: ``ActivationRow`` per activation spec and input variance, with its stability class.
+        activations: one ``ActivationRow`` per activation spec: where it is used, the range of its input variance and
+            mean, its stability class at the median input variance and the plain chain it forms.
         unknown: ``(what, assumption)`` for every operation or module that was not recognized.
-        warnings: notes such as parameters left unchanged or residual branches that could not be scaled.
+        warnings: notes such as parameters left unchanged, residual branches that could not be scaled, or an unstable
+            activation stacked too deep for the analytic init (also emitted as a ``VarpropWarning``).
         outputs: predicted (mean, variance) of each model output.
         settings: the options used, how the graph was obtained (``torch.fx``, ``hooks`` or ``single module``).
         timings: seconds spent tracing, propagating, calibrating and writing.
@@ -155,6 +367,8 @@ class InitReport:
         settings: dict[str, Any],
         timings: dict[str, float],
     ) -> InitReport:
+        """The report of one ``init_model`` call; emits one ``VarpropWarning`` (attributed to the caller of
+        ``init_model``) when an unstable activation is stacked too deep in an uncalibrated plain chain."""
         rows = []
         for plan in plans:
             rows.append(
@@ -179,99 +393,131 @@ class InitReport:
                     notes=tuple(plan.notes),
                 )
             )
-        grouped: dict[tuple[str, float], list[ActivationUse]] = {}
-        for use in activations:
-            grouped.setdefault((use.act.spec, round(use.input_var, 3)), []).append(use)
-        fans = sorted(plan.effective_fan_in for plan in plans if plan.effective_fan_in > 1)
-        width = fans[len(fans) // 2] if fans else 0.0
-        activation_rows = []
-        for (spec, _), uses in grouped.items():
-            mean_var = sum(u.input_var for u in uses) / len(uses)
-            summary = stability_of(uses[0].act, mean_var)
-            activation_rows.append(
-                ActivationRow(
-                    activation=spec,
-                    where=tuple(u.name for u in uses),
-                    input_var=mean_var,
-                    input_mean=sum(u.input_mean for u in uses) / len(uses),
-                    kind=summary.get("kind"),
-                    slope=summary.get("slope"),
-                    verdict=summary.get("verdict"),
-                    width=width,
-                )
-            )
+        activation_rows, acts = _group(activations, plans)
+        deep: list[str] = []
+        if settings.get("calibrate") is None:
+            target_var = float(settings.get("target_var", 1.0))
+            for row in activation_rows:
+                message = _deep_unstable_warning(row, acts[row.activation], target_var)
+                if message is not None:
+                    deep.append(message)
+        if deep:
+            warn("\n".join(deep), VarpropWarning, stacklevel=3)  # build <- init_model <- the user's call
         return cls(
             layers=tuple(rows),
             activations=tuple(activation_rows),
             unknown=tuple(unknown.items()),
-            warnings=tuple(warnings),
+            warnings=(*warnings, *deep),
             outputs=tuple(outputs),
             settings=settings,
             timings=timings,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists, dicts, floats, strings)."""
+        """Plain data (lists, dicts, floats, strings); activations add their ``count`` and ``drift_band``."""
         return {
             "settings": dict(self.settings),
             "layers": [asdict(row) for row in self.layers],
-            "activations": [{**asdict(row), "drift_band": row.drift()} for row in self.activations],
+            "activations": [{**asdict(row), "count": row.count, "drift_band": row.drift()} for row in self.activations],
             "unknown": [{"what": what, "assumption": assumption} for what, assumption in self.unknown],
             "warnings": list(self.warnings),
             "outputs": [{"mean": mean, "var": var} for mean, var in self.outputs],
             "timings": dict(self.timings),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InitReport:
+        """The report ``to_dict()`` (or ``json.loads(to_json())``) describes; derived entries are recomputed.
+
+        Example:
+            >>> import torch
+            >>> from varprop.torch import init_model
+            >>> report = init_model(torch.nn.Linear(4, 4), (8, 4))
+            >>> InitReport.from_dict(json.loads(report.to_json())) == report
+            True
+        """
+        derived = {"count", "drift_band"}
+        tuples = {"where", "input_var_range", "input_mean_range"}
+
+        def activation_row(row: dict[str, Any]) -> ActivationRow:
+            fields: dict[str, Any] = {key: tuple(v) if key in tuples else v for key, v in row.items()}
+            return ActivationRow(**{key: v for key, v in fields.items() if key not in derived})
+
+        return cls(
+            layers=tuple(LayerRow(**{**row, "notes": tuple(row.get("notes", ()))}) for row in data["layers"]),
+            activations=tuple(activation_row(row) for row in data["activations"]),
+            unknown=tuple((entry["what"], entry["assumption"]) for entry in data["unknown"]),
+            warnings=tuple(data["warnings"]),
+            outputs=tuple((entry["mean"], entry["var"]) for entry in data["outputs"]),
+            settings=dict(data.get("settings", {})),
+            timings=dict(data.get("timings", {})),
+        )
+
     def to_json(self, **kwargs: Any) -> str:
         """``to_dict()`` as JSON (``kwargs`` go to ``json.dumps``, e.g. ``indent=2``)."""
         return json.dumps(self.to_dict(), **kwargs)
 
-    def __str__(self) -> str:
-        header = ("layer", "type", "fan_in", "follows", "in E[x]", "in E[x^2]", "target", "std", "measured", "scale")
-        table = [header]
+    def _layer_table(self) -> list[str]:
+        calibrated = any(row.measured_var is not None or row.calibration_scale is not None for row in self.layers)
+        columns = [column for column in _COLUMNS if calibrated or column[0] not in ("measured", "scale")]
+        table = [tuple(header for header, _ in columns)]
         for row in self.layers:
-            table.append(
-                (
-                    row.name + (f" (x{row.calls})" if row.calls > 1 else ""),
-                    row.layer_type,
-                    _round(row.effective_fan_in, 5),
-                    row.follows,
-                    _round(row.input_mean),
-                    _round(row.input_second_moment),
-                    _round(row.target_var),
-                    _round(row.std),
-                    _round(row.measured_var),
-                    _round(row.calibration_scale),
+            cells = {
+                "layer": row.name + (f" (x{row.calls})" if row.calls > 1 else ""),
+                "type": row.layer_type,
+                "fan_in": _round(row.effective_fan_in, 5),
+                "follows": row.follows,
+                "in E[x]": _round(row.input_mean),
+                "in E[x^2]": _round(row.input_second_moment),
+                "target": _round(row.target_var),
+                "std": _round(row.std),
+                "measured": _round(row.measured_var),
+                "scale": _round(row.calibration_scale),
+            }
+            table.append(tuple(cells[header] for header, _ in columns))
+        widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+        lines = []
+        for index, line in enumerate(table):
+            lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+            if index == 0:
+                lines.append("  ".join("-" * width for width in widths))
+        if self.layers:
+            legend = [(header, text) for header, text in columns if text]
+            label = max(len(header) for header, _ in legend)
+            lines.append("columns:")
+            lines.extend(f"  {header.ljust(label)}  {text}" for header, text in legend)
+        return lines
+
+    def _activation_lines(self) -> list[str]:
+        lines = ["activations (one line per spec; stability and drift at the median input variance):"]
+        for act in self.activations:
+            stability = "" if act.kind is None else f"; {act.kind} (slope {_round(act.slope)})"
+            band = act.drift()
+            drift = (
+                ""
+                if band is None
+                else (
+                    f"; plain chain of {act.chain_depth} layers of width {act.width:g}: "
+                    f"drift [{_round(band[0])}, {_round(band[1])}] x the input var (16-84%)"
                 )
             )
-        widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
+            lines.append(
+                f"  {act.activation} x{act.count}: input var {_span(*act.input_var_range, act.input_var)}, "
+                f"mean {_span(*act.input_mean_range, act.input_mean)}{stability}{drift}"
+            )
+        return lines
+
+    def __str__(self) -> str:
         lines = [
             "varprop.torch.init_model: "
             + ", ".join(f"{key}={value}" for key, value in self.settings.items() if key != "note"),
         ]
         if self.settings.get("note"):
             lines.append(f"note: {self.settings['note']}")
-        for index, line in enumerate(table):
-            lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip())
-            if index == 0:
-                lines.append("  ".join("-" * width for width in widths))
+        lines.extend(self._layer_table())
         if self.activations:
             lines.append("")
-            lines.append("activations (input variance, stability at that variance):")
-            for act in self.activations:
-                stability = "" if act.kind is None else f", {act.kind} (slope {_round(act.slope)})"
-                band = act.drift()
-                drift = (
-                    ""
-                    if band is None
-                    else (
-                        f"; plain-network drift after {len(act.where)} layers of width {act.width:g}: "
-                        f"{_round(band[0])}-{_round(band[1])} x (16-84%)"
-                    )
-                )
-                lines.append(
-                    f"  {act.activation}: x{len(act.where)}, input var {_round(act.input_var)}{stability}{drift}"
-                )
+            lines.extend(self._activation_lines())
         if self.outputs:
             lines.append("")
             lines.append(
