@@ -46,7 +46,7 @@ from ._errors import VarpropValueError
 from ._moments import resolve_activation
 from ._validation import check_positive_int, check_real
 
-__all__ = ["DriftPrediction", "PlainNetworkSimulation", "predict_drift", "simulate_plain_network"]
+__all__ = ["DriftPrediction", "PlainNetworkSimulation", "escape_layers", "predict_drift", "simulate_plain_network"]
 
 FloatArray = NDArray[np.float64]
 # Gaussian scores of the tracked quantiles; Phi(-1) = 0.158655..., Phi(1) = 0.841344...
@@ -343,3 +343,36 @@ def predict_drift(
         slope=slope,
         step_noise=step_noise,
     )
+
+
+def escape_layers(
+    act: Activation, variances: FloatArray, slopes: FloatArray, depth: int, width: int, band: float = 2.0
+) -> list[int | None]:
+    """For each fixed point (variance, slope of the map there): the first layer (1..depth) at which the 16-84% band
+    of one input's variance leaves [1/band, band] x the target, or ``None`` if it stays inside.
+
+    ``predict_drift`` linearized around the fixed point (its small-spread limit; O(depth) float operations instead
+    of an engine call per layer): ln q_l is centred at c_l with spread s_l,
+
+        c_1 = w,  s_1^2 = 2 / n                      (layer 1: chi^2_n / n; w = ln median = 3 ln(1 - 2 / (9 n)),
+        c_{l+1} = slope c_l - eta^2 / 2                Wilson & Hilferty 1931)
+        s_{l+1}^2 = slope^2 s_l^2 + eta^2              (eta^2 = the step log-variance of ``predict_drift``)
+
+    and the measured band is c_l + w +- sqrt(s_l^2 + 2 / n). Against ``predict_drift``, for SiLU, GELU and Mish at
+    var 0.25-16 and widths 16-2048, the layer agrees within 15% of the depth (+- 1 layer) (tests/test_torch_report.py).
+    """
+    # The weight std cancels in eta^2: take 1 (and no bias).
+    step_log_var = _step_terms(act, 1.0, 0.0, width, np.log(np.asarray(variances, dtype=np.float64)))[1]
+    wilson = 3.0 * math.log1p(-2.0 / (9.0 * width))
+    limit = math.log(band)
+    found: list[int | None] = []
+    for slope, step in zip(np.asarray(slopes, dtype=np.float64), step_log_var, strict=True):
+        centre, log_var, layer_out = wilson, 2.0 / width, None
+        for layer in range(1, depth + 1):
+            if abs(centre + wilson) + math.sqrt(log_var + 2.0 / width) > limit:
+                layer_out = layer
+                break
+            centre = slope * centre - 0.5 * step
+            log_var = slope * slope * log_var + step
+        found.append(layer_out)
+    return found

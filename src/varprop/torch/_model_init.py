@@ -315,4 +315,7 @@ def _initialize(
         "write_s": finished - calibrated,
         "total_s": finished - started,
     }
-    return InitReport.build(ctx.layers, ctx.activations, ctx.unknown, ctx.warnings, outputs, settings, timings)
+    # stacklevel 4: InitReport.build <- _initialize <- init_model <- the user's call
+    return InitReport.build(
+        ctx.layers, ctx.activations, ctx.unknown, ctx.warnings, outputs, settings, timings, stacklevel=4
+    )

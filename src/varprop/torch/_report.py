@@ -205,47 +205,19 @@ _LARGER_TARGETS = (4.0, 16.0)
 _ESCAPES: dict[tuple[str, int, int, float], tuple[tuple[float, float, int | None], ...]] = {}
 
 
-def _escape_layer(slope: float, step_log_var: float, depth: int, width: int) -> int | None:
-    """First layer (1..depth) at which the 16-84% band of one input's variance leaves [1/2, 2] x the target.
-
-    ``varprop._drift.predict_drift`` linearized around the fixed point (its small-spread limit; O(depth) float
-    operations instead of an engine call per layer): ln q_l is centred at c_l with spread s_l,
-
-        c_1 = w,  s_1^2 = 2 / n                      (layer 1: chi^2_n / n; w = ln median = 3 ln(1 - 2 / (9 n)),
-        c_{l+1} = slope c_l - eta^2 / 2                Wilson & Hilferty 1931)
-        s_{l+1}^2 = slope^2 s_l^2 + eta^2              (the noise's log-bias and spread, eta^2 from ``_escapes``)
-
-    and the measured band is c_l + w +- sqrt(s_l^2 + 2 / n). Against the full prediction, for SiLU, GELU and Mish
-    at var 0.25-16 and widths 16-2048 it leaves the band within 15% of the depth (+- 1 layer) of the same layer.
-    """
-    wilson = 3.0 * math.log1p(-2.0 / (9.0 * width))
-    centre, log_var = wilson, 2.0 / width
-    limit = math.log(_BAND)
-    for layer in range(1, depth + 1):
-        if abs(centre + wilson) + math.sqrt(log_var + 2.0 / width) > limit:
-            return layer
-        centre = slope * centre - 0.5 * step_log_var
-        log_var = slope * slope * log_var + step_log_var
-    return None
-
-
 def _escapes(act: Activation, depth: int, width: int, var: float) -> tuple[tuple[float, float, int | None], ...]:
     """(var, slope, escape layer) at ``var`` and at each of ``_LARGER_TARGETS`` x ``var``; cached (two engine
     calls on three variances when computed)."""
     key = (act.spec, depth, width, var)
     cached = _ESCAPES.get(key)
     if cached is None:
-        from .._dynamics import gaussian_rows, stability
+        from .._drift import escape_layers
+        from .._dynamics import stability
 
         variances = np.array([var, *(factor * var for factor in _LARGER_TARGETS)])
         slopes = np.atleast_1d(np.asarray(stability(act, variances).slope, dtype=np.float64))
-        second, fourth = gaussian_rows(act, 0.0, variances, ["second", "fourth"])
-        # eta^2 of predict_drift: ln(1 + Var[phi^2] / (E[phi^2]^2 n)) (the weight std cancels)
-        step_log_var = np.log1p(np.maximum(fourth - second * second, 0.0) / (second * second * width))
-        cached = tuple(
-            (float(v), float(s), _escape_layer(float(s), float(e), depth, width))
-            for v, s, e in zip(variances, slopes, step_log_var, strict=True)
-        )
+        layers = escape_layers(act, variances, slopes, depth, width, _BAND)
+        cached = tuple((float(v), float(s), layer) for v, s, layer in zip(variances, slopes, layers, strict=True))
         if len(_ESCAPES) >= 256:
             _ESCAPES.clear()
         _ESCAPES[key] = cached
@@ -366,9 +338,11 @@ class InitReport:
         outputs: list[tuple[float, float]],
         settings: dict[str, Any],
         timings: dict[str, float],
+        stacklevel: int = 3,
     ) -> InitReport:
         """The report of one ``init_model`` call; emits one ``VarpropWarning`` (attributed to the caller of
-        ``init_model``) when an unstable activation is stacked too deep in an uncalibrated plain chain."""
+        ``init_model``, ``stacklevel`` frames up) when an unstable activation is stacked too deep in an
+        uncalibrated plain chain."""
         rows = []
         for plan in plans:
             rows.append(
@@ -402,7 +376,7 @@ class InitReport:
                 if message is not None:
                     deep.append(message)
         if deep:
-            warn("\n".join(deep), VarpropWarning, stacklevel=3)  # build <- init_model <- the user's call
+            warn("\n".join(deep), VarpropWarning, stacklevel=stacklevel)  # frames up to the user's call
         return cls(
             layers=tuple(rows),
             activations=tuple(activation_rows),
