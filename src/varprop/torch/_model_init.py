@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any
@@ -12,6 +13,7 @@ from torch import nn
 from .._errors import VarpropTypeError, VarpropValueError
 from .._gains import DISTRIBUTIONS
 from .._validation import check_real
+from . import _distributed
 from ._calibrate import calibrate as run_calibration
 from ._graph import Graph, build_graph
 from ._layers import DROPOUT_TYPES, input_stat
@@ -159,6 +161,7 @@ def init_model(
     strict: bool = False,
     residual: str = "scaled",
     realized: bool = True,
+    rank_invariant: bool = False,
 ) -> InitReport:
     """Initialize every weight layer of ``model`` so that each pre-activation has variance ``target_var``.
 
@@ -191,6 +194,21 @@ def init_model(
         residual: ``"scaled"`` (default: the stream's variance doubles over a whole chain, at any depth), ``"none"``
             or ``"zero"``.
         realized: correct each layer for its drawn weights (default) or use the mean-field value only.
+        rank_invariant: draw every tensor with the scheme used for sharded models (one master seed from
+            ``generator``, then blocks of rows from derived seeds), so that a plain model gets the same values as a
+            sharded copy of it on any number of ranks. Always on for sharded models; off by default otherwise.
+
+    Sharded and meta-device models: for a model whose parameters are DTensors (sharded with FSDP2's
+    ``fully_shard`` after ``to_empty``), every rank calls ``init_model`` with its own part of the batch (as in data
+    parallel training: ``example_input`` and ``calibrate`` are the rank's local batches; the example's statistics and
+    every calibration measurement are pooled over the ranks). Each rank draws only its shards; no weight is gathered
+    by the analytic pass (the graph is traced on the parameters' global shapes; calibration runs one ordinary FSDP
+    forward pass). Promised: from a ``generator`` (or global RNG) in the same state on the mesh's first rank, the
+    same global weights and the same report for any number of ranks, equal (up to float summation order) to
+    ``init_model(..., rank_invariant=True)`` on the unsharded model with the whole batch; not equal to the default
+    single-device draw. Parameters stay DTensors with their placements. Not supported there:
+    ``nn.MultiheadAttention`` with sharded parameters, and realized=True on sharded grouped convolutions. Meta
+    parameters raise (call ``model.to_empty(device=...)`` first).
 
     Returns:
         ``InitReport``.
@@ -199,7 +217,7 @@ def init_model(
         VarpropTypeError: ``model`` not an ``nn.Module``; bad ``example_input``/``calibrate``/``generator``; an
             integer tensor reaching a layer other than an embedding.
         VarpropValueError: an example that does not fit the model, bad option values, unknown operations with
-            ``strict=True``.
+            ``strict=True``, parameters on the meta device.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 10))
@@ -217,9 +235,13 @@ def init_model(
     check_generator(generator)
     if not isinstance(strict, bool) or not isinstance(realized, bool):
         raise VarpropTypeError("strict and realized must be bools")
+    if not isinstance(rank_invariant, bool):
+        raise VarpropTypeError(f"rank_invariant must be a bool, got {type(rank_invariant).__name__}")
+    mesh = _distributed.prepare_model(model)  # None unless sharded (DTensor parameters)
+    seeds = _distributed.seed_stream(generator, mesh) if mesh is not None or rank_invariant else None
     example, synthetic = _example(model, example_input, input_variance, generator)
     batch = _calibration_batch(calibrate, example, input_variance, generator)
-    graph = build_graph(model, example)
+    graph = build_graph(model, example) if mesh is None else _distributed.build_graph(model, example)
     traced = time.perf_counter()
     ctx = Context(
         target_var=target,
@@ -228,9 +250,12 @@ def init_model(
         realized=realized,
         residual=residual,
         param_names={id(p): name for name, p in model.named_parameters()},
+        seeds=seeds,
+        mesh=mesh,
     )
+    stat_of = input_stat if mesh is None else functools.partial(_distributed.pooled_input_stat, mesh=mesh)
     inputs = [
-        input_stat(t, input_variance if not synthetic else (1.0 if input_variance is None else input_variance))
+        stat_of(t, input_variance if not synthetic else (1.0 if input_variance is None else input_variance))
         for t in example
     ]
     output = propagate(graph, model, ctx, inputs, strict)
@@ -265,6 +290,10 @@ def init_model(
     }
     if graph.note:
         settings["note"] = graph.note
+    if mesh is not None:
+        settings["sharded"] = f"mesh {tuple(mesh.shape)} ({mesh.size()} ranks)"
+    elif rank_invariant:
+        settings["rank_invariant"] = True
     if untouched:
         settings["untouched_parameters"] = untouched
     outputs = [(s.pooled_mean, s.variance) for s in output_stats(output)]

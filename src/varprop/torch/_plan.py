@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from .._activation import Activation
+from ._distributed import rank_invariant_draw
+from ._sharded_random import SeedStream
 from ._stats import Stat, UnitMoments
 from ._tensor_init import draw
 
@@ -78,6 +80,9 @@ class Context:
     calibrate_modules: dict[str, str] = field(default_factory=dict)
     # The propagated value of every graph node (for diagnostics and tests).
     env: dict[str, Any] = field(default_factory=dict)
+    # Sharded and rank-invariant initialization (see _distributed): the seeds of the draws, the parameters' mesh.
+    seeds: SeedStream | None = None
+    mesh: Any = None
 
     def name_of(self, param: torch.Tensor) -> str:
         return self.param_names.get(id(param), "<parameter>")
@@ -97,6 +102,8 @@ class Context:
     def draw_like(
         self, param: torch.Tensor, std: float, shape: torch.Size | tuple[int, ...] | None = None
     ) -> torch.Tensor:
+        if self.seeds is not None:
+            return rank_invariant_draw(param, std, self.distribution, self.seeds.next_seed(), shape)
         return draw(
             param.shape if shape is None else shape,
             std,
