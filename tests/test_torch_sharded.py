@@ -65,6 +65,22 @@ def _embedder() -> nn.Module:
     return nn.Sequential(nn.Embedding(40, 24, padding_idx=0), nn.Linear(24, 24), nn.Tanh(), nn.Linear(24, 5))
 
 
+class _Gated(nn.Module):
+    """A forward with data-dependent control flow: torch.fx can not trace it (init_model records a forward pass)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Linear(WIDTH, WIDTH)
+        self.act = nn.SiLU()
+        self.out = nn.Linear(WIDTH, OUT)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.act(self.inner(x))
+        if bool(hidden.abs().sum() >= 0):
+            hidden = hidden * 1.0
+        return self.out(hidden)
+
+
 def _batch(kind: str, seed: int) -> torch.Tensor:
     """The whole batch of a check; rank r uses rows [r B / W, (r + 1) B / W)."""
     generator = torch.Generator().manual_seed(seed)
@@ -79,11 +95,15 @@ def _part(batch: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     return batch.chunk(world)[rank]
 
 
-FACTORIES: dict[str, Callable[[], nn.Module]] = {"mlp": _mlp, "cnn": _cnn, "embedder": _embedder}
+FACTORIES: dict[str, Callable[[], nn.Module]] = {"mlp": _mlp, "cnn": _cnn, "embedder": _embedder, "gated": _Gated}
 
 
 def _rows(report: Any) -> list[tuple[str, float, float | None, float | None]]:
-    return [(row.name, row.std, row.measured_var, row.calibration_scale) for row in report.layers]
+    """(name, layer type and what follows, std, measured variance, calibration scale) of each report row."""
+    return [
+        (f"{row.name} {row.layer_type} {row.follows}", row.std, row.measured_var, row.calibration_scale)
+        for row in report.layers
+    ]
 
 
 # --- the worker ----------------------------------------------------------------------------------------------------
@@ -207,6 +227,21 @@ def _check_models(rank: int, world: int, mesh: Any) -> dict[str, Any]:
     return out
 
 
+def _check_hsdp(rank: int, world: int, mesh: Any) -> dict[str, Any]:
+    """HSDP on a 2-D mesh (replicate 2, shard 1): every rank holds whole tensors, the batch is still split."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    mesh2d = init_device_mesh("cpu", (world, 1), mesh_dim_names=("replicate", "shard"))
+    model = _sharded(_mlp, mesh2d)
+    report = vt.init_model(
+        model,
+        _part(_batch("mlp", 3), rank, world),
+        calibrate=_part(_batch("mlp", 4), rank, world),
+        generator=torch.Generator().manual_seed(11),
+    )
+    return {"rows": _rows(report), "state": _full_state(model), "placements": _placements(model)}
+
+
 def _check_column_sharded(rank: int, world: int, mesh: Any) -> dict[str, Any]:
     """Analytic init_model on an MLP whose weights are DTensors sharded along dim 1 (per-unit sums all-reduced)."""
     from torch.distributed.tensor import Shard, distribute_tensor
@@ -255,6 +290,7 @@ _CHECKS: dict[str, Callable[[int, int, Any], dict[str, Any]]] = {
     "one_rank": _check_one_rank,
     "models": _check_models,
     "column_sharded": _check_column_sharded,
+    "hsdp": _check_hsdp,
     "errors": _check_errors,
 }
 
@@ -443,10 +479,13 @@ def test_sharded_init_model_equals_single_process(ranks: list[dict[str, Any]], k
 
 @pytest.mark.parametrize("kind", list(FACTORIES))
 def test_analytic_pass_gathers_no_weight(ranks: list[dict[str, Any]], kind: str) -> None:
+    """Traceable models: no all-gather and no redistribution. A model fx can not trace is recorded in one forward
+    pass, in which FSDP gathers each unit's weights as in training (one unshard per FSDP unit)."""
     first, second = _check(ranks, "models")
-    assert first[f"{kind}/analytic/gathers"] == 0
-    assert second[f"{kind}/analytic/gathers"] == 0
-    assert first[f"{kind}/analytic/settings"]["graph"] == "torch.fx"
+    expected = 2 if kind == "gated" else 0  # its two Linear units (the root holds no parameter of its own)
+    assert first[f"{kind}/analytic/gathers"] == expected
+    assert second[f"{kind}/analytic/gathers"] == expected
+    assert first[f"{kind}/analytic/settings"]["graph"] == ("hooks" if kind == "gated" else "torch.fx")
     assert first[f"{kind}/analytic/settings"]["sharded"] == f"mesh ({WORLD},) ({WORLD} ranks)"
 
 
@@ -464,6 +503,16 @@ def test_column_sharded_weights_equal_single_process(ranks: list[dict[str, Any]]
     report, model = _single_process("mlp", calibrated=False)
     for results in (first, second):
         _compare_rows(results["rows"], _rows(report), _RTOL)
+        for name, param in model.named_parameters():
+            torch.testing.assert_close(results["state"][name], param.detach(), rtol=_RTOL, atol=1e-7, msg=name)
+
+
+def test_hsdp_equals_single_process(ranks: list[dict[str, Any]]) -> None:
+    first, second = _check(ranks, "hsdp")
+    report, model = _single_process("mlp", calibrated=True)
+    for results in (first, second):
+        _compare_rows(results["rows"], _rows(report), _RTOL)
+        assert all(text == "DTensor (Replicate(), Shard(dim=0))" for text in results["placements"].values())
         for name, param in model.named_parameters():
             torch.testing.assert_close(results["state"][name], param.detach(), rtol=_RTOL, atol=1e-7, msg=name)
 

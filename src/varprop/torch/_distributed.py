@@ -47,6 +47,7 @@ __all__ = [
     "embedding_moments",
     "is_dtensor",
     "local_index",
+    "plain_type_names",
     "planned_parameters",
     "pooled_input_stat",
     "pooled_variance",
@@ -272,6 +273,20 @@ def prepare_model(model: nn.Module) -> Any:
                     "projections, or run init_model before sharding"
                 )
     return mesh
+
+
+def plain_type_names(model: nn.Module, ctx: Context) -> None:
+    """Report rows name FSDP2-wrapped modules by their own class (``Linear``, not FSDP's subclass ``FSDPLinear``), so
+    that a sharded model's report reads like the unsharded model's."""
+    from torch.distributed.fsdp import FSDPModule
+
+    names = {}
+    for module in _fsdp_modules(model):
+        original = next(cls for cls in type(module).__mro__[1:] if not issubclass(cls, FSDPModule))
+        names[type(module).__name__] = original.__name__
+    for plan in ctx.layers:
+        plan.layer_type = names.get(plan.layer_type, plan.layer_type)
+        plan.follows = ", ".join(names.get(part, part) for part in plan.follows.split(", ")) if plan.follows else ""
 
 
 @contextlib.contextmanager

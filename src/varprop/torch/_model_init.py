@@ -264,6 +264,8 @@ def init_model(
 
     residual_adds = set(analyze(graph, modules, canonical).adds)
     _describe_follows(graph, ctx, modules, residual_adds)
+    if mesh is not None:
+        _distributed.plain_type_names(model, ctx)
     if strict and ctx.unknown:
         listed = "; ".join(f"{what}: {assumption}" for what, assumption in ctx.unknown.items())
         raise VarpropValueError(f"strict=True and {len(ctx.unknown)} operation(s) are not recognized: {listed}")
