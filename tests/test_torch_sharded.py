@@ -531,24 +531,36 @@ def test_meta_tensor_refused_without_distribution() -> None:
         vt.init_(torch.empty(4, 3, device="meta"))
 
 
-def test_rank_invariant_plain_draw_is_blockwise_and_reproducible() -> None:
-    """Plain tensors: the rank-invariant draw is reproducible, differs from the default draw, and its rows do not
-    depend on the tensor's other rows (a tensor with more rows extends it)."""
+def test_rank_invariant_plain_draw_is_reproducible_and_not_the_default() -> None:
     first = _plain_init(rows=ROWS)
     assert torch.equal(first, _plain_init(rows=ROWS))
     default = vt.init_(torch.empty(ROWS, COLS), "elu", generator=torch.Generator().manual_seed(5))
     assert not torch.equal(first, default)
+
+
+_PER_BLOCK = 219  # rows_per_block((ROWS, COLS)) = ceil(65536 / 300)
+_INDEX_PATTERNS = {
+    "scattered rows": (torch.tensor([ROWS - 1, 0, _PER_BLOCK, _PER_BLOCK - 1, 5]), None),
+    "range across a block edge": (torch.arange(150, 300), None),
+    "range and columns": (torch.arange(200, 230), torch.tensor([299, 0, 17])),
+    "scattered rows and columns": (torch.tensor([300, 2]), torch.arange(100, 150)),
+    "columns only": (None, torch.arange(150, 300)),
+}
+
+
+@pytest.mark.parametrize("pattern", list(_INDEX_PATTERNS))
+def test_draw_region_equals_the_same_part_of_the_whole_draw(pattern: str) -> None:
+    """What a rank holding those rows / columns draws is exactly that part of the whole tensor."""
     from varprop.torch._sharded_random import draw_region, rows_per_block
 
-    per_block = rows_per_block((ROWS, COLS))
-    rows = torch.tensor([0, per_block - 1, per_block, ROWS - 1])
-    part = draw_region(
-        (ROWS, COLS), [rows, None], 1.0, dtype=torch.float32, device=torch.device("cpu"), distribution="normal", seed=9
-    )
-    whole = draw_region(
-        (ROWS, COLS), [None, None], 1.0, dtype=torch.float32, device=torch.device("cpu"), distribution="normal", seed=9
-    )
-    assert torch.equal(part, whole[rows])
+    assert rows_per_block((ROWS, COLS)) == _PER_BLOCK
+    rows, cols = _INDEX_PATTERNS[pattern]
+    options: dict[str, Any] = {"dtype": torch.float32, "device": torch.device("cpu"), "distribution": "normal"}
+    whole = draw_region((ROWS, COLS), [None, None], 1.0, seed=9, **options)
+    part = draw_region((ROWS, COLS), [rows, cols], 1.0, seed=9, **options)
+    expected = whole if rows is None else whole[rows]
+    expected = expected if cols is None else expected[:, cols]
+    assert torch.equal(part, expected)
 
 
 if __name__ == "__main__":

@@ -108,8 +108,16 @@ def draw_region(
     if out.numel() == 0:
         return out
     per_block = rows_per_block(shape)
-    rows = index[0] if index[0] is not None else torch.arange(shape[0])
-    rows = rows.to("cpu", torch.int64)
+    rows = index[0].to("cpu", torch.int64) if index[0] is not None else None
+    first = 0 if rows is None else int(rows[0])
+    if rows is None or torch.equal(rows, torch.arange(first, first + rows.numel())):
+        # a range of rows (FSDP's Shard(0), or the whole tensor): each block's kept rows are one slice
+        stop = shape[0] if rows is None else first + rows.numel()
+        for block in range(first // per_block, -(-stop // per_block)):
+            values = _keep_columns(_draw_block(shape, block, per_block, std, dtype, device, distribution, seed), index)
+            low, high = max(first, block * per_block), min(stop, (block + 1) * per_block)
+            out[low - first : high - first] = values[low - block * per_block : high - block * per_block]
+        return out
     blocks, order = torch.sort(rows // per_block, stable=True)
     unique, counts = torch.unique_consecutive(blocks, return_counts=True)
     start = 0
@@ -117,9 +125,13 @@ def draw_region(
         positions = order[start : start + count]
         start += count
         values = _draw_block(shape, block, per_block, std, dtype, device, distribution, seed)
-        values = values.index_select(0, (rows[positions] - block * per_block).to(device))
-        for dim, kept in enumerate(index[1:], start=1):
-            if kept is not None:
-                values = values.index_select(dim, kept.to(device, torch.int64))
+        values = _keep_columns(values.index_select(0, (rows[positions] - block * per_block).to(device)), index)
         out.index_copy_(0, positions.to(device), values)
     return out
+
+
+def _keep_columns(values: torch.Tensor, index: list[torch.Tensor | None]) -> torch.Tensor:
+    for dim, kept in enumerate(index[1:], start=1):
+        if kept is not None:
+            values = values.index_select(dim, kept.to(values.device, torch.int64))
+    return values
