@@ -142,7 +142,7 @@ def test_transformer_attention_is_calibrated() -> None:
     assert {row.name for row in report.layers} >= {"layers.0.self_attn.q_proj", "layers.1.self_attn.v_proj"}
 
 
-@pytest.mark.parametrize(("policy", "low", "high"), [("scaled", 1.9, 2.1), ("zero", 1.0, 1.0), ("none", 30, 52)])
+@pytest.mark.parametrize(("policy", "low", "high"), [("scaled", 1.88, 2.12), ("zero", 1.0, 1.0), ("none", 30, 52)])
 def test_residual_policies_bound_the_stream(policy: str, low: float, high: float) -> None:
     class Stream(nn.Module):
         def __init__(self) -> None:
@@ -156,13 +156,17 @@ def test_residual_policies_bound_the_stream(policy: str, low: float, high: float
                 x = x + block(x)
             return x
 
-    model = Stream()
-    vt.init_model(model, (64, 48), residual=policy, generator=torch.Generator().manual_seed(0))
     x = torch.randn(4096, 48, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        ratio = float(model(x).var() / x.var())
-    # "scaled": exactly 2 in expectation, 2 +- 5% at this width; "none": 1 + 40 blocks, spread by the ReLU MLPs
-    assert low <= ratio <= high, ratio
+    ratios = []
+    for seed in range(16 if policy == "scaled" else 1):
+        model = Stream()
+        vt.init_model(model, (64, 48), residual=policy, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            ratios.append(float(model(x).var() / x.var()))
+    ratio = sum(ratios) / len(ratios)
+    # "scaled": exactly 2 in expectation over weight draws; one draw at width 48 varies by sd ~0.11 (measured over 40
+    # seeds), so the mean of 16 draws is within 2 +- 0.12 (4 sd). "none": 1 + 40 blocks, spread by the ReLU MLPs.
+    assert low <= ratio <= high, ratios
 
 
 def test_functional_and_method_activations_are_recognized() -> None:

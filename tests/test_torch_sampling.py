@@ -1,9 +1,9 @@
-"""Seeded blocks of rows for ``init_model``'s weights (``varprop.torch._sampling``), and the meta-shape shortcut."""
+"""Seeds and draws of ``init_model``'s weights (``varprop.torch._sharded_random``), and the meta-shape shortcut."""
 
 from __future__ import annotations
 
-import itertools
 import math
+from typing import Any
 
 import pytest
 
@@ -12,44 +12,38 @@ from torch import nn  # noqa: E402
 
 from varprop.torch import init_model  # noqa: E402
 from varprop.torch._graph import trace_fx  # noqa: E402
-from varprop.torch._sampling import Sampler, block_rows, unit_sample  # noqa: E402
+from varprop.torch._sharded_random import draw_region, name_seed  # noqa: E402
 
 DISTRIBUTIONS = ["normal", "truncated_normal", "uniform"]
+OPTIONS: dict[str, Any] = {"dtype": torch.float32, "device": torch.device("cpu")}
 
 
-@pytest.mark.parametrize("shape", [(1000, 300), (7, 3, 5, 5), (70000,), (3, 40000)])
-def test_any_range_of_rows_agrees_with_the_whole(shape: tuple[int, ...]) -> None:
-    whole = unit_sample(shape, 123, "normal")
-    total = shape[0]
-    per_block = block_rows(shape)
-    cuts = sorted({0, total, 1, total // 3, per_block, per_block + 1, total - 1} & set(range(total + 1)))
-    for start, stop in itertools.pairwise(cuts):
-        part = unit_sample(shape, 123, "normal", rows=(start, stop))
-        assert torch.equal(part, whole[start:stop]), (start, stop)
-
-
-def test_seeds_separate_parameters_and_repeat() -> None:
-    assert torch.equal(unit_sample((64, 64), 5, "normal"), unit_sample((64, 64), 5, "normal"))
-    assert not torch.equal(unit_sample((64, 64), 5, "normal"), unit_sample((64, 64), 6, "normal"))
-    sampler = Sampler("normal", torch.Generator().manual_seed(0))
-    weight = torch.empty(64, 64)
-    assert not torch.equal(sampler.unit("a.weight", weight), sampler.unit("b.weight", weight))
+def test_name_seeds_separate_parameters_and_repeat() -> None:
+    assert name_seed(5, "0.weight") == name_seed(5, "0.weight")
+    seeds = {name_seed(5, "0.weight"), name_seed(5, "2.weight"), name_seed(6, "0.weight")}
+    assert len(seeds) == 3
 
 
 @pytest.mark.parametrize("distribution", DISTRIBUTIONS)
 def test_unit_std_and_zero_mean(distribution: str) -> None:
     """Sample moments of 2^20 values within 5 standard errors: sd(s^2) = sqrt((kurtosis - 1) / N) for each law."""
     count = 1 << 20
-    values = unit_sample((1024, 1024), 9, distribution).double()
-    kurtosis = {"normal": 3.0, "uniform": 1.8, "truncated_normal": 2.36}[distribution]  # trunc at 2 sd: 2.362
+    values = draw_region((1024, 1024), [None, None], 1.0, distribution=distribution, seed=9, **OPTIONS).double()
+    kurtosis = {"normal": 3.0, "uniform": 1.8, "truncated_normal": 2.3656}[distribution]  # cut at 2 sd: 2.3656
     assert abs(float(values.mean())) < 5.0 / math.sqrt(count)
     assert abs(float(values.var()) - 1.0) < 5.0 * math.sqrt((kurtosis - 1.0) / count)
     if distribution == "uniform":
         assert float(values.abs().max()) <= math.sqrt(3.0)
 
 
-def test_half_precision_samples_in_float32() -> None:
-    assert unit_sample((8, 8), 1, "normal", dtype=torch.bfloat16).dtype == torch.float32
+def test_rows_of_a_packed_weight_are_the_rows_of_its_whole_draw() -> None:
+    """Attention's packed q/k/v projections draw blocks of rows separately (each with its own std): the same values
+    as the whole tensor's draw, so the blocks are independent and reproducible."""
+    whole = draw_region((96, 32), [None, None], 1.0, distribution="normal", seed=4, **OPTIONS)
+    for start in (0, 32, 64):
+        rows = torch.arange(start, start + 32)
+        part = draw_region((96, 32), [rows, None], 1.0, distribution="normal", seed=4, **OPTIONS)
+        assert torch.equal(part, whole[start : start + 32])
 
 
 def test_init_model_independent_of_module_order_and_global_rng() -> None:

@@ -10,6 +10,7 @@ at its first call. Dropout is switched off during the pass (its inverted scaling
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from torch.nn import functional as F  # noqa: N812 - torch's own convention
 from torch.overrides import TorchFunctionMode
 
 from .._errors import VarpropValueError
+from ._distributed import planned_parameters, pooled_variance
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ._graph import quiet_forward
 from ._plan import Context, LayerPlan, qualify
@@ -68,18 +70,27 @@ def _first_tensor(output: Any) -> torch.Tensor | None:
     return None
 
 
-def _make_hook(plan: LayerPlan, weight: torch.Tensor) -> Callable[..., Any]:
+def _variance(tensor: torch.Tensor | None) -> float | None:
+    """Unbiased variance of all entries; ``None`` when there is nothing to measure."""
+    if tensor is None or tensor.numel() < 2:
+        return None
+    values = tensor.detach()
+    # float32 accumulation (torch's Welford reduction) is accurate to ~1e-6 here, far below the batch's own sampling
+    # error; half precision is widened first.
+    return float((values if values.dtype in (torch.float32, torch.float64) else values.float()).var())
+
+
+def _make_hook(
+    plan: LayerPlan, weight: torch.Tensor, measure: Callable[[torch.Tensor | None], float | None] = _variance
+) -> Callable[..., Any]:
     seen = [0]
 
     def hook(module: nn.Module, args: Any, output: Any) -> Any:
         tensor = _first_tensor(output)
-        if tensor is None or tensor.numel() < 2:
+        measured = measure(tensor)
+        if tensor is None or measured is None:
             return None
         seen[0] += 1
-        values = tensor.detach()
-        # float32 accumulation (torch's Welford reduction) is accurate to ~1e-6 here, far below the batch's own
-        # sampling error; half precision is widened first.
-        measured = float((values if values.dtype in (torch.float32, torch.float64) else values.float()).var())
         if seen[0] > 1:
             plan.notes.append(f"call {seen[0]}: measured variance {measured:.4g} (weights from the first call)")
             return None
@@ -99,16 +110,21 @@ def _make_hook(plan: LayerPlan, weight: torch.Tensor) -> Callable[..., Any]:
 def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -> None:
     """Rescale the planned weights (``ctx.new``) in place so that each handled layer's output variance on ``batch``
     is its target. The model's own parameters are not touched (they are swapped for the plan's tensors with
-    ``torch.func.functional_call``)."""
+    ``torch.func.functional_call``; for a sharded model, written into the shards for the pass and restored after).
+
+    Sharded models (``ctx.mesh``): each rank passes its own part of the batch; every measured variance is that of
+    the whole batch (count, sum and centred sum of squares all-reduced), so all ranks apply the same scale."""
     modules = dict(model.named_modules())
     plans = {plan.name: plan for plan in ctx.layers}
     handles = []
+    # Sharded models: statistics pooled over the ranks' parts of the batch (see _distributed).
+    measure = _variance if ctx.mesh is None else functools.partial(pooled_variance, mesh=ctx.mesh)
     try:
         for name, plan in plans.items():
             module = modules.get(name)
             weight = getattr(module, "weight", None)
             if module is not None and isinstance(module, _CALIBRATED) and id(weight) in ctx.new:
-                handles.append(module.register_forward_hook(_make_hook(plan, ctx.new[id(weight)][1])))
+                handles.append(module.register_forward_hook(_make_hook(plan, ctx.new[id(weight)][1], measure)))
         for attention_name, projection in ctx.calibrate_modules.items():
             attention, out_plan = modules.get(attention_name), plans.get(projection)
             out_proj = modules.get(projection)
@@ -118,7 +134,11 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
         parameters = {ctx.param_names[key]: value for key, (_param, value) in ctx.new.items() if key in ctx.param_names}
         with quiet_forward(model), NoDropout():
             try:
-                torch.func.functional_call(model, parameters, batch, strict=False)
+                if ctx.mesh is None:
+                    torch.func.functional_call(model, parameters, batch, strict=False)
+                else:  # FSDP gathers its own shards: write the plan into them for this pass
+                    with planned_parameters(model, ctx):
+                        model(*batch)
             except Exception as error:
                 shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in batch)
                 raise VarpropValueError(

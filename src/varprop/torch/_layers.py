@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
+from . import _distributed
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, conv_coverage
 from ._graph import TensorMeta
 from ._plan import Context, LayerPlan, std_for
@@ -195,6 +196,8 @@ def weight_layer(
     out_spatial = spatial[2] if spatial is not None else ()
 
     def realized(block: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
+        if _distributed.is_dtensor(block):
+            return _distributed.realized_output(x_in, block, layout, groups, fraction, spatial)
         if spatial is not None:
             return _spatial_output(x_in, block, in_channels, spatial[0], spatial[1])
         return _realized_output(x_in, block, layout, groups, fraction)
@@ -367,7 +370,7 @@ def embedding(ctx: Context, key: str, module: nn.Module, x: object, out_meta: ob
         drawn = ctx.draw_like(weight, std)
         padding = getattr(module, "padding_idx", None)
         if padding is not None:
-            drawn[padding].zero_()
+            _distributed.zero_row_(drawn, padding)
         ctx.set_new(weight, drawn)
         plan = LayerPlan(key, type(module).__name__, ctx.name_of(weight), 1.0, 1.0, target, std, input=None)
         ctx.plan_of[plan_key] = plan
@@ -381,8 +384,11 @@ def embedding(ctx: Context, key: str, module: nn.Module, x: object, out_meta: ob
         weights = torch.as_tensor(counts / counts.sum(), dtype=torch.float64, device=rows.device)
     else:
         weights = torch.full((rows.shape[0],), 1.0 / rows.shape[0], dtype=torch.float64, device=rows.device)
-    mean = (weights[:, None] * rows).sum(0)
-    var = (weights[:, None] * rows * rows).sum(0) - mean * mean
+    if _distributed.is_dtensor(rows):
+        mean, var = _distributed.embedding_moments(rows, weights)
+    else:
+        mean = (weights[:, None] * rows).sum(0)
+        var = (weights[:, None] * rows * rows).sum(0) - mean * mean
     mean_np, var_np = mean.cpu().numpy(), np.maximum(var.cpu().numpy(), 0.0)
     if ctx.realized and plan.calls == 1 and plan.target_var > 0:
         pooled = float(np.mean(mean_np * mean_np + var_np))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from torch import nn
 from .._errors import VarpropTypeError, VarpropValueError
 from .._gains import DISTRIBUTIONS
 from .._validation import check_real
+from . import _distributed
 from ._calibrate import calibrate as run_calibration
 from ._graph import Graph, build_graph
 from ._layers import DROPOUT_TYPES, input_stat
@@ -20,7 +22,7 @@ from ._plan import Context
 from ._propagate import canonical, output_stats, propagate
 from ._report import InitReport
 from ._residual import RESIDUAL_POLICIES, STREAM_OPS
-from ._sampling import Sampler
+from ._sharded_random import fresh_seed
 from ._tensor_init import check_choice, check_generator
 
 __all__ = ["init_model"]
@@ -196,6 +198,22 @@ def init_model(
             realized without calibration; mean-field with it (calibration measures the drawn weights on the batch
             and replaces the correction, so computing it first would only cost time).
 
+    Random numbers: one seed is drawn from ``generator`` (the global RNG when ``None``); each parameter's values
+    depend only on that seed and the parameter's qualified name, drawn in seeded blocks of rows
+    (``varprop.torch._sharded_random``). So a sharded copy of the model gets the same global weights on any number
+    of ranks, and the global RNG is not consumed when a generator is given.
+
+    Sharded and meta-device models: for a model whose parameters are DTensors (sharded with FSDP2's
+    ``fully_shard`` after ``to_empty``), every rank calls ``init_model`` with its own part of the batch (as in data
+    parallel training: ``example_input`` and ``calibrate`` are the rank's local batches; the example's statistics and
+    every calibration measurement are pooled over the ranks). Each rank draws only its shards; no weight is gathered
+    by the analytic pass (the graph is traced on the parameters' global shapes; calibration runs one ordinary FSDP
+    forward pass). Promised: from a ``generator`` (or global RNG) in the same state on the mesh's first rank (its
+    seed is broadcast), the same global weights and the same report for any number of ranks, equal (up to float
+    summation order) to ``init_model`` on the unsharded model with the whole batch. Parameters stay DTensors with
+    their placements. Not supported there: ``nn.MultiheadAttention`` with sharded parameters, and realized=True on
+    sharded grouped convolutions. Meta parameters raise (call ``model.to_empty(device=...)`` first).
+
     Returns:
         ``InitReport``.
 
@@ -203,7 +221,7 @@ def init_model(
         VarpropTypeError: ``model`` not an ``nn.Module``; bad ``example_input``/``calibrate``/``generator``; an
             integer tensor reaching a layer other than an embedding.
         VarpropValueError: an example that does not fit the model, bad option values, unknown operations with
-            ``strict=True``.
+            ``strict=True``, parameters on the meta device.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 10))
@@ -221,6 +239,8 @@ def init_model(
     check_generator(generator)
     if not isinstance(strict, bool) or not isinstance(realized, (bool, type(None))):
         raise VarpropTypeError(f"strict must be a bool and realized a bool or None, got {strict!r} and {realized!r}")
+    mesh = _distributed.prepare_model(model)  # None unless sharded (DTensor parameters)
+    seed = fresh_seed(generator) if mesh is None else _distributed.agreed_seed(generator, mesh)
     example, synthetic = _example(model, example_input, input_variance, generator)
     batch = _calibration_batch(calibrate, example, input_variance, generator)
     options = _Options(
@@ -232,7 +252,7 @@ def init_model(
         realized=(batch is None) if realized is None else realized,
         strict=strict,
     )
-    return _initialize(model, example, synthetic, batch, Sampler(distribution, generator), options, started)
+    return _initialize(model, example, synthetic, batch, seed, mesh, options, started)
 
 
 @dataclass(frozen=True)
@@ -253,12 +273,13 @@ def _initialize(
     example: tuple[torch.Tensor, ...],
     synthetic: bool,
     batch: tuple[torch.Tensor, ...] | None,
-    sampler: Sampler,
+    seed: int,
+    mesh: Any,
     options: _Options,
     started: float,
 ) -> InitReport:
     names = {id(p): name for name, p in model.named_parameters()}
-    graph = build_graph(model, example)
+    graph = build_graph(model, example) if mesh is None else _distributed.build_graph(model, example)
     traced = time.perf_counter()
     ctx = Context(
         target_var=options.target,
@@ -266,11 +287,13 @@ def _initialize(
         realized=options.realized,
         residual=options.residual,
         param_names=names,
-        sampler=sampler,
+        seed=seed,
+        mesh=mesh,
     )
     input_variance = options.input_var
+    stat_of = input_stat if mesh is None else functools.partial(_distributed.pooled_input_stat, mesh=mesh)
     inputs = [
-        input_stat(t, input_variance if not synthetic else (1.0 if input_variance is None else input_variance))
+        stat_of(t, input_variance if not synthetic else (1.0 if input_variance is None else input_variance))
         for t in example
     ]
     output = propagate(graph, model, ctx, inputs, options.strict)
@@ -279,6 +302,8 @@ def _initialize(
 
     residual_adds = set(analyze(graph, modules, canonical).adds)
     _describe_follows(graph, ctx, modules, residual_adds)
+    if mesh is not None:
+        _distributed.plain_type_names(model, ctx)
     if options.strict and ctx.unknown:
         listed = "; ".join(f"{what}: {assumption}" for what, assumption in ctx.unknown.items())
         raise VarpropValueError(f"strict=True and {len(ctx.unknown)} operation(s) are not recognized: {listed}")
@@ -305,6 +330,8 @@ def _initialize(
     }
     if graph.note:
         settings["note"] = graph.note
+    if mesh is not None:
+        settings["sharded"] = f"mesh {tuple(mesh.shape)} ({mesh.size()} ranks)"
     if untouched:
         settings["untouched_parameters"] = untouched
     outputs = [(s.pooled_mean, s.variance) for s in output_stats(output)]

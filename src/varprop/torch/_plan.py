@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from .._activation import Activation
-from ._sampling import Sampler
+from ._distributed import rank_invariant_draw
+from ._sharded_random import draw_region, name_seed
 from ._stats import Stat, UnitMoments
 
 __all__ = ["ActivationUse", "Context", "LayerPlan", "qualify"]
@@ -62,7 +63,8 @@ class Context:
     realized: bool
     residual: str
     param_names: dict[int, str]
-    sampler: Sampler
+    # One seed per init_model call (agreed over the mesh); each parameter's draw derives its own from it.
+    seed: int
     unit_moments: UnitMoments = field(default_factory=UnitMoments)
     new: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     layers: list[LayerPlan] = field(default_factory=list)
@@ -78,6 +80,8 @@ class Context:
     calibrate_modules: dict[str, str] = field(default_factory=dict)
     # The propagated value of every graph node (for diagnostics and tests).
     env: dict[str, Any] = field(default_factory=dict)
+    # The device mesh of a sharded model's parameters (see _distributed), None otherwise.
+    mesh: Any = None
 
     def name_of(self, param: torch.Tensor) -> str:
         return self.param_names.get(id(param), "<parameter>")
@@ -95,11 +99,18 @@ class Context:
             self.warnings.append(message)
 
     def draw_like(self, param: torch.Tensor, std: float, rows: slice | None = None) -> torch.Tensor:
-        """New zero-mean weights of standard deviation ``std`` for ``param`` (or for its rows ``rows``)."""
-        span = None if rows is None else (int(rows.start or 0), int(rows.stop))
-        sample = self.sampler.unit(self.name_of(param), param, span)
-        sample.mul_(std)
-        return sample if sample.dtype == param.dtype else sample.to(param.dtype)
+        """New zero-mean weights of standard deviation ``std`` for ``param`` (or for its rows ``rows``): the
+        rank-invariant draw of ``_sharded_random`` under a seed that depends only on ``seed`` and the parameter's
+        qualified name (not on the order in which layers are reached); a DTensor gets this rank's elements."""
+        seed = name_seed(self.seed, self.name_of(param))
+        if rows is None:
+            return rank_invariant_draw(param, std, self.distribution, seed)
+        shape = tuple(param.shape)
+        index: list[torch.Tensor | None] = [torch.arange(int(rows.start or 0), int(rows.stop))]
+        index += [None] * (len(shape) - 1)
+        return draw_region(
+            shape, index, std, dtype=param.dtype, device=param.device, distribution=self.distribution, seed=seed
+        )
 
     def new_value(self, param: torch.Tensor) -> torch.Tensor:
         """The new tensor of a handled parameter, created (as a copy of the current value) on first use."""

@@ -186,6 +186,7 @@ def init_(
     generator: torch.Generator | None = None,
     *,
     module: nn.Module | None = None,
+    rank_invariant: bool = False,
 ) -> torch.Tensor:
     r"""Fill ``tensor`` in place with variance-preserving weights for the activation ``act``; returns ``tensor``.
 
@@ -204,13 +205,24 @@ def init_(
         generator: a ``torch.Generator`` on the tensor's device; the global RNG is not touched when given.
         module: the module owning ``tensor``; makes the fans right for ``ConvTranspose`` and grouped/strided
             convolutions (see ``varprop.torch.fans``).
+        rank_invariant: draw with the scheme used for sharded tensors (blocks of rows, each from a seed derived from
+            one draw of ``generator``), so that this plain tensor equals the global tensor that sharded copies of it
+            receive, on any number of ranks, from a generator in the same state. Off by default: a plain tensor is
+            otherwise filled by one ``normal_``/``uniform_`` call, a different (equally distributed) tensor.
+
+    Sharded and meta tensors: a ``DTensor`` (e.g. a parameter of a model sharded with FSDP2's ``fully_shard``) gets
+    fans from its global shape, and each rank draws only the elements it holds, always with the rank-invariant
+    scheme: from the generator (the global RNG when ``None``) of the mesh's first rank, whose seed is broadcast, the
+    global tensor is the same for any number of ranks and any ``Shard``/``Replicate`` placement; every rank must call
+    ``init_`` on the tensor (one broadcast). A tensor on the ``meta`` device has no storage: ``init_`` raises, call
+    ``model.to_empty(device=...)`` first (see the README's "Sharded and meta-device models").
 
     Returns:
         ``tensor``, filled in place (under ``torch.no_grad``).
 
     Raises:
         VarpropTypeError: not a tensor, integer dtype, bad ``generator``.
-        VarpropValueError: unknown ``mode``/``distribution``/activation, fewer than 2 dimensions.
+        VarpropValueError: unknown ``mode``/``distribution``/activation, fewer than 2 dimensions, a meta tensor.
 
     Example:
         >>> w = init_(torch.empty(256, 512), "elu", generator=torch.Generator().manual_seed(0))
@@ -222,15 +234,23 @@ def init_(
     check_choice("distribution", distribution, DISTRIBUTIONS)
     check_generator(generator)
     var_value = check_real("var", var, minimum=0.0)
+    if not isinstance(rank_invariant, bool):
+        raise VarpropTypeError(f"rank_invariant must be a bool, got {type(rank_invariant).__name__}")
     act_value = resolve(act)
     if tensor.numel() == 0:
         warnings.warn("Initializing zero-element tensors is a no-op", VarpropWarning, stacklevel=2)
         return tensor
     fan_in, fan_out = fans(tensor, module)
     std = std_for_fans(act_value, fan_in, fan_out, var_value, mode)
-    new = draw(
-        tensor.shape, std, dtype=tensor.dtype, device=tensor.device, distribution=distribution, generator=generator
-    )
+    from . import _distributed  # imports this module
+
+    _distributed.check_materialized(tensor, "tensor")
+    if rank_invariant or _distributed.is_dtensor(tensor):
+        new = _distributed.rank_invariant_value(tensor, std, distribution, generator)
+    else:
+        new = draw(
+            tensor.shape, std, dtype=tensor.dtype, device=tensor.device, distribution=distribution, generator=generator
+        )
     with torch.no_grad():
         tensor.copy_(new)
     return tensor
@@ -243,10 +263,13 @@ def init_module_(
     mode: str = "fan_in",
     distribution: str = "normal",
     generator: torch.Generator | None = None,
+    *,
+    rank_invariant: bool = False,
 ) -> nn.Module:
     """Initialize a ``Linear``/``ConvNd``/``ConvTransposeNd``/``Embedding`` with ``init_`` (module-aware fans), bias 0.
 
     ``Embedding`` gets N(0, var) rows (fan_in 1; its padding row stays zero, as torch's ``reset_parameters`` does).
+    DTensor (sharded) weights and ``rank_invariant`` as for ``init_``.
 
     Example:
         >>> layer = init_module_(nn.Linear(512, 256), "gelu", generator=torch.Generator().manual_seed(0))
@@ -263,12 +286,14 @@ def init_module_(
     if not isinstance(weight, torch.Tensor):  # pragma: no cover - every supported module owns a weight tensor
         raise VarpropTypeError(f"{type(module).__name__}.weight is not a tensor")
     if isinstance(module, nn.Embedding):
-        init_(weight, "identity", var, "fan_in", distribution, generator, module=module)
+        init_(weight, "identity", var, "fan_in", distribution, generator, module=module, rank_invariant=rank_invariant)
         if module.padding_idx is not None:
+            from ._distributed import zero_row_
+
             with torch.no_grad():
-                weight[module.padding_idx].zero_()
+                zero_row_(weight, module.padding_idx)
         return module
-    init_(weight, act, var, mode, distribution, generator, module=module)
+    init_(weight, act, var, mode, distribution, generator, module=module, rank_invariant=rank_invariant)
     bias = getattr(module, "bias", None)
     if isinstance(bias, torch.Tensor):
         with torch.no_grad():

@@ -1,0 +1,132 @@
+"""Rank-invariant random draws: a tensor filled block of rows by block of rows, each block from its own generator.
+
+The value of every element depends only on (seed, global shape, the element's global index, std, distribution, dtype,
+device type), never on which process draws it. A process that holds some rows (and columns) of a sharded tensor draws
+the blocks that cover its rows and keeps its part, so the assembled global tensor is the same for 1, 2 or any number
+of ranks, and equals the whole tensor drawn here in one process. It is a different tensor from the one a single
+``normal_`` call on the whole tensor gives (one generator stream), and CPU and CUDA generators give different values.
+
+Blocks: dim 0 is cut into blocks of ``rows_per_block(shape)`` rows (at least ``BLOCK_ELEMENTS`` elements each, one row
+when a row is larger), so a rank holding a range of rows draws at most two blocks it only partly keeps. Block ``b``
+is drawn by ``torch.Generator().manual_seed(block_seed(seed, b))``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+
+from ._tensor_init import draw
+
+__all__ = ["BLOCK_ELEMENTS", "block_seed", "draw_region", "fresh_seed", "name_seed", "rows_per_block"]
+
+# Part of the promise "same seed, same tensor": changing it changes every rank-invariant draw.
+BLOCK_ELEMENTS = 1 << 16
+_MASK64 = (1 << 64) - 1
+# Seeds are drawn in [0, 2^63 - 1), the range of a non-negative int64 (torch.randint's dtype).
+_SEED_HIGH = (1 << 63) - 1
+
+
+def _splitmix64(value: int) -> int:
+    """One step of SplitMix64 (Steele, Lea & Flood 2014, "Fast splittable pseudorandom number generators"; constants
+    from Vigna's reference implementation, prng.di.unimi.it/splitmix64.c): a bijective 64-bit mixer."""
+    z = (value + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def block_seed(seed: int, index: int) -> int:
+    """The seed of block (or stream position) ``index`` under ``seed``: distinct inputs give unrelated seeds."""
+    return _splitmix64((seed & _MASK64) ^ _splitmix64(index))
+
+
+def fresh_seed(generator: torch.Generator | None) -> int:
+    """One 63-bit seed drawn from ``generator`` (the global CPU RNG when ``None``); advances it by one draw."""
+    device = generator.device if generator is not None else torch.device("cpu")
+    return int(torch.randint(0, _SEED_HIGH, (1,), generator=generator, device=device).item())
+
+
+def name_seed(seed: int, name: str) -> int:
+    """The seed of the parameter called ``name`` under the master ``seed`` (``init_model``): a 64-bit digest of the
+    name (stable across processes and Python versions, unlike ``hash``) mixed into ``seed``."""
+    digest = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+    return block_seed(seed, digest)
+
+
+def rows_per_block(shape: tuple[int, ...]) -> int:
+    """Rows of dim 0 per block: enough rows for ``BLOCK_ELEMENTS`` elements (one row when a row is larger)."""
+    row = math.prod(shape[1:])
+    return max(1, -(-BLOCK_ELEMENTS // max(row, 1)))
+
+
+def _draw_block(
+    shape: tuple[int, ...],
+    block: int,
+    per_block: int,
+    std: float,
+    dtype: torch.dtype,
+    device: torch.device,
+    distribution: str,
+    seed: int,
+) -> torch.Tensor:
+    start = block * per_block
+    rows = min(per_block, shape[0] - start)
+    generator = torch.Generator(device=device).manual_seed(block_seed(seed, block))
+    return draw((rows, *shape[1:]), std, dtype=dtype, device=device, distribution=distribution, generator=generator)
+
+
+def draw_region(
+    shape: tuple[int, ...],
+    index: list[torch.Tensor | None],
+    std: float,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    distribution: str,
+    seed: int,
+) -> torch.Tensor:
+    """The part ``global[index[0]][:, index[1]]...`` of the rank-invariant draw of a tensor of shape ``shape``.
+
+    ``index[d]`` holds the global indices (int64, any order) kept along dim ``d``, or ``None`` for the whole dim.
+    Memory: the result plus one block. Cost: the blocks that cover ``index[0]`` (a rank that holds columns only, as
+    with a ``Shard(1)`` placement, draws every block and keeps its columns of each).
+    """
+    if len(shape) == 0:
+        return draw_region((1,), [None], std, dtype=dtype, device=device, distribution=distribution, seed=seed)[0]
+    local_shape = tuple(
+        size if positions is None else int(positions.numel()) for size, positions in zip(shape, index, strict=True)
+    )
+    out = torch.empty(local_shape, dtype=dtype, device=device)
+    if out.numel() == 0:
+        return out
+    per_block = rows_per_block(shape)
+    rows = index[0].to("cpu", torch.int64) if index[0] is not None else None
+    first = 0 if rows is None else int(rows[0])
+    if rows is None or torch.equal(rows, torch.arange(first, first + rows.numel())):
+        # a range of rows (FSDP's Shard(0), or the whole tensor): each block's kept rows are one slice
+        stop = shape[0] if rows is None else first + rows.numel()
+        for block in range(first // per_block, -(-stop // per_block)):
+            values = _keep_columns(_draw_block(shape, block, per_block, std, dtype, device, distribution, seed), index)
+            low, high = max(first, block * per_block), min(stop, (block + 1) * per_block)
+            out[low - first : high - first] = values[low - block * per_block : high - block * per_block]
+        return out
+    blocks, order = torch.sort(rows // per_block, stable=True)
+    unique, counts = torch.unique_consecutive(blocks, return_counts=True)
+    start = 0
+    for block, count in zip(unique.tolist(), counts.tolist(), strict=True):
+        positions = order[start : start + count]
+        start += count
+        values = _draw_block(shape, block, per_block, std, dtype, device, distribution, seed)
+        values = _keep_columns(values.index_select(0, (rows[positions] - block * per_block).to(device)), index)
+        out.index_copy_(0, positions.to(device), values)
+    return out
+
+
+def _keep_columns(values: torch.Tensor, index: list[torch.Tensor | None]) -> torch.Tensor:
+    for dim, kept in enumerate(index[1:], start=1):
+        if kept is not None:
+            values = values.index_select(dim, kept.to(values.device, torch.int64))
+    return values
