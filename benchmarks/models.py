@@ -38,6 +38,7 @@ from torch import nn
 
 import varprop
 import varprop.torch as vt
+from _docs import replace_section  # benchmarks/_docs.py (the script's directory is on sys.path)
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "elu": nn.ELU,
@@ -311,7 +312,8 @@ def structured_section(quick: bool) -> list[str]:
         "Layer variances: min / max over the weight layers' outputs on a fresh batch (for the residual models these "
         "include the branch ends, which the `scaled` policy makes small on purpose). Residual stream: variance after "
         "the first and the last block over the input's. Time: init / torch's `reset_parameters` on the same model; "
-        "calibrated: init / (`reset_parameters` + one forward pass on the calibration batch).",
+        "calibrated: init / (`reset_parameters` + one forward pass on the calibration batch); in parentheses the "
+        "init's own time (one call: the first call of a process also fills varprop's caches).",
         "",
         "| model | method | layer variances min / max | stream first / last | time ratio |",
         "|---|---|---|---|---|",
@@ -358,7 +360,10 @@ def structured_section(quick: bool) -> list[str]:
                 base = float(fresh.var())
                 stream = f"{fmt(streams[0] / base)} / {fmt(streams[-1] / base)}"
             ratio = seconds / (reference + forward) if calibrated else seconds / reference
-            out.append(f"| {title} | {label} | {fmt(min(values))} / {fmt(max(values))} | {stream} | {ratio:.1f}x |")
+            out.append(
+                f"| {title} | {label} | {fmt(min(values))} / {fmt(max(values))} | {stream} | {ratio:.1f}x "
+                f"({seconds * 1e3:.0f} ms) |"
+            )
         out.append(
             f"| {title} | (reference) | reset_parameters {reference * 1e3:.0f} ms, forward {forward * 1e3:.0f} ms | | |"
         )
@@ -369,6 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not the documented numbers)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -381,11 +387,11 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(new), flush=True)
         lines.extend(new)
 
+    command = "python benchmarks/models.py" + (" --quick" if args.quick else "") + (" --write" if args.write else "")
     emit(["## Whole-model initialization", ""])
     emit(
         [
-            f"Command: `python benchmarks/models.py{' --quick' if args.quick else ''}` (torch threads {args.threads}; "
-            "OMP/BLAS threads 2). Machine:",
+            f"Command: `{command}` (torch threads {args.threads}; OMP/BLAS threads 2). Machine:",
             "",
             *machine(),
             "",
@@ -396,6 +402,8 @@ def main(argv: list[str] | None = None) -> None:
     emit([*spread_section(depth, width, 256, sizes, [1.0, 30.0], 2 if args.quick else 3), ""])
     emit([*structured_section(args.quick), ""])
     emit([f"Total run time {time.perf_counter() - started:.0f} s."])
+    if args.write:
+        replace_section("models", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -41,13 +41,12 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy import integrate
 
 import varprop
+from _docs import replace_section  # benchmarks/_docs.py (the script's directory is on sys.path)
 from varprop import moments
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 REFERENCE = os.path.join(ROOT, "tests", "reference", "moments_reference.json")
-DOCS = os.path.join(ROOT, "docs", "benchmarks.md")
-START, END = "<!-- moments:start -->", "<!-- moments:end -->"
 FIELDS = ("first_moment", "second_moment", "deriv_second_moment")
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -275,7 +274,6 @@ def machine() -> str:
 
 def render(acc: list[tuple[str, str, float, str]], times: list[list[str]], command: str) -> str:
     lines = [
-        START,
         "## Gaussian moments: accuracy and speed",
         "",
         f"Machine: {machine()}.  ",
@@ -307,23 +305,7 @@ def render(acc: list[tuple[str, str, float, str]], times: list[list[str]], comma
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in times]
-    lines.append(END)
     return "\n".join(lines) + "\n"
-
-
-def write_section(section: str) -> None:
-    text = "# Benchmarks\n\n"
-    if os.path.exists(DOCS):
-        with open(DOCS) as handle:
-            text = handle.read()
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(DOCS, "w") as handle:
-        handle.write(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render(acc, times, command)
     print(section)
     if args.write:
-        write_section(section)
+        replace_section("moments", section)
     return 0
 
 

@@ -33,7 +33,6 @@ import io
 import math
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -47,11 +46,10 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
+from _docs import replace_section  # benchmarks/_docs.py (the script's directory is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
 FIGURE = ROOT / "docs" / "figures" / "training.png"
-START_MARKER = "<!-- training:start -->"
-END_MARKER = "<!-- training:end -->"
 
 DEPTH = 30  # weight layers: 1 input layer, 28 hidden, 1 output layer
 WIDTH = 256
@@ -394,21 +392,10 @@ def versions() -> str:
     return f"Python {platform.python_version()}, " + ", ".join(found)
 
 
-def write_section(section: str, path: Path) -> None:
-    block = f"{START_MARKER}\n{section}\n{END_MARKER}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START_MARKER) + ".*?" + re.escape(END_MARKER), flags=re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one seed instead of three (smoke run)")
-    parser.add_argument("--write", action="store_true", help=f"update {DOCS.relative_to(ROOT)} and the figure")
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md and the figure")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     seeds = [0] if args.quick else [0, 1, 2]
@@ -459,8 +446,8 @@ def main() -> None:
     print(section)
     if args.write:
         plot(results, FIGURE)
-        write_section(section, DOCS)
-        print(f"wrote {DOCS.relative_to(ROOT)} and {FIGURE.relative_to(ROOT)}", file=sys.stderr)
+        replace_section("training", section)
+        print(f"wrote docs/benchmarks.md and {FIGURE.relative_to(ROOT)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
