@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -11,7 +12,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from varprop.torch import init_model  # noqa: E402
-from varprop.torch._graph import trace_fx  # noqa: E402
+from varprop.torch._graph import _conv_output, trace_fx  # noqa: E402
 from varprop.torch._sharded_random import draw_region, name_seed  # noqa: E402
 
 DISTRIBUTIONS = ["normal", "truncated_normal", "uniform"]
@@ -84,3 +85,26 @@ def test_meta_shortcut_shapes_match_running_the_model(model: nn.Module, shape: t
         outputs[name] = tuple(value.shape)
     module_nodes = [node for node in graph.nodes if node.op == "module"]
     assert [recorded[node.name] for node in module_nodes] == [outputs[str(node.target)] for node in module_nodes]
+
+
+def _convolutions() -> list[nn.Module]:
+    found: list[nn.Module] = []
+    for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
+        for kernel, stride, padding, dilation in itertools.product((1, 3, 4), (1, 2), (0, 1, "same", "valid"), (1, 2)):
+            if padding != "same" or stride == 1:
+                found.append(cls(2, 3, kernel, stride=stride, padding=padding, dilation=dilation))
+    for cls in (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d):
+        for kernel, stride, padding, dilation, extra in itertools.product((1, 3), (1, 2), (0, 1), (1, 2), (0, 1)):
+            if extra < max(stride, dilation):
+                found.append(cls(2, 3, kernel, stride, padding, extra, dilation=dilation))
+    return found
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_convolution_shapes_on_meta_match_running_them() -> None:
+    """The meta shortcut's shape formulas for every ConvNd / ConvTransposeNd option against real forward passes."""
+    for module in _convolutions():
+        dims = len(module.kernel_size)
+        for shape in ((4, 2, *(9,) * dims), (2, *(9,) * dims)):
+            out = _conv_output(module, torch.empty(shape, device="meta"))
+            assert out is not None and tuple(out.shape) == tuple(module(torch.randn(shape)).shape), (module, shape)

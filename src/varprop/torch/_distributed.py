@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ._plan import Context
 
 __all__ = [
+    "agreed_seed",
     "build_graph",
     "check_materialized",
     "embedding_moments",
@@ -481,14 +482,9 @@ def _spatial_output(
     w = weight.to_local().detach().double()
     rows = _whole(index[0], shape[0]).to(w.device)
     in_channels = shape[1] if layout == "conv" else shape[0]
-    ones = torch.ones((1, in_channels, *in_spatial), dtype=torch.float64, device=w.device)
-    if x.spatial == in_spatial and x.mean.size == ones.numel():
-        mean_in = torch.as_tensor(x.mean, device=w.device).reshape(ones.shape)
-        var_in = torch.as_tensor(x.var, device=w.device).reshape(ones.shape)
-    else:
-        view = (1, in_channels) + (1,) * len(in_spatial)
-        mean_in = ones * torch.as_tensor(np.broadcast_to(x.mean, (in_channels,)).copy(), device=w.device).reshape(view)
-        var_in = ones * torch.as_tensor(np.broadcast_to(x.var, (in_channels,)).copy(), device=w.device).reshape(view)
+    from ._layers import input_maps  # _layers imports this module
+
+    ones, mean_in, var_in = input_maps(x, in_channels, in_spatial, w.device)
     maps = [mean_in, var_in] + ([ones * x.shared] if x.shared > 0.0 else [])
     kernels = [w, w * w, w * w]
     if layout == "conv":  # this rank's output channels, placed at their global rows

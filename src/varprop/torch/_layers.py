@@ -28,7 +28,15 @@ from ._graph import TensorMeta
 from ._plan import Context, LayerPlan, std_for
 from ._stats import IndexStat, Stat, as_array, channel_view, collapse, scalar_stat
 
-__all__ = ["LEAF_TYPES", "NORM_TYPES", "embedding", "module_weight_layer", "normalization", "weight_layer"]
+__all__ = [
+    "LEAF_TYPES",
+    "NORM_TYPES",
+    "embedding",
+    "input_maps",
+    "module_weight_layer",
+    "normalization",
+    "weight_layer",
+]
 
 NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.BatchNorm1d,
@@ -140,6 +148,22 @@ def _realized_output(
 SpatialMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def input_maps(
+    x: Stat, in_channels: int, spatial: tuple[int, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ones, mean map, variance map) of a convolution's input as float64 ``[1, C, *spatial]`` tensors: the input's
+    own maps when it has them (the output of a previous convolution), else its per-channel values at every position."""
+    ones = torch.ones((1, in_channels, *spatial), dtype=torch.float64, device=device)
+    if x.spatial == spatial and x.mean.size == ones.numel():
+        mean_in = torch.as_tensor(x.mean, device=device).reshape(ones.shape)
+        var_in = torch.as_tensor(x.var, device=device).reshape(ones.shape)
+    else:
+        view = (1, in_channels) + (1,) * len(spatial)
+        mean_in = ones * torch.as_tensor(np.broadcast_to(x.mean, (in_channels,)).copy(), device=device).reshape(view)
+        var_in = ones * torch.as_tensor(np.broadcast_to(x.var, (in_channels,)).copy(), device=device).reshape(view)
+    return ones, mean_in, var_in
+
+
 def _spatial_output(
     x: Stat, weight: torch.Tensor, in_channels: int, apply: SpatialMap, spatial: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -152,14 +176,7 @@ def _spatial_output(
     drifts to 5x its target (the per-channel version treats the border pattern as noise).
     """
     w = weight.detach().double()
-    ones = torch.ones((1, in_channels, *spatial), dtype=torch.float64, device=w.device)
-    if x.spatial == spatial and x.mean.size == ones.numel():  # the input's own maps (from a previous convolution)
-        mean_in = torch.as_tensor(x.mean, device=w.device).reshape(ones.shape)
-        var_in = torch.as_tensor(x.var, device=w.device).reshape(ones.shape)
-    else:
-        shape = (1, in_channels) + (1,) * len(spatial)
-        mean_in = ones * torch.as_tensor(np.broadcast_to(x.mean, (in_channels,)).copy(), device=w.device).reshape(shape)
-        var_in = ones * torch.as_tensor(np.broadcast_to(x.var, (in_channels,)).copy(), device=w.device).reshape(shape)
+    ones, mean_in, var_in = input_maps(x, in_channels, spatial, w.device)
     mean_map = apply(mean_in, w)[0]
     var_map = apply(var_in, w * w)[0]
     shared = 0.0

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from ._tensor_init import draw
+from ._tensor_init import LOW_PRECISION, draw, fill
 
 __all__ = ["BLOCK_ELEMENTS", "block_seed", "draw_region", "fresh_seed", "name_seed", "rows_per_block"]
 
@@ -108,9 +108,15 @@ def draw_region(
     if rows is None or torch.equal(rows, torch.arange(first, first + rows.numel())):
         # a range of rows (FSDP's Shard(0), or the whole tensor): each block's kept rows are one slice
         stop = shape[0] if rows is None else first + rows.numel()
+        in_place = all(kept is None for kept in index[1:]) and dtype not in LOW_PRECISION
         for block in range(first // per_block, -(-stop // per_block)):
-            values = _keep_columns(_draw_block(shape, block, per_block, std, dtype, device, distribution, seed), index)
             low, high = max(first, block * per_block), min(stop, (block + 1) * per_block)
+            if in_place and high - low == min(per_block, shape[0] - block * per_block):
+                # a whole block: sampled straight into its rows (the same values as _draw_block, without a copy)
+                generator = torch.Generator(device=device).manual_seed(block_seed(seed, block))
+                fill(out[low - first : high - first], std, distribution, generator)
+                continue
+            values = _keep_columns(_draw_block(shape, block, per_block, std, dtype, device, distribution, seed), index)
             out[low - first : high - first] = values[low - block * per_block : high - block * per_block]
         return out
     blocks, order = torch.sort(rows // per_block, stable=True)
