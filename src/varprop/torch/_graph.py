@@ -182,7 +182,7 @@ def _meta_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
             return None
         return x.new_empty((*x.shape[:-1], features[1]))
     if isinstance(module, _shape_preserving_types()) and x.is_floating_point():
-        return torch.empty_like(x)
+        return x.new_empty(x.shape)  # not empty_like: on meta it imports sympy (0.3 s) on first use
     if isinstance(module, nn.modules.conv._ConvNd):
         return _conv_output(module, x)
     return None
