@@ -313,7 +313,7 @@ def structured_section(quick: bool) -> list[str]:
         "include the branch ends, which the `scaled` policy makes small on purpose). Residual stream: variance after "
         "the first and the last block over the input's. Time: init / torch's `reset_parameters` on the same model; "
         "calibrated: init / (`reset_parameters` + one forward pass on the calibration batch); in parentheses the "
-        "init's own time (one call: the first call of a process also fills varprop's caches).",
+        "init's own time (one call).",
         "",
         "| model | method | layer variances min / max | stream first / last | time ratio |",
         "|---|---|---|---|---|",
@@ -370,6 +370,23 @@ def structured_section(quick: bool) -> list[str]:
     return out
 
 
+class _WarmUp(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.adaptive_avg_pool2d(x + self.conv(x), 1)
+
+
+def warm_up_process() -> float:
+    """One init_model call on a tiny model, before any timing: PyTorch imports its meta-kernel machinery (sympy) on
+    the first meta operation of a process, ~1 s once, which is not the cost of initializing a model."""
+    begin = time.perf_counter()
+    vt.init_model(_WarmUp(), (2, 2, 4, 4))
+    return time.perf_counter() - begin
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not the documented numbers)")
@@ -379,6 +396,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     started = time.perf_counter()
+    warm_up = warm_up_process()
     depth, width = (20, 128) if args.quick else (100, 512)
     activations = ["elu", "relu", "silu"] if args.quick else list(ACTIVATIONS)
     lines: list[str] = []
@@ -394,6 +412,9 @@ def main(argv: list[str] | None = None) -> None:
             f"Command: `{command}` (torch threads {args.threads}; OMP/BLAS threads 2). Machine:",
             "",
             *machine(),
+            "",
+            f"Before any timing, one `init_model` call on a tiny model warms the process up ({warm_up:.2f} s: PyTorch "
+            "imports its meta-kernel machinery on the first meta operation of a process, once).",
             "",
         ]
     )
