@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import math
 import statistics
@@ -14,7 +13,10 @@ from warnings import warn
 import numpy as np
 
 from .._activation import Activation
+from .._drift import escape_layers, predict_drift
+from .._dynamics import stability
 from .._errors import VarpropWarning
+from .._gains import gain
 from ._plan import ActivationUse, LayerPlan
 
 __all__ = ["ActivationRow", "InitReport", "LayerRow", "stability_of"]
@@ -89,21 +91,12 @@ class ActivationRow:
         return _drift_band(self.activation, self.chain_depth, round(self.width), round(self.input_var, 12))
 
 
-def _load(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
 def stability_of(act: Activation, var: float) -> dict[str, Any]:
-    """``varprop._dynamics.stability(act, var)`` summarized, or an empty dict while that module does not exist."""
-    dynamics = _load("varprop._dynamics")
-    function = getattr(dynamics, "stability", None)
-    if function is None or not (var > 0 and math.isfinite(var)):
+    """``varprop._dynamics.stability(act, var)`` summarized (an empty dict for a variance that is not positive)."""
+    if not (var > 0 and math.isfinite(var)):
         return {}
     try:
-        result = function(act, var)
+        result = stability(act, var)
     except Exception as error:
         return {"verdict": f"stability unavailable: {type(error).__name__}: {error}"}
     summary: dict[str, Any] = {}
@@ -116,14 +109,10 @@ def stability_of(act: Activation, var: float) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=256)
 def _drift_band(spec: str, depth: int, width: int, var: float) -> tuple[float, float] | None:
-    drift = _load("varprop._drift")
-    predict = getattr(drift, "predict_drift", None)
-    if predict is None or depth < 2 or width < 2 or not (var > 0 and math.isfinite(var)):
+    if depth < 2 or width < 2 or not (var > 0 and math.isfinite(var)):
         return None
     try:
-        from .._gains import gain
-
-        prediction = predict(spec, depth, width, float(gain(spec, var=var)), input_var=var)
+        prediction = predict_drift(spec, depth, width, float(gain(spec, var=var)), input_var=var)
         return float(prediction.lower[-1]) / var, float(prediction.upper[-1]) / var
     except Exception:  # a report must not fail on a diagnostic
         return None
@@ -211,9 +200,6 @@ def _escapes(act: Activation, depth: int, width: int, var: float) -> tuple[tuple
     key = (act.spec, depth, width, var)
     cached = _ESCAPES.get(key)
     if cached is None:
-        from .._drift import escape_layers
-        from .._dynamics import stability
-
         variances = np.array([var, *(factor * var for factor in _LARGER_TARGETS)])
         slopes = np.atleast_1d(np.asarray(stability(act, variances).slope, dtype=np.float64))
         layers = escape_layers(act, variances, slopes, depth, width, _BAND)
