@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -108,3 +110,19 @@ def test_convolution_shapes_on_meta_match_running_them() -> None:
         for shape in ((4, 2, *(9,) * dims), (2, *(9,) * dims)):
             out = _conv_output(module, torch.empty(shape, device="meta"))
             assert out is not None and tuple(out.shape) == tuple(module(torch.randn(shape)).shape), (module, shape)
+
+
+def test_plain_models_trace_without_pytorch_meta_kernels() -> None:
+    """Linear, convolution, elementwise and norm modules get their meta shapes by formula: the first meta kernel of a
+    process imports PyTorch's symbolic-shape machinery (sympy, 0.5-1.5 s), which such models must not pay."""
+    script = (
+        "import sys, torch\n"
+        "from torch import nn\n"
+        "import varprop.torch as vt\n"
+        "model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3),\n"
+        "                      nn.GELU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5), nn.LayerNorm(5), nn.Tanh())\n"
+        "vt.init_model(model, (2, 3, 8, 8))\n"
+        "print('sympy' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "False", result.stdout + result.stderr
