@@ -305,6 +305,39 @@ def stream_variances(model: nn.Module, batch: torch.Tensor) -> list[float]:
     return found
 
 
+def large_layers_section(quick: bool) -> list[str]:
+    """Time only, on wider layers: there sampling the weights is most of the cost, per-layer bookkeeping little."""
+    out = [
+        "### Time on wider layers",
+        "",
+        "Plain MLPs of wider layers (N(0, 1) inputs of 128 rows): best of 3 calls each. analytic: `init_model(model, "
+        "(128, width))` over torch's `reset_parameters`; calibrated: `calibrate='gaussian'` on 512 rows over "
+        "(`reset_parameters` + one forward pass on those rows).",
+        "",
+        "| width x depth | activation | reset_parameters (s) | analytic (s) | analytic ratio | calibrated (s) | "
+        "calibrated ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    shapes = [(1024, 4)] if quick else [(2048, 24), (4096, 8)]
+    for width, depth in shapes:
+        for name in ("elu", "silu"):
+            model = mlp(ACTIVATIONS[name], depth, width)
+            rows = torch.randn(512, width)
+            vt.init_model(model, (128, width))  # caches of this activation
+            reference = min(timed(lambda model=model: reset(model)) for _ in range(3))
+            forward = min(timed(lambda model=model, rows=rows: model(rows)) for _ in range(3))
+            analytic = min(timed(lambda model=model, w=width: vt.init_model(model, (128, w))) for _ in range(3))
+            calibrated = min(
+                timed(lambda model=model, w=width: vt.init_model(model, (512, w), calibrate="gaussian"))
+                for _ in range(3)
+            )
+            out.append(
+                f"| {width} x {depth} | {name} | {reference:.3f} | {analytic:.3f} | {analytic / reference:.2f}x | "
+                f"{calibrated:.3f} | {calibrated / (reference + forward):.2f}x |"
+            )
+    return out
+
+
 def structured_section(quick: bool) -> list[str]:
     out = [
         "### CNN, residual MLP and transformer",
@@ -421,6 +454,7 @@ def main(argv: list[str] | None = None) -> None:
     emit([*mlp_section(depth, width, 128, 512, activations, slow=True), ""])
     sizes = [256, 2048] if args.quick else [256, 2048, 8192]
     emit([*spread_section(depth, width, 256, sizes, [1.0, 30.0], 2 if args.quick else 3), ""])
+    emit([*large_layers_section(args.quick), ""])
     emit([*structured_section(args.quick), ""])
     emit([f"Total run time {time.perf_counter() - started:.0f} s."])
     if args.write:

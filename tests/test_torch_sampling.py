@@ -126,3 +126,20 @@ def test_plain_models_trace_without_pytorch_meta_kernels() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "False", result.stdout + result.stderr
+
+
+def test_parallel_block_sampling_gives_the_serial_values() -> None:
+    """Large CPU draws sample their blocks on a thread pool: the values must not depend on it or on the threads."""
+    threads = torch.get_num_threads()
+    shape = (1024, 1024)  # 2^20 values: above the parallel threshold
+    try:
+        torch.set_num_threads(1)
+        serial = draw_region(shape, [None, None], 0.5, distribution="normal", seed=11, **OPTIONS)
+        torch.set_num_threads(4)
+        parallel = draw_region(shape, [None, None], 0.5, distribution="normal", seed=11, **OPTIONS)
+    finally:
+        torch.set_num_threads(threads)
+    rows = torch.arange(100, 900)
+    part = draw_region(shape, [rows, None], 0.5, distribution="normal", seed=11, **OPTIONS)
+    assert torch.equal(serial, parallel)
+    assert torch.equal(part, serial[100:900])

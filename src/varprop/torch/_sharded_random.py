@@ -13,8 +13,10 @@ is drawn by ``torch.Generator().manual_seed(block_seed(seed, b))``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -25,6 +27,8 @@ __all__ = ["BLOCK_ELEMENTS", "block_seed", "draw_region", "fresh_seed", "name_se
 # Part of the promise "same seed, same tensor": changing it changes every rank-invariant draw.
 BLOCK_ELEMENTS = 1 << 16
 _MASK64 = (1 << 64) - 1
+# Below this many values a tensor is sampled in the calling thread (a thread pool costs ~50 us per call).
+_PARALLEL_VALUES = 1 << 18
 # Seeds are drawn in [0, 2^63 - 1), the range of a non-negative int64 (torch.randint's dtype).
 _SEED_HIGH = (1 << 63) - 1
 
@@ -78,6 +82,31 @@ def _draw_block(
     return draw((rows, *shape[1:]), std, dtype=dtype, device=device, distribution=distribution, generator=generator)
 
 
+def _fill_blocks(
+    blocks: list[tuple[int, torch.Tensor]], std: float, distribution: str, seed: int, device: torch.device
+) -> None:
+    """Whole blocks sampled straight into their rows (the same values as ``_draw_block``, without a copy). On the CPU,
+    with more than one torch thread and enough values, blocks are sampled by a pool of threads (each block has its own
+    generator, so the values do not depend on the schedule; PyTorch's samplers release the GIL): a single CPU sampler
+    is serial, and sampling is most of the cost of initializing a large model."""
+
+    def sample(item: tuple[int, torch.Tensor]) -> None:
+        block, rows = item
+        fill(rows, std, distribution, torch.Generator(device=device).manual_seed(block_seed(seed, block)))
+
+    workers = min(torch.get_num_threads(), len(blocks))
+    if device.type != "cpu" or workers < 2 or sum(rows.numel() for _, rows in blocks) < _PARALLEL_VALUES:
+        for item in blocks:
+            sample(item)
+        return
+    list(_pool(workers).map(sample, blocks))
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="varprop-sampler")
+
+
 def draw_region(
     shape: tuple[int, ...],
     index: list[torch.Tensor | None],
@@ -109,15 +138,15 @@ def draw_region(
         # a range of rows (FSDP's Shard(0), or the whole tensor): each block's kept rows are one slice
         stop = shape[0] if rows is None else first + rows.numel()
         in_place = all(kept is None for kept in index[1:]) and dtype not in LOW_PRECISION
+        whole: list[tuple[int, torch.Tensor]] = []
         for block in range(first // per_block, -(-stop // per_block)):
             low, high = max(first, block * per_block), min(stop, (block + 1) * per_block)
             if in_place and high - low == min(per_block, shape[0] - block * per_block):
-                # a whole block: sampled straight into its rows (the same values as _draw_block, without a copy)
-                generator = torch.Generator(device=device).manual_seed(block_seed(seed, block))
-                fill(out[low - first : high - first], std, distribution, generator)
+                whole.append((block, out[low - first : high - first]))
                 continue
             values = _keep_columns(_draw_block(shape, block, per_block, std, dtype, device, distribution, seed), index)
             out[low - first : high - first] = values[low - block * per_block : high - block * per_block]
+        _fill_blocks(whole, std, distribution, seed, device)
         return out
     blocks, order = torch.sort(rows // per_block, stable=True)
     unique, counts = torch.unique_consecutive(blocks, return_counts=True)
