@@ -9,6 +9,7 @@ run produced (``TensorMeta`` for tensors, plain values otherwise), so later rule
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -162,7 +163,9 @@ class _Tracer(fx.Tracer):
         return is_leaf(m)
 
 
+@functools.cache
 def _shape_preserving_types() -> tuple[type[nn.Module], ...]:
+    """Built once (imports deferred: those modules import this one); asked for every module node of a trace."""
     from ._activations import ACTIVATION_MODULE_TYPES
     from ._layers import DROPOUT_TYPES, NORM_TYPES
 

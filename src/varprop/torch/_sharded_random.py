@@ -66,6 +66,11 @@ def rows_per_block(shape: tuple[int, ...]) -> int:
     return max(1, -(-BLOCK_ELEMENTS // max(row, 1)))
 
 
+def _block_generator(seed: int, block: int, device: torch.device) -> torch.Generator:
+    """The generator of block ``block`` under ``seed`` (the one place the block seeds are applied)."""
+    return torch.Generator(device=device).manual_seed(block_seed(seed, block))
+
+
 def _draw_block(
     shape: tuple[int, ...],
     block: int,
@@ -78,7 +83,7 @@ def _draw_block(
 ) -> torch.Tensor:
     start = block * per_block
     rows = min(per_block, shape[0] - start)
-    generator = torch.Generator(device=device).manual_seed(block_seed(seed, block))
+    generator = _block_generator(seed, block, device)
     return draw((rows, *shape[1:]), std, dtype=dtype, device=device, distribution=distribution, generator=generator)
 
 
@@ -92,7 +97,7 @@ def _fill_blocks(
 
     def sample(item: tuple[int, torch.Tensor]) -> None:
         block, rows = item
-        fill(rows, std, distribution, torch.Generator(device=device).manual_seed(block_seed(seed, block)))
+        fill(rows, std, distribution, _block_generator(seed, block, device))
 
     workers = min(torch.get_num_threads(), len(blocks))
     if device.type != "cpu" or workers < 2 or sum(rows.numel() for _, rows in blocks) < _PARALLEL_VALUES:
