@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 import subprocess
@@ -13,9 +14,10 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+import varprop  # noqa: E402
 from varprop.torch import init_model  # noqa: E402
-from varprop.torch._graph import _conv_output, trace_fx  # noqa: E402
-from varprop.torch._sharded_random import draw_region, name_seed  # noqa: E402
+from varprop.torch._graph import Ref, _conv_output, _sequential_graph, trace_fx  # noqa: E402
+from varprop.torch._sharded_random import draw_many, draw_region, fresh_seed, name_seed  # noqa: E402
 
 DISTRIBUTIONS = ["normal", "truncated_normal", "uniform"]
 OPTIONS: dict[str, Any] = {"dtype": torch.float32, "device": torch.device("cpu")}
@@ -108,8 +110,8 @@ def test_convolution_shapes_on_meta_match_running_them() -> None:
     for module in _convolutions():
         dims = len(module.kernel_size)
         for shape in ((4, 2, *(9,) * dims), (2, *(9,) * dims)):
-            out = _conv_output(module, torch.empty(shape, device="meta"))
-            assert out is not None and tuple(out.shape) == tuple(module(torch.randn(shape)).shape), (module, shape)
+            out = _conv_output(module, shape)
+            assert out == tuple(module(torch.randn(shape)).shape), (module, shape)
 
 
 def test_plain_models_trace_without_pytorch_meta_kernels() -> None:
@@ -143,3 +145,125 @@ def test_parallel_block_sampling_gives_the_serial_values() -> None:
     part = draw_region(shape, [rows, None], 0.5, distribution="normal", seed=11, **OPTIONS)
     assert torch.equal(serial, parallel)
     assert torch.equal(part, serial[100:900])
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_draw_many_gives_each_tensors_own_draw(threads: int) -> None:
+    """init_model samples all its weights in one job: each tensor gets the values ``draw_region`` gives it alone
+    (whatever the threads, and for low-precision, empty and 0-d tensors too)."""
+    requests = [
+        ((1024, 300), torch.float32, 1),
+        ((16, 3, 3, 3), torch.float32, 2),
+        ((7,), torch.float64, 3),
+        ((0, 5), torch.float32, 4),
+        ((), torch.float32, 5),
+        ((3, 5), torch.bfloat16, 6),
+        ((600, 512), torch.float32, 7),
+    ]
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        drawn = draw_many([(shape, dtype, OPTIONS["device"], seed) for shape, dtype, seed in requests], 1.0, "normal")
+    finally:
+        torch.set_num_threads(saved)
+    for (shape, dtype, seed), values in zip(requests, drawn, strict=True):
+        alone = draw_region(
+            shape, [None] * len(shape), 1.0, dtype=dtype, device=OPTIONS["device"], distribution="normal", seed=seed
+        )
+        assert values.dtype == dtype and tuple(values.shape) == shape
+        assert torch.equal(values, alone), shape
+
+
+@pytest.mark.parametrize("realized", [True, False])
+def test_init_model_weights_are_the_scaled_unit_draws(realized: bool) -> None:
+    """Each weight is its unit-std rank-invariant draw (seed from the generator and the parameter's name) times the
+    std in the report, exactly: the draws sampled ahead and the scale fused into the write change nothing."""
+    model = nn.Sequential(nn.Linear(64, 48), nn.ELU(), nn.Linear(48, 48), nn.SiLU(), nn.Linear(48, 8))
+    report = init_model(model, (32, 64), generator=torch.Generator().manual_seed(5), realized=realized)
+    seed = fresh_seed(torch.Generator().manual_seed(5))
+    for row in report.layers:
+        weight = model.get_submodule(row.name).weight
+        unit = draw_region(
+            tuple(weight.shape),
+            [None, None],
+            1.0,
+            distribution="normal",
+            seed=name_seed(seed, f"{row.name}.weight"),
+            **OPTIONS,
+        )
+        assert torch.equal(weight.detach(), unit * row.std), row.name
+
+
+def _structure(graph: Any) -> list[tuple[Any, ...]]:
+    """A graph's nodes without their names: op, target, arguments as positions of the nodes they refer to, shapes."""
+    position = {node.name: index for index, node in enumerate(graph.nodes)}
+    found = []
+    for node in graph.nodes:
+        args = tuple(position[a.node] if isinstance(a, Ref) else a for a in node.args)
+        meta = (tuple(node.meta.shape), node.meta.dtype) if hasattr(node.meta, "shape") else None
+        found.append((node.op, str(node.target), args, meta))
+    return found
+
+
+@pytest.mark.parametrize(
+    "model, shape",
+    [
+        (nn.Sequential(nn.Linear(12, 20), nn.Sequential(nn.GELU(), nn.Linear(20, 20)), nn.Tanh()), (4, 12)),
+        (
+            nn.Sequential(
+                nn.Conv2d(3, 8, 3, padding=1),
+                nn.BatchNorm2d(8),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(8, 8, 3, stride=2),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+                nn.Linear(8, 5),
+            ),
+            (2, 3, 16, 16),
+        ),
+        (nn.Sequential(nn.Embedding(10, 6), nn.Flatten(1, 2), nn.Linear(18, 4)), (5, 3)),
+    ],
+)
+def test_sequential_graph_is_the_traced_graph(model: nn.Module, shape: tuple[int, ...]) -> None:
+    """A plain nn.Sequential of leaf modules is read as its chain without tracing: the same nodes and shapes as
+    torch.fx gives (shapes by formula, or from the module run on meta tensors: pooling, embedding)."""
+    x = torch.randint(0, 10, shape) if isinstance(model[0], nn.Embedding) else torch.randn(shape)
+    fast = _sequential_graph(model, (x,))
+    assert fast is not None and fast.method == "nn.Sequential"
+    assert _structure(fast) == _structure(trace_fx(model, (x,)))
+
+
+class _Custom(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+
+def test_sequential_graph_leaves_other_models_to_the_tracer() -> None:
+    """A user module inside, a hook on a container, a subclass: traced as before."""
+    x = torch.randn(3, 4)
+    assert _sequential_graph(nn.Sequential(nn.Linear(4, 4), _Custom()), (x,)) is None
+    hooked = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU()))
+    hooked[1].register_forward_hook(lambda module, args, out: out)
+    assert _sequential_graph(hooked, (x,)) is None
+    assert _sequential_graph(type("Subclass", (nn.Sequential,), {})(nn.Linear(4, 4)), (x,)) is None
+    assert init_model(nn.Sequential(nn.Linear(4, 4), _Custom()), (3, 4)).settings["graph"] == "torch.fx"
+
+
+def test_garbage_collection_is_paused_during_init_model_only() -> None:
+    """init_model turns the cyclic collector off for the call and restores the caller's setting, also on error."""
+    seen: list[bool] = []
+    model = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
+    model[0].register_forward_hook(lambda module, args, out: seen.append(gc.isenabled()))
+    assert gc.isenabled()
+    init_model(model, (4, 8), calibrate="gaussian")
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(varprop.VarpropError):
+        init_model(model, (4, 8), calibrate=torch.randn(4, 9))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        init_model(model, (4, 8))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

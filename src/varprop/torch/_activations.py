@@ -6,6 +6,7 @@ registry name plus the parameters read from the call, and ``varprop.activation``
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,9 +30,21 @@ __all__ = [
 
 
 def _registry_activation(spec: Any, **params: Any) -> Activation:
+    """``varprop.activation(spec, **params)``, kept per (spec, params): a deep network asks for the same activation
+    once per layer (building it validates its parameters each time, ~40 us)."""
+    try:
+        return _cached_activation(spec, tuple(sorted(params.items())))
+    except TypeError:  # an unhashable parameter value
+        from .._registry import activation
+
+        return activation(spec, **params)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_activation(spec: Any, params: tuple[tuple[str, Any], ...]) -> Activation:
     from .._registry import activation
 
-    return activation(spec, **params)
+    return activation(spec, **dict(params))
 
 
 # Module classes: registry name and the attributes that are its parameters (torch's names). Order matters for

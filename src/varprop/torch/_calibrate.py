@@ -114,6 +114,7 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
 
     Sharded models (``ctx.mesh``): each rank passes its own part of the batch; every measured variance is that of
     the whole batch (count, sum and centred sum of squares all-reduced), so all ranks apply the same scale."""
+    ctx.settle()
     modules = dict(model.named_modules())
     plans = {plan.name: plan for plan in ctx.layers}
     handles = []

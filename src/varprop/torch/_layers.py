@@ -122,6 +122,9 @@ def _per_unit_input(x: Stat, in_channels: int, axis: int | None, spatial: tuple[
     return collapse(x)
 
 
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32
+
+
 def _realized_output(
     x: Stat, weight: torch.Tensor, layout: str, groups: int, fraction: float
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -129,19 +132,27 @@ def _realized_output(
     total, total_sq = _matrix_sums(weight, layout, groups)
     out_units, in_per_group = total.shape
     in_channels = in_per_group * groups
-    mean_in = torch.as_tensor(np.broadcast_to(x.mean, (in_channels,)).copy(), dtype=torch.float32, device=total.device)
-    var_in = torch.as_tensor(np.broadcast_to(x.var, (in_channels,)).copy(), dtype=torch.float32, device=total.device)
-    shape_w = (groups, out_units // groups, in_per_group)
-    mean_out = torch.bmm(total.reshape(shape_w), mean_in.reshape(groups, in_per_group, 1)).reshape(-1)
-    var_out = torch.bmm(total_sq.reshape(shape_w), var_in.reshape(groups, in_per_group, 1)).reshape(-1)
-    mean_np = mean_out.double().cpu().numpy()
-    var_np = var_out.double().cpu().numpy()
-    # Zero padding: a fraction f of the taps reaches an output on average; the mean term's spread between border and
-    # interior positions, (f - f^2) m^2, counts as variance over positions.
-    within = fraction * var_np + (fraction - fraction * fraction) * mean_np * mean_np
+    inputs = np.empty((2, in_channels), dtype=np.float32)
+    inputs[0], inputs[1] = x.mean, x.var  # (broadcast when the input's channels are collapsed)
+    # float32 subnormals (dead units of deep ReLU networks) make the products below ~10x slower on x86
+    inputs[np.abs(inputs) < _FLOAT32_TINY] = 0.0
+    both = torch.from_numpy(inputs).to(total.device)
+    mean_in, var_in = both[0], both[1]
+    if groups == 1:
+        mean_out, var_out = torch.mv(total, mean_in), torch.mv(total_sq, var_in)
+    else:
+        shape_w = (groups, out_units // groups, in_per_group)
+        mean_out = torch.bmm(total.reshape(shape_w), mean_in.reshape(groups, in_per_group, 1)).reshape(-1)
+        var_out = torch.bmm(total_sq.reshape(shape_w), var_in.reshape(groups, in_per_group, 1)).reshape(-1)
+    mean_np, var_np = torch.stack([mean_out, var_out]).cpu().numpy().astype(np.float64)
     shared = 0.0
     if x.shared > 0.0:
         shared = float(x.shared * fraction * fraction * float((total * total).sum(dim=1).double().mean()))
+    if fraction == 1.0:
+        return mean_np, var_np, shared
+    # Zero padding: a fraction f of the taps reaches an output on average; the mean term's spread between border and
+    # interior positions, (f - f^2) m^2, counts as variance over positions.
+    within = fraction * var_np + (fraction - fraction * fraction) * mean_np * mean_np
     return fraction * mean_np, within, shared
 
 
@@ -267,9 +278,12 @@ def weight_layer(
         out = Stat(np.zeros(1), np.zeros(1), 0.0, None, out_ndim)
     elif ctx.realized:
         mean, within, shared = realized(block)
-        pooled = float(np.mean(mean * mean + within) + shared)
+        pooled = (float(mean @ mean) + float(within.sum())) / mean.size + shared
         factor = math.sqrt(target / pooled) if pooled > 0.0 else std
-        block.mul_(factor)
+        if rows is None:
+            ctx.scale_later(weight, factor)  # fused into the write
+        else:
+            block.mul_(factor)
         plan.std = factor
         plan.realized_scale = factor / std
         out = Stat(mean * factor, within * factor**2, shared * factor**2, out_axis, out_ndim, out_spatial)
@@ -283,7 +297,8 @@ def weight_layer(
             out_ndim,
         )
     plan.output = out
-    return out.with_axis(out.axis, out_ndim)
+    # (with_axis drops the axis of a single channel; out already has its ndim)
+    return out if out.axis is None or out.channels != 1 else out.with_axis(out.axis, out_ndim)
 
 
 def tensor_attr(module: nn.Module, name: str) -> torch.Tensor | None:

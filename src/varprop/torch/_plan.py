@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from .._activation import Activation
-from ._distributed import rank_invariant_draw
-from ._sharded_random import draw_region, name_seed
+from ._distributed import is_dtensor, rank_invariant_draw
+from ._sharded_random import draw_many, draw_region, name_seed
 from ._stats import Stat, UnitMoments
 
 __all__ = ["ActivationUse", "Context", "LayerPlan", "qualify"]
@@ -82,6 +82,10 @@ class Context:
     env: dict[str, Any] = field(default_factory=dict)
     # The device mesh of a sharded model's parameters (see _distributed), None otherwise.
     mesh: Any = None
+    # Unit-std draws of weights sampled ahead, all at once (see ``prefetch``), by id of the parameter.
+    prefetched: dict[int, torch.Tensor] = field(default_factory=dict)
+    # Scale factors of new values not yet applied (see ``scale_later``), by id of the parameter.
+    pending_scale: dict[int, float] = field(default_factory=dict)
 
     def name_of(self, param: torch.Tensor) -> str:
         return self.param_names.get(id(param), "<parameter>")
@@ -98,10 +102,23 @@ class Context:
         if message not in self.warnings:
             self.warnings.append(message)
 
+    def prefetch(self, params: list[torch.Tensor]) -> None:
+        """Draw the unit-std weights of ``params`` now, all together: the blocks of the whole model go to the sampler
+        threads in one job (layer by layer, each job would be a few blocks, and the threads would wait for one
+        another at every layer). ``draw_like(param, std)`` then returns std times these values (``draw_like(param,
+        1.0)`` exactly); DTensors are drawn when reached."""
+        kept = list({id(p): p for p in params if not is_dtensor(p) and id(p) not in self.prefetched}.values())
+        requests = [(tuple(p.shape), p.dtype, p.device, name_seed(self.seed, self.name_of(p))) for p in kept]
+        for param, value in zip(kept, draw_many(requests, 1.0, self.distribution), strict=True):
+            self.prefetched[id(param)] = value
+
     def draw_like(self, param: torch.Tensor, std: float, rows: slice | None = None) -> torch.Tensor:
         """New zero-mean weights of standard deviation ``std`` for ``param`` (or for its rows ``rows``): the
         rank-invariant draw of ``_sharded_random`` under a seed that depends only on ``seed`` and the parameter's
         qualified name (not on the order in which layers are reached); a DTensor gets this rank's elements."""
+        if rows is None and id(param) in self.prefetched:
+            unit = self.prefetched.pop(id(param))
+            return unit if std == 1.0 else unit.mul_(std)
         seed = name_seed(self.seed, self.name_of(param))
         if rows is None:
             return rank_invariant_draw(param, std, self.distribution, seed)
@@ -113,15 +130,43 @@ class Context:
         )
 
     def new_value(self, param: torch.Tensor) -> torch.Tensor:
-        """The new tensor of a handled parameter, created (as a copy of the current value) on first use."""
+        """The new tensor of a handled parameter (its pending scale applied), created (as a copy of the current
+        value) on first use."""
         entry = self.new.get(id(param))
         if entry is None:
             entry = (param, param.detach().clone())
             self.new[id(param)] = entry
+        factor = self.pending_scale.pop(id(param), None)
+        if factor is not None:
+            entry[1].mul_(factor)
         return entry[1]
 
     def set_new(self, param: torch.Tensor, value: torch.Tensor) -> None:
         self.new[id(param)] = (param, value)
+        self.pending_scale.pop(id(param), None)
+
+    def scale_later(self, param: torch.Tensor, factor: float) -> None:
+        """Multiply the new value of ``param`` by ``factor``, when it is next read or written (``write`` fuses it
+        into the copy into the parameter: one pass over the weights instead of two)."""
+        self.pending_scale[id(param)] = self.pending_scale.get(id(param), 1.0) * factor
+
+    def settle(self) -> None:
+        """Apply every pending scale (before anything reads ``new`` directly)."""
+        for key, factor in self.pending_scale.items():
+            self.new[key][1].mul_(factor)
+        self.pending_scale.clear()
+
+    def write(self) -> None:
+        """Copy every new value into its parameter (its pending scale applied on the way)."""
+        with torch.no_grad():
+            for key, (param, value) in self.new.items():
+                factor = self.pending_scale.pop(key, None)
+                if factor is not None and is_dtensor(param):
+                    value.mul_(factor)
+                elif factor is not None:
+                    torch.mul(value, factor, out=param)
+                    continue
+                param.copy_(value)
 
     def is_planned(self, param: torch.Tensor) -> bool:
         return id(param) in self.new

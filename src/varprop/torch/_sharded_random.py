@@ -22,7 +22,7 @@ import torch
 
 from ._tensor_init import LOW_PRECISION, draw, fill
 
-__all__ = ["BLOCK_ELEMENTS", "block_seed", "draw_region", "fresh_seed", "name_seed", "rows_per_block"]
+__all__ = ["BLOCK_ELEMENTS", "block_seed", "draw_many", "draw_region", "fresh_seed", "name_seed", "rows_per_block"]
 
 # Part of the promise "same seed, same tensor": changing it changes every rank-invariant draw.
 BLOCK_ELEMENTS = 1 << 16
@@ -87,29 +87,70 @@ def _draw_block(
     return draw((rows, *shape[1:]), std, dtype=dtype, device=device, distribution=distribution, generator=generator)
 
 
-def _fill_blocks(
-    blocks: list[tuple[int, torch.Tensor]], std: float, distribution: str, seed: int, device: torch.device
-) -> None:
+# One block to fill: (seed of its tensor, block index, the block's rows of the output tensor).
+_Block = tuple[int, int, torch.Tensor]
+
+
+def _fill_blocks(blocks: list[_Block], std: float, distribution: str, device: torch.device) -> None:
     """Whole blocks sampled straight into their rows (the same values as ``_draw_block``, without a copy). On the CPU,
-    with more than one torch thread and enough values, blocks are sampled by a pool of threads (each block has its own
-    generator, so the values do not depend on the schedule; PyTorch's samplers release the GIL): a single CPU sampler
-    is serial, and sampling is most of the cost of initializing a large model."""
+    with more than one torch thread and enough values, the blocks are cut into one run of consecutive blocks per
+    thread, of about equal size, each run sampled by one thread of a pool: each block has its own generator, so the
+    values do not depend on the schedule, and PyTorch's samplers release the GIL (a single CPU sampler is serial, and
+    sampling is most of the cost of initializing a large model). One task per thread, not one per block: a thread
+    that waits for the GIL between blocks while the caller runs Python code loses ~5 ms (the switch interval)."""
 
-    def sample(item: tuple[int, torch.Tensor]) -> None:
-        block, rows = item
-        fill(rows, std, distribution, _block_generator(seed, block, device))
+    def sample(run: list[_Block]) -> None:
+        for seed, block, rows in run:
+            fill(rows, std, distribution, _block_generator(seed, block, device))
 
+    total = sum(rows.numel() for _, _, rows in blocks)
     workers = min(torch.get_num_threads(), len(blocks))
-    if device.type != "cpu" or workers < 2 or sum(rows.numel() for _, rows in blocks) < _PARALLEL_VALUES:
-        for item in blocks:
-            sample(item)
+    if device.type != "cpu" or workers < 2 or total < _PARALLEL_VALUES:
+        sample(blocks)
         return
-    list(_pool(workers).map(sample, blocks))
+    runs: list[list[_Block]] = [[] for _ in range(workers)]
+    done = 0
+    for item in blocks:  # run k takes the blocks that start in the k-th of `workers` equal slices of the values
+        runs[min(workers - 1, done * workers // total)].append(item)
+        done += item[2].numel()
+    list(_pool(workers).map(sample, runs))
 
 
 @functools.cache
 def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="varprop-sampler")
+
+
+def _whole_blocks(out: torch.Tensor, seed: int) -> list[_Block]:
+    """Every block of a whole tensor ``out`` (drawn in place, so not in a low-precision dtype)."""
+    per_block = rows_per_block(tuple(out.shape))
+    return [
+        (seed, block, out[start : start + per_block]) for block, start in enumerate(range(0, out.shape[0], per_block))
+    ]
+
+
+def draw_many(
+    requests: list[tuple[tuple[int, ...], torch.dtype, torch.device, int]], std: float, distribution: str
+) -> list[torch.Tensor]:
+    """The whole rank-invariant draws of several tensors, each ``(shape, dtype, device, seed)``: the values of
+    ``draw_region`` on each, with the blocks of all of them sampled together (one pool job for a whole model)."""
+    outs: list[torch.Tensor] = []
+    by_device: dict[torch.device, list[_Block]] = {}
+    for shape, dtype, device, seed in requests:
+        if dtype in LOW_PRECISION or len(shape) == 0:
+            outs.append(
+                draw_region(
+                    shape, [None] * len(shape), std, dtype=dtype, device=device, distribution=distribution, seed=seed
+                )
+            )
+            continue
+        out = torch.empty(shape, dtype=dtype, device=device)
+        outs.append(out)
+        if out.numel():
+            by_device.setdefault(out.device, []).extend(_whole_blocks(out, seed))
+    for device, blocks in by_device.items():
+        _fill_blocks(blocks, std, distribution, device)
+    return outs
 
 
 def draw_region(
@@ -143,15 +184,15 @@ def draw_region(
         # a range of rows (FSDP's Shard(0), or the whole tensor): each block's kept rows are one slice
         stop = shape[0] if rows is None else first + rows.numel()
         in_place = all(kept is None for kept in index[1:]) and dtype not in LOW_PRECISION
-        whole: list[tuple[int, torch.Tensor]] = []
+        whole: list[_Block] = []
         for block in range(first // per_block, -(-stop // per_block)):
             low, high = max(first, block * per_block), min(stop, (block + 1) * per_block)
             if in_place and high - low == min(per_block, shape[0] - block * per_block):
-                whole.append((block, out[low - first : high - first]))
+                whole.append((seed, block, out[low - first : high - first]))
                 continue
             values = _keep_columns(_draw_block(shape, block, per_block, std, dtype, device, distribution, seed), index)
             out[low - first : high - first] = values[low - block * per_block : high - block * per_block]
-        _fill_blocks(whole, std, distribution, seed, device)
+        _fill_blocks(whole, std, distribution, device)
         return out
     blocks, order = torch.sort(rows // per_block, stable=True)
     unique, counts = torch.unique_consecutive(blocks, return_counts=True)

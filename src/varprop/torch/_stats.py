@@ -11,7 +11,6 @@ E[y] = mean(mean[c]) and E[y^2] = mean(mean[c]^2 + var[c]) + shared.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,16 +20,20 @@ from numpy.typing import NDArray
 
 from .._activation import Activation
 from .._moments import moments
+from ._lattice import lattice
 
 __all__ = ["IndexStat", "Stat", "UnitMoments", "collapse", "scalar_stat"]
 
 FloatArray = NDArray[np.float64]
 
-# Units evaluated directly by the moment engine up to this count; above it, through a Chebyshev table built from
-# the engine (``UnitMoments``), whose interpolation error is ~1e-11 relative on its domain (see ``_Table``).
-_DIRECT_LIMIT = 96
-_MAX_PANELS = 64
-_VAR_FLOOR = 1e-10
+# Units evaluated directly by the moment engine up to this count; above it, through a Chebyshev lattice filled from
+# the engine (``UnitMoments``), whose interpolation error is ~1e-9 relative (see ``_lattice``).
+_DIRECT_LIMIT = 16
+# Mean panels a kinked activation's units may span before they are evaluated directly instead.
+_MAX_PANELS = 32
+# Lattice panels visited by one call beyond which a closed form valid at every unit is used instead (the lattice costs
+# ~70 us for 512 units plus ~8 us per panel visited; closed forms 0.2-1.5 us per unit, exact).
+_LATTICE_PANELS = 32
 # Gauss-Hermite nodes for averaging over an unknown per-channel offset d ~ N(0, shared) (``apply_activation``): the
 # integrand E[phi(m + d + e) | d] is smooth in d (a Gaussian blur of phi), so 24 nodes are accurate to ~1e-10.
 _OFFSET_NODES = 24
@@ -62,19 +65,22 @@ class Stat:
     def channels(self) -> int:
         return int(self.mean.size) // math.prod(self.spatial) if self.spatial else int(self.mean.size)
 
+    # (dot products and sums rather than np.mean / np.var: these are asked for at every layer, and numpy's reductions
+    # cost a few microseconds each in Python overhead)
     @property
     def pooled_mean(self) -> float:
-        return float(np.mean(self.mean))
+        return float(self.mean.sum()) / self.mean.size
 
     @property
     def second_moment(self) -> float:
         """E[y^2] pooled over all entries."""
-        return float(np.mean(self.mean * self.mean + self.var) + self.shared)
+        return (float(self.mean @ self.mean) / self.mean.size + float(self.var.sum()) / self.var.size) + self.shared
 
     @property
     def variance(self) -> float:
         """Var[y] pooled over all entries (what ``tensor.var()`` estimates)."""
-        return float(np.var(self.mean) + np.mean(self.var) + self.shared)
+        centred = self.mean - self.pooled_mean
+        return (float(centred @ centred) / self.mean.size + float(self.var.sum()) / self.var.size) + self.shared
 
     def scaled(self, factor: float) -> Stat:
         """Moments of ``factor * y``."""
@@ -124,21 +130,6 @@ def collapse(stat: Stat) -> Stat:
     )
 
 
-def _chebyshev_nodes(count: int, low: float, high: float) -> FloatArray:
-    """Chebyshev points of the second kind on [low, high] (including the ends), increasing."""
-    angles = np.pi * np.arange(count) / (count - 1)
-    return np.asarray(0.5 * (low + high) - 0.5 * (high - low) * np.cos(angles))
-
-
-def _barycentric_weights(count: int) -> FloatArray:
-    """Barycentric weights of Chebyshev points of the second kind (Berrut & Trefethen 2004, eq. 5.4)."""
-    weights = np.ones(count)
-    weights[1::2] = -1.0
-    weights[0] *= 0.5
-    weights[-1] *= 0.5
-    return weights
-
-
 def _digits(values: FloatArray) -> FloatArray:
     return np.array([float(f"{value:.10g}") for value in values.ravel()])
 
@@ -177,99 +168,11 @@ def _closed_form(act: Activation, mean: FloatArray, var: FloatArray) -> tuple[Fl
 
 
 @dataclass
-class _Axis:
-    """[low, high] cut into equal panels no wider than ``max_width``, each with ``count`` Chebyshev points."""
-
-    low: float
-    high: float
-    max_width: float
-    count: int
-
-    def __post_init__(self) -> None:
-        self.panels = max(1, math.ceil((self.high - self.low) / self.max_width))
-        edges = np.linspace(self.low, self.high, self.panels + 1)
-        self.nodes = np.stack([_chebyshev_nodes(self.count, a, b) for a, b in itertools.pairwise(edges)])
-        self.weights = _barycentric_weights(self.count)
-
-    def locate(self, points: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:
-        """Panel index of each point and its row of interpolation coefficients over that panel's nodes."""
-        width = (self.high - self.low) / self.panels
-        panel = np.clip(((points - self.low) / width).astype(np.intp), 0, self.panels - 1)
-        diff = points[:, None] - self.nodes[panel]
-        exact = diff == 0.0
-        diff[exact] = 1.0
-        terms = self.weights / diff
-        rows = terms / terms.sum(axis=1, keepdims=True)
-        hit = exact.any(axis=1)
-        rows[hit] = exact[hit].astype(np.float64)
-        return panel, rows
-
-
-@dataclass
-class _Table:
-    """E[phi], E[phi^2] of phi(m + sqrt(s) z) on a piecewise Chebyshev grid in (m, c(s)), from the moment engine.
-
-    The variance coordinate c(s) is s itself for activations without kinks (the Gaussian blur is then analytic in
-    s, down to s = 0), log s for kinked ones (near a kink the blur behaves like sqrt(s)). For a smooth activation the
-    blur is analytic in a strip around the real m axis at least as wide as its smooth features (>= 1 for tanh, SiLU,
-    ...), so mean panels of width 2 with 16 points and variance panels of width 0.5 (or ln 4 in log s) with 9 points
-    interpolate to ~1e-9 relative; near a kink the mean panels shrink to the blur's width sqrt(s). Checked against
-    direct engine calls in tests/test_torch_stats.py.
-    """
-
-    act: Activation
-    mean_low: float
-    mean_high: float
-    var_low: float
-    var_high: float
-    mean_width: float = 2.0
-    log_scale: bool = False
-
-    def __post_init__(self) -> None:
-        self.mean_axis = _Axis(self.mean_low, self.mean_high, self.mean_width, 16)
-        self.var_axis = _Axis(self.var_low, self.var_high, math.log(4.0) if self.log_scale else 0.5, 9)
-        grid_mean, grid_coordinate = np.meshgrid(
-            self.mean_axis.nodes.reshape(-1), self.var_axis.nodes.reshape(-1), indexing="ij"
-        )
-        grid_var = np.exp(grid_coordinate) if self.log_scale else np.maximum(grid_coordinate, 0.0)
-        first, second = evaluate(self.act, grid_mean.ravel(), grid_var.ravel())
-        shape = (self.mean_axis.panels, self.mean_axis.count, self.var_axis.panels, self.var_axis.count)
-        # values[i, j] is the (count_m, count_s) block of mean panel i and variance panel j
-        self.first = first.reshape(shape).transpose(0, 2, 1, 3)
-        self.second = second.reshape(shape).transpose(0, 2, 1, 3)
-        self.points = grid_mean.size
-        self.data = (self.mean_low, self.mean_high, self.var_low, self.var_high)
-
-    def coordinate(self, var: FloatArray) -> FloatArray:
-        # Below _VAR_FLOOR the blur changes E[phi] and E[phi^2] by O(var sup|phi''|), far below what matters here
-        # (deep networks drive the within-unit variance of some units towards 0 while their means stay O(1)).
-        return np.log(np.maximum(var, _VAR_FLOOR)) if self.log_scale else var
-
-    def covers(self, mean: FloatArray, var: FloatArray) -> bool:
-        coordinate = self.coordinate(var)
-        return bool(
-            mean.min() >= self.mean_low
-            and mean.max() <= self.mean_high
-            and coordinate.min() >= self.var_low
-            and coordinate.max() <= self.var_high
-        )
-
-    def __call__(self, mean: FloatArray, var: FloatArray) -> tuple[FloatArray, FloatArray]:
-        panel_m, rows_m = self.mean_axis.locate(mean)
-        panel_s, rows_s = self.var_axis.locate(self.coordinate(var))
-        first = np.einsum("nm,nms,ns->n", rows_m, self.first[panel_m, panel_s], rows_s)
-        second = np.einsum("nm,nms,ns->n", rows_m, self.second[panel_m, panel_s], rows_s)
-        return first, second
-
-
-@dataclass
 class UnitMoments:
-    """E[phi(y)] and E[phi(y)^2] for many units y ~ N(mean_i, var_i): for up to ``_DIRECT_LIMIT`` units, wherever
-    the activation's closed form is valid at every unit, and wherever a table would need too many panels, the
-    closed form or the moment engine; otherwise a Chebyshev table built from them and kept for the whole
-    ``init_model`` call (a 100-layer MLP builds a few)."""
+    """E[phi(y)] and E[phi(y)^2] for many units y ~ N(mean_i, var_i): the process's Chebyshev lattice of the
+    activation (``_lattice``, ~1e-8 relative); for up to ``_DIRECT_LIMIT`` units, and for units spread over too many
+    panels, the closed form (where valid at every unit) or the moment engine instead."""
 
-    tables: dict[tuple[object, ...], _Table] = field(default_factory=dict)
     cache: dict[tuple[object, ...], tuple[FloatArray, FloatArray]] = field(default_factory=dict)
     engine_points: int = 0
 
@@ -284,51 +187,36 @@ class UnitMoments:
                 self.engine_points += int(mean.size)
                 cached = self.cache[key] = evaluate(act, mean, var)
             return cached[0].copy(), cached[1].copy()
-        exact = _closed_form(act, mean, var)
-        if exact is not None:
-            return exact
         kinked = self._kink_inside(act, mean, var)
         width = 2.0
         if kinked:
-            # A kink blurred by sqrt(var): panels as narrow as the blur (bounded count, else direct evaluation);
-            # half of that, so that slowly shrinking variances do not rebuild the table at every layer.
-            width = min(2.0, math.sqrt(float(var.min())))
-            if width <= 0.0 or 2.0 * max(float(mean.max() - mean.min()), 1.0) / width > _MAX_PANELS:
+            # A kink blurred by sqrt(var): mean panels no wider than twice the blur (a power of 2, so that slowly
+            # shrinking variances reuse the same lattice; as accurate as the blur's width, ~1e-9, and half the
+            # panels), a bounded number of them, else direct evaluation.
+            blur = math.sqrt(float(var.min()))
+            width = 2.0 ** math.floor(math.log2(min(2.0, 2.0 * blur))) if blur > 0.0 else 0.0
+            if width <= 0.0 or max(float(mean.max() - mean.min()), 1.0) / width > _MAX_PANELS:
+                exact = _closed_form(act, mean, var)
+                if exact is not None:
+                    return exact
                 self.engine_points += int(mean.size)
                 return evaluate(act, mean, var)
-        return self._table(act, mean, var, width, kinked)
+        grid = lattice(act, width, kinked)
+        placed = grid.place(mean, var)
+        if len(placed.visited) > _LATTICE_PANELS:
+            # Units spread over many panels (deep ReLU networks: variances over decades): a closed form is cheaper.
+            exact = _closed_form(act, mean, var)
+            if exact is not None:
+                return exact
+        values, computed = grid.interpolate(placed)
+        self.engine_points += computed
+        return values
 
     @staticmethod
     def _kink_inside(act: Activation, mean: FloatArray, var: FloatArray) -> bool:
         reach = 8.0 * math.sqrt(float(var.max()))
         low, high = float(mean.min()) - reach, float(mean.max()) + reach
         return any(low <= kink <= high for kink in act.kinks)
-
-    def _table(
-        self, act: Activation, mean: FloatArray, var: FloatArray, width: float, kinked: bool
-    ) -> tuple[FloatArray, FloatArray]:
-        key = (act.key, kinked)
-        table = self.tables.get(key)
-        if table is None or not table.covers(mean, var) or table.mean_width > 2.0 * width:
-            coordinate = np.log(np.maximum(var, _VAR_FLOOR)) if kinked else var
-            low, high = float(mean.min()), float(mean.max())
-            var_low, var_high = float(coordinate.min()), float(coordinate.max())
-            if table is not None:  # cover what the previous table was built for too (its data, not its margins)
-                low, high = min(low, table.data[0]), max(high, table.data[1])
-                var_low, var_high = min(var_low, table.data[2]), max(var_high, table.data[3])
-                width = min(width, table.mean_width)
-            data = (low, high, var_low, var_high)
-            span = max(high - low, 1.0)
-            if kinked:
-                var_span = max(var_high - var_low, 1.0)
-                var_low, var_high = var_low - 0.5 * var_span, var_high + 0.5 * var_span
-            else:
-                var_low, var_high = 0.0, 1.5 * var_high
-            table = _Table(act, low - 0.5 * span, high + 0.5 * span, var_low, var_high, width, kinked)
-            table.data = data
-            self.tables[key] = table
-            self.engine_points += table.points
-        return table(mean, var)
 
 
 @functools.cache
