@@ -78,6 +78,23 @@ def test_quadrature_matches_mpmath(spec: str) -> None:
     _check(spec, "quadrature", max_var=1.0 if spec in ("sin", "cos") else math.inf)
 
 
+@pytest.mark.parametrize("spec", sorted(REFERENCES))
+def test_first_two_moments_match_mpmath(spec: str) -> None:
+    """The lean quadrature behind varprop.torch's per-unit lattices (E[phi], E[phi^2] only) against the references,
+    at the tolerance of ``moments``."""
+    from varprop._moments import first_two_moments
+
+    group = [e for e in REFERENCES[spec] if e["var"] <= (1.0 if spec in ("sin", "cos") else math.inf)]
+    means, variances = np.array([e["mean"] for e in group]), np.array([e["var"] for e in group])
+    first, second = first_two_moments(varprop.activation(spec), means, variances)
+    failures = []
+    for index, entry in enumerate(group):
+        with mpmath.workdps(40):
+            failures += _compare("mean", entry, "first_moment", float(first[index]))
+            failures += _compare("second_moment", entry, "second_moment", float(second[index]))
+    assert not failures, f"{spec}:\n" + "\n".join(failures)
+
+
 def test_error_estimate_reveals_unresolved_oscillation() -> None:
     """An activation with structure the mesh does not know about gets a large error estimate."""
     wave = varprop.activation(np.sin, derivative=np.cos)

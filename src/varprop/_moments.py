@@ -72,6 +72,19 @@ def _quadrature_moments(
     return result.value, result.abserr
 
 
+def first_two_moments(act: Activation, mean: FloatArray, var: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """E[phi(y)] and E[phi(y)^2] at each (mean, var) (1-D arrays, var >= 0), by quadrature only: the lean part of
+    ``moments`` for callers that need no derivative moment and no cancellation-free variance (the per-unit tables of
+    ``varprop.torch``), with the same accuracy for these two."""
+
+    def integrand(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
+        value = act.function(y)
+        return [value, value * value]
+
+    result = gaussian_expectation(integrand, mean, var, kinks=act.kinks, features=act.features)
+    return result.value[0], result.value[1]
+
+
 def _centred_variance(
     act: Activation, mean: FloatArray, var: FloatArray, with_error: bool
 ) -> tuple[FloatArray, FloatArray]:

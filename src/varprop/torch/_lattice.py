@@ -1,7 +1,7 @@
 """E[phi(y)] and E[phi(y)^2] for many units y ~ N(m, s) by interpolation on a fixed lattice of Chebyshev panels.
 
 The (m, log2 s) plane is cut into panels [(i - 1/2) w, (i + 1/2) w] x [j - 1/2, j + 1/2]: mean panels of width w = 2
-(near a kink, a power of 2 no wider than twice the blur sqrt(s)), variance panels from s = 2^(j - 1/2) to 2^(j + 1/2)
+(near a kink, a power of 2 no wider than 4 times the blur sqrt(s)), variance panels from s = 2^(j - 1/2) to 2^(j + 1/2)
 (the panels i = 0, j = 0 hold the means in [-w/2, w/2] and the variances in [0.71, 1.41], where the units of a
 network at the default target variance sit). log s rather than s: near a kink the blur behaves like sqrt(s), and
 deep networks drive some units' variances over decades towards 0. Away from kinks the blur is analytic in s down to
@@ -137,30 +137,49 @@ class Lattice:
             part = mean_rows @ self.panels[placed.visited[0]]
             out = np.einsum("nks,ns->nk", part.reshape(count, 2, _VAR_NODES), var_rows)
             return (out[:, 0], out[:, 1]), computed
-        # Units sorted by panel: one matrix product per run of units in the same panel.
+        # Units sorted by panel: one matrix product per run of units in the same panel, then one scatter back.
         order = placed.order
         mean_rows, var_rows = mean_rows[order], var_rows[order]
-        out = np.empty((count, 2))
+        by_panel = np.empty((count, 2, _VAR_NODES))
         stops = [*placed.starts[1:].tolist(), count]
         for start, stop, panel in zip(placed.starts.tolist(), stops, placed.visited, strict=True):
-            part = mean_rows[start:stop] @ self.panels[panel]
-            out[order[start:stop]] = np.einsum(
-                "nks,ns->nk", part.reshape(stop - start, 2, _VAR_NODES), var_rows[start:stop]
-            )
+            np.matmul(mean_rows[start:stop], self.panels[panel], out=by_panel[start:stop].reshape(stop - start, -1))
+        out = np.empty((count, 2))
+        out[order] = np.einsum("nks,ns->nk", by_panel, var_rows)
         return (out[:, 0], out[:, 1]), computed
 
     def _fill(self, panels: list[tuple[int, int]]) -> int:
-        """Evaluate the engine at the nodes of each of ``panels`` (one call per panel) and keep them."""
+        """Compute and keep the moments at the nodes of ``panels``: the activation's closed form at all their nodes
+        at once (pointwise, so the same values in any batch), then the moment engine, one call per panel, at the
+        nodes where the closed form is not valid (the engine's mesh depends on the whole batch it is given: per
+        panel, a panel's values do not depend on what else is computed)."""
+        if not panels:
+            return 0
         from ._stats import evaluate  # (_stats uses this module)
 
         mean_nodes, _ = _unit_nodes(_MEAN_NODES)
         var_nodes, _ = _unit_nodes(_VAR_NODES)
-        for i, j in panels:
-            grid_mean, grid_var = np.meshgrid(
-                (i - 0.5 + mean_nodes) * self.mean_width, self._panel_variances(j, var_nodes), indexing="ij"
-            )
-            first, second = evaluate(self.act, grid_mean.ravel(), grid_var.ravel())
-            self.panels[i, j] = np.concatenate([first.reshape(grid_mean.shape), second.reshape(grid_mean.shape)], 1)
+        shape = (len(panels), _MEAN_NODES, _VAR_NODES)
+        grid_mean = np.empty(shape)
+        grid_var = np.empty(shape)
+        for index, (i, j) in enumerate(panels):
+            grid_mean[index] = ((i - 0.5 + mean_nodes) * self.mean_width)[:, None]
+            grid_var[index] = self._panel_variances(j, var_nodes)[None, :]
+        first, second = np.zeros(shape), np.zeros(shape)
+        trusted = np.zeros(shape, dtype=bool)
+        closed_form = self.act.closed_form
+        if closed_form is not None:
+            closed_first, closed_second, _deriv, valid = closed_form(grid_mean, grid_var)
+            trusted = np.broadcast_to(np.asarray(valid, dtype=bool), shape)
+            first = np.broadcast_to(np.asarray(closed_first, dtype=np.float64), shape).copy()
+            second = np.broadcast_to(np.asarray(closed_second, dtype=np.float64), shape).copy()
+        for index, panel in enumerate(panels):
+            rest = ~trusted[index]
+            if rest.any():
+                first[index][rest], second[index][rest] = evaluate(
+                    self.act, grid_mean[index][rest], grid_var[index][rest]
+                )
+            self.panels[panel] = np.concatenate([first[index], second[index]], axis=1)
         return len(panels) * _MEAN_NODES * _VAR_NODES
 
 

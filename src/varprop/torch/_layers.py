@@ -90,16 +90,20 @@ LEAF_TYPES: tuple[type[nn.Module], ...] = (
 )
 
 
-def _matrix_sums(weight: torch.Tensor, layout: str, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum over kernel taps of W, of W^2) as ``[out, in/groups]`` float32 matrices."""
+def _matrix_sums(
+    weight: torch.Tensor, layout: str, groups: int, scratch: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum over kernel taps of W, of W^2) as ``[out, in/groups]`` float32 matrices. ``scratch``: a float32 tensor
+    of W's size to hold W^2 (a fresh one per layer costs page faults: as much as the squaring itself)."""
     w = weight.detach().float()
+    squares = torch.mul(w, w, out=scratch.view(w.shape)) if scratch is not None else w * w
     if layout == "linear":
-        return w, w * w
+        return w, squares
     if layout == "matmul":  # x @ W with W [in, out]
-        return w.t(), (w * w).t()
+        return w.t(), squares.t()
     taps = tuple(range(2, w.dim()))
     total = w.sum(dim=taps) if taps else w
-    total_sq = (w * w).sum(dim=taps) if taps else w * w
+    total_sq = squares.sum(dim=taps) if taps else squares
     if layout == "conv":
         return total, total_sq
     # conv_transpose: [in, out/groups] per group -> [out, in/groups]
@@ -126,10 +130,10 @@ _FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32
 
 
 def _realized_output(
-    x: Stat, weight: torch.Tensor, layout: str, groups: int, fraction: float
+    x: Stat, weight: torch.Tensor, layout: str, groups: int, fraction: float, scratch: torch.Tensor | None = None
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Per-unit output means and variances, and the unknown-offset variance, for the drawn weights."""
-    total, total_sq = _matrix_sums(weight, layout, groups)
+    total, total_sq = _matrix_sums(weight, layout, groups, scratch)
     out_units, in_per_group = total.shape
     in_channels = in_per_group * groups
     inputs = np.empty((2, in_channels), dtype=np.float32)
@@ -228,7 +232,7 @@ def weight_layer(
             return _distributed.realized_output(x_in, block, layout, groups, fraction, spatial)
         if spatial is not None:
             return _spatial_output(x_in, block, in_channels, spatial[0], spatial[1])
-        return _realized_output(x_in, block, layout, groups, fraction)
+        return _realized_output(x_in, block, layout, groups, fraction, ctx.scratch(block.numel(), block.device))
 
     effective_fan = fan_in * fraction
     plan = ctx.plan_of.get(plan_key)

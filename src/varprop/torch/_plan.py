@@ -86,6 +86,8 @@ class Context:
     prefetched: dict[int, torch.Tensor] = field(default_factory=dict)
     # Scale factors of new values not yet applied (see ``scale_later``), by id of the parameter.
     pending_scale: dict[int, float] = field(default_factory=dict)
+    # One float32 work buffer per device, reused by every layer (see ``scratch``).
+    buffers: dict[torch.device, torch.Tensor] = field(default_factory=dict)
 
     def name_of(self, param: torch.Tensor) -> str:
         return self.param_names.get(id(param), "<parameter>")
@@ -101,6 +103,14 @@ class Context:
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
+
+    def scratch(self, numel: int, device: torch.device) -> torch.Tensor:
+        """A float32 work buffer of ``numel`` elements on ``device`` (uninitialized; the same memory for every
+        caller: valid until the next call)."""
+        buffer = self.buffers.get(device)
+        if buffer is None or buffer.numel() < numel:
+            buffer = self.buffers[device] = torch.empty(numel, dtype=torch.float32, device=device)
+        return buffer[:numel]
 
     def prefetch(self, params: list[torch.Tensor]) -> None:
         """Draw the unit-std weights of ``params`` now, all together: the blocks of the whole model go to the sampler
