@@ -188,6 +188,15 @@ def mlp_section(depth: int, width: int, batch: int, calibration: int, activation
         median = float(np.median(values))
         name = f"one forward pass on the {calibration} calibration samples" if label == "forward" else label
         out.append(f"| {name} | {median:.3f} | {median / reference:.1f}x |")
+    per_activation = ", ".join(
+        f"{name} {analytic / reset:.2f}x"
+        for name, analytic, reset in zip(activations, times["analytic"], times["torch default"], strict=True)
+    )
+    out += [
+        "",
+        "varprop analytic per activation, over that model's `reset_parameters` (one call each, the first analytic "
+        f"call of the process for that activation, so it includes filling its moment lattice): {per_activation}.",
+    ]
     out += ["", "Targets of issue 4 in this run:", ""]
     out += _targets(ranges, kinds, times, reference)
     return out

@@ -234,6 +234,20 @@ def test_sequential_graph_is_the_traced_graph(model: nn.Module, shape: tuple[int
     assert _structure(fast) == _structure(trace_fx(model, (x,)))
 
 
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_transformer_shapes_by_formula(norm_first: bool) -> None:
+    """A transformer encoder (layer) as the whole model: its output shape is its input's, by formula, as running it
+    gives; the formula declines inputs of the wrong width."""
+    from varprop.torch._graph import output_shape
+
+    layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, norm_first=norm_first)
+    encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    x = torch.randn(3, 5, 32)
+    for module in (layer, encoder):
+        assert output_shape(module, (3, 5, 32), True) == tuple(module(x).shape)
+        assert output_shape(module, (3, 5, 31), True) is None
+
+
 class _Custom(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * 2

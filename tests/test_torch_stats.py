@@ -152,3 +152,17 @@ def test_units_over_many_panels_use_the_closed_form(name: str) -> None:
     exact = varprop.moments(act, var=narrow_var, mean=narrow_mean)
     np.testing.assert_allclose(second, exact.second_moment, rtol=1e-9, atol=0)
     assert not np.array_equal(second, exact.second_moment)  # the lattice, not the closed form
+
+
+@pytest.mark.parametrize("name", ["softplus", "relu"])
+def test_many_units_in_chunks_or_closed_form(name: str) -> None:
+    """Above 2048 units (a convolution's maps): the lattice in chunks (softplus, no closed form), or the closed form
+    where valid at every unit (relu, exact)."""
+    act = varprop.activation(name)
+    rng = np.random.default_rng(4)
+    mean, var = rng.normal(0.2, 0.4, 5000), rng.uniform(0.6, 1.6, 5000)
+    first, second = UnitMoments()(act, mean, var)
+    exact = varprop.moments(act, var=var, mean=mean)
+    tolerance = 1e-13 if act.closed_form is not None else 1e-8
+    np.testing.assert_allclose(second, exact.second_moment, rtol=tolerance, atol=0)
+    np.testing.assert_allclose(first, exact.mean, rtol=tolerance, atol=1e-15)

@@ -197,6 +197,9 @@ def output_shape(module: nn.Module, shape: tuple[int, ...], floating: bool) -> t
         return shape
     if isinstance(module, nn.modules.conv._ConvNd):
         return _conv_output(module, shape)
+    if isinstance(module, (nn.TransformerEncoder, nn.TransformerEncoderLayer)) and floating and shape:
+        first = module.layers[0] if isinstance(module, nn.TransformerEncoder) else module
+        return shape if shape[-1] == first.self_attn.embed_dim else None
     if type(module) is nn.Flatten and shape:
         start, end = module.start_dim % len(shape), module.end_dim % len(shape)
         if start <= end:
@@ -448,6 +451,12 @@ def _leaf_graph(model: nn.Module, args: tuple[torch.Tensor, ...]) -> Graph:
     """A model that is itself a leaf (``nn.TransformerEncoder``, ``nn.Linear``): one module node named ``""``."""
     from torch.nn.utils.stateless import _reparametrize_module
 
+    known = output_shape(model, tuple(args[0].shape), args[0].is_floating_point()) if len(args) == 1 else None
+    if known is not None:
+        nodes = [Node("input_0", "input", "input_0", meta=_meta(args[0], keep=True))]
+        nodes.append(Node("model", "module", "", (Ref("input_0"),), {}, TensorMeta(known, args[0].dtype)))
+        nodes.append(Node("output", "output", "output", (Ref("model"),), {}, None))
+        return Graph(nodes, "single module")
     with quiet_forward(model):
         try:
             state = {

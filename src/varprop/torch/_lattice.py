@@ -40,6 +40,8 @@ _VAR_FLOOR = 1e-10  # below it, log2 s is taken at the floor (kinked lattices)
 # end of the log panel above it).
 _LINEAR_PANEL = -7
 _LINEAR_VAR = 2.0 ** (_LINEAR_PANEL + 0.5)
+# Panel keys counted with a histogram up to this many (else with a sort).
+_COUNTED_KEYS = 1 << 16
 # Panels kept per process, over all lattices (each 16 x 18 floats, 2.3 kB): beyond it, the lattices start afresh.
 _MAX_KEPT_PANELS = 8192
 
@@ -108,23 +110,28 @@ class Lattice:
             return np.asarray(nodes * _LINEAR_VAR)
         return np.asarray(np.exp2(j - 0.5 + nodes))
 
-    def place(self, mean: FloatArray, var: FloatArray) -> Placement:
-        """Which panel each unit falls in (cheap: the caller may prefer a closed form when the units are spread over
-        many panels)."""
+    def place(self, mean: FloatArray, var: FloatArray, limit: int | None = None) -> Placement | None:
+        """Which panel each unit falls in; ``None`` when the units fall in more than ``limit`` panels (counted
+        before sorting them: the caller then takes a closed form instead)."""
         scaled_mean = mean / self.mean_width + 0.5
         scaled_var = self._variance_coordinate(var)
         mean_panel, var_panel = np.floor(scaled_mean), np.floor(scaled_var)
         mean_index, var_index = mean_panel.astype(np.int64), var_panel.astype(np.int64)
         low_i, low_j = int(mean_index.min()), int(var_index.min())
-        span_j = int(var_index.max()) - low_j + 1
+        span_i, span_j = int(mean_index.max()) - low_i + 1, int(var_index.max()) - low_j + 1
         key = (mean_index - low_i) * span_j + (var_index - low_j)
-        if not key.any():  # one panel (the usual case: the units of a layer at similar means and variances)
-            order, starts, visited = None, np.zeros(1, dtype=np.intp), [(low_i, low_j)]
-        else:
-            order = np.argsort(key, kind="stable")
-            sorted_key = key[order]
-            starts = np.flatnonzero(np.diff(sorted_key, prepend=-1))
-            visited = [(low_i + k // span_j, low_j + k % span_j) for k in sorted_key[starts].tolist()]
+        if span_i * span_j == 1:  # one panel (the usual case: the units of a layer at similar means and variances)
+            return Placement(
+                scaled_mean - mean_panel, scaled_var - var_panel, None, np.zeros(1, np.intp), [(low_i, low_j)]
+            )
+        if limit is not None and span_i * span_j > limit:
+            distinct = np.count_nonzero(np.bincount(key)) if span_i * span_j <= _COUNTED_KEYS else np.unique(key).size
+            if distinct > limit:
+                return None
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        starts = np.flatnonzero(np.diff(sorted_key, prepend=-1))
+        visited = [(low_i + k // span_j, low_j + k % span_j) for k in sorted_key[starts].tolist()]
         return Placement(scaled_mean - mean_panel, scaled_var - var_panel, order, starts, visited)
 
     def interpolate(self, placed: Placement) -> tuple[tuple[FloatArray, FloatArray], int]:
@@ -135,8 +142,8 @@ class Lattice:
         count = mean_rows.shape[0]
         if placed.order is None:
             part = mean_rows @ self.panels[placed.visited[0]]
-            out = np.einsum("nks,ns->nk", part.reshape(count, 2, _VAR_NODES), var_rows)
-            return (out[:, 0], out[:, 1]), computed
+            out = np.einsum("nks,ns->kn", part.reshape(count, 2, _VAR_NODES), var_rows, order="C")
+            return (out[0], out[1]), computed
         # Units sorted by panel: one matrix product per run of units in the same panel, then one scatter back.
         order = placed.order
         mean_rows, var_rows = mean_rows[order], var_rows[order]
@@ -144,9 +151,9 @@ class Lattice:
         stops = [*placed.starts[1:].tolist(), count]
         for start, stop, panel in zip(placed.starts.tolist(), stops, placed.visited, strict=True):
             np.matmul(mean_rows[start:stop], self.panels[panel], out=by_panel[start:stop].reshape(stop - start, -1))
-        out = np.empty((count, 2))
-        out[order] = np.einsum("nks,ns->nk", by_panel, var_rows)
-        return (out[:, 0], out[:, 1]), computed
+        out = np.empty((2, count))
+        out[:, order] = np.einsum("nks,ns->kn", by_panel, var_rows)
+        return (out[0], out[1]), computed
 
     def _fill(self, panels: list[tuple[int, int]]) -> int:
         """Compute and keep the moments at the nodes of ``panels``: the activation's closed form at all their nodes

@@ -297,10 +297,11 @@ def _weights_in(graph: Graph, model: nn.Module) -> list[torch.Tensor]:
     found = []
     for node in graph.nodes:
         if node.op == "module":
-            module = model.get_submodule(str(node.target)) if node.target else model
-            weight = getattr(module, "weight", None)
-            if isinstance(module, _WEIGHT_MODULES) and isinstance(weight, torch.Tensor):
-                found.append(weight)
+            called = model.get_submodule(str(node.target)) if node.target else model
+            for module in called.modules():  # (with those inside a leaf: a transformer layer's feed-forward)
+                weight = getattr(module, "weight", None)
+                if isinstance(module, _WEIGHT_MODULES) and isinstance(weight, torch.Tensor):
+                    found.append(weight)
     return found
 
 

@@ -363,14 +363,23 @@ def reduce_mean(stat: Stat, in_meta: Any, dims: Sequence[int] | None, keepdim: b
     return Stat(flat.mean, flat.var / count, flat.shared, None, out_ndim)
 
 
+@functools.lru_cache(maxsize=8)
+def _standard_logits(count: int) -> np.ndarray:
+    """The standard normal draws behind ``collision`` for ``count`` keys (seed 0; kept: the layers of a transformer
+    ask for the same count at slightly different variances, and drawing them is half the cost)."""
+    rows = max(64, (1 << 18) // count)
+    draws = np.random.default_rng(0).standard_normal((rows, count))
+    draws.flags.writeable = False
+    return draws
+
+
 @functools.lru_cache(maxsize=512)
 def collision(count: int, logit_var: float) -> float:
-    """E[sum_j p_j^2] for p = softmax of ``count`` i.i.d. N(0, logit_var) logits (Monte Carlo, seed 0)."""
+    """E[sum_j p_j^2] for p = softmax of ``count`` i.i.d. N(0, logit_var) logits (Monte Carlo, seed 0, the same
+    standard normal draws for every variance: a smooth function of ``logit_var``)."""
     if count <= 1:
         return 1.0
-    rng = np.random.default_rng(0)
-    rows = max(64, (1 << 18) // count)
-    logits = rng.standard_normal((rows, count)) * math.sqrt(max(logit_var, 0.0))
+    logits = _standard_logits(count) * math.sqrt(max(logit_var, 0.0))
     logits -= logits.max(axis=1, keepdims=True)
     weights = np.exp(logits)
     weights /= weights.sum(axis=1, keepdims=True)
