@@ -184,7 +184,8 @@ def init_model(
 
     Atomic: all new values are computed on copies; the model is written only at the end, and untouched on error.
     Buffers (BatchNorm statistics and counters), train/eval modes, ``requires_grad``, devices and dtypes are kept;
-    with a ``generator`` the global RNG is not consumed.
+    with a ``generator`` the global RNG is not consumed. Python's cyclic garbage collector is paused for the call
+    (and restored after it): the propagation's many short-lived objects would otherwise trigger full collections.
 
     Args:
         model: the ``nn.Module``.
