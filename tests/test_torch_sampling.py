@@ -248,6 +248,33 @@ def test_transformer_shapes_by_formula(norm_first: bool) -> None:
         assert output_shape(module, (3, 5, 31), True) is None
 
 
+def test_elementwise_shapes_on_meta_match_running_them() -> None:
+    """Residual adds and scalings get their meta output by the broadcasting rule; other cases run as before."""
+    import operator
+
+    from varprop.torch._graph import _elementwise_meta
+
+    shapes = [((3, 1, 4), (5, 4)), ((2, 3), (3,)), ((1,), (4, 5)), ((), (2, 2)), ((0, 3), (1, 3))]
+    for target in (operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.mul):
+        for left, right in shapes:
+            out = _elementwise_meta(target, (torch.empty(left, device="meta"), torch.empty(right, device="meta")), {})
+            assert out is not None and out.shape == target(torch.ones(left), torch.ones(right)).shape
+        scaled = _elementwise_meta(target, (torch.empty(2, 3, device="meta"), 0.5), {})
+        assert scaled is not None and scaled.shape == (2, 3)
+    meta = torch.empty(2, 3, device="meta")
+    declined = [
+        (operator.add, (meta, torch.empty(2, 4, device="meta")), {}),  # not broadcastable: PyTorch raises
+        (operator.add, (meta, meta.double()), {}),  # two dtypes
+        (operator.add, (torch.empty(2, 3, dtype=torch.int64, device="meta"), 1), {}),  # integers
+        (operator.add, (meta, True), {}),
+        (torch.add, (meta, meta), {"alpha": 2}),
+        (operator.matmul, (meta, meta.t()), {}),
+        (operator.add, (torch.ones(2, 3), torch.ones(2, 3)), {}),  # not meta
+    ]
+    for target, args, kwargs in declined:
+        assert _elementwise_meta(target, args, kwargs) is None, (target, args, kwargs)
+
+
 class _Custom(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * 2
