@@ -5,13 +5,14 @@ The (m, log2 s) plane is cut into panels [(i - 1/2) w, (i + 1/2) w] x [j - 1/2, 
 (the panels i = 0, j = 0 hold the means in [-w/2, w/2] and the variances in [0.71, 1.41], where the units of a
 network at the default target variance sit). log s rather than s: near a kink the blur behaves like sqrt(s), and
 deep networks drive some units' variances over decades towards 0. Away from kinks the blur is analytic in s down to
-s = 0, so there one panel, linear in s, holds all s < 2^-6.5 (the units of saturated layers, down to 1e-11,
-would otherwise visit some 30 panels). Each panel holds the moments at 16 x 9 Chebyshev points of the second kind,
-from the moment engine (closed forms where valid, else quadrature; one engine call per panel, so a panel's values
-do not depend on what else was computed), and is filled the first time a unit falls in it. For a smooth activation
-the blur is analytic in a strip around the real m axis at least as wide as its smooth features (>= 1 for tanh, SiLU,
-...), so these panels interpolate to ~1e-9 relative, 4e-8 at worst over the registry (checked against direct engine
-calls in tests/test_torch_stats.py).
+s = 0, so there one panel, linear in s, holds all s < 2^-2.5 = 0.18 (the units of saturated layers, down to 1e-11,
+would otherwise visit some 30 panels; as accurate there as the log panels, while up to 2^-1.5 tanh's error grows
+tenfold). Each panel holds the moments at 16 x 9 Chebyshev points of the second kind, from the moment engine (closed
+forms where valid, else quadrature; one engine call per panel, so a panel's values do not depend on what else was
+computed), and is filled the first time a unit falls in it. For a smooth activation the blur is analytic in a strip
+around the real m axis at least as wide as its smooth features (>= 1 for tanh, SiLU, ...), so these panels
+interpolate to ~1e-9 relative, 4e-8 at worst over the registry (checked against direct engine calls in
+tests/test_torch_stats.py).
 
 Panels are kept for the whole process (bounded), keyed by the activation: a deep network visits a few panels per
 activation, and the next ``init_model`` call with the same activation computes none. Evaluation is barycentric
@@ -38,7 +39,7 @@ _VAR_NODES = 9
 _VAR_FLOOR = 1e-10  # below it, log2 s is taken at the floor (kinked lattices)
 # Smooth lattices: the panel j = _LINEAR_PANEL holds s in [0, _LINEAR_VAR), linear in s (its upper end is the lower
 # end of the log panel above it).
-_LINEAR_PANEL = -7
+_LINEAR_PANEL = -3
 _LINEAR_VAR = 2.0 ** (_LINEAR_PANEL + 0.5)
 # Panel keys counted with a histogram up to this many (else with a sort).
 _COUNTED_KEYS = 1 << 16
