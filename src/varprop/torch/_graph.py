@@ -296,13 +296,21 @@ class _Recording(fx.Interpreter):
         return result
 
 
-def _run_on_meta(root: nn.Module, graph: fx.Graph, args: tuple[torch.Tensor, ...]) -> _Recording:
-    """Shapes without arithmetic: parameters, buffers and inputs replaced by ``meta`` tensors."""
+@contextlib.contextmanager
+def meta_parameters(module: nn.Module) -> Iterator[None]:
+    """The module's parameters and buffers swapped for ``meta`` tensors of their shapes for the block (no memory,
+    no arithmetic)."""
     from torch.nn.utils.stateless import _reparametrize_module
 
-    state = {name: torch.empty_like(t, device="meta") for name, t in [*root.named_parameters(), *root.named_buffers()]}
+    items = [*module.named_parameters(), *module.named_buffers()]
+    with _reparametrize_module(module, {name: torch.empty_like(t, device="meta") for name, t in items}):
+        yield
+
+
+def _run_on_meta(root: nn.Module, graph: fx.Graph, args: tuple[torch.Tensor, ...]) -> _Recording:
+    """Shapes without arithmetic: parameters, buffers and inputs replaced by ``meta`` tensors."""
     recording = _Recording(root, graph, args)
-    with _reparametrize_module(root, state):
+    with meta_parameters(root):
         recording.run(*(t.to("meta") for t in args))
     return recording
 
@@ -488,8 +496,6 @@ def _inside_leaf(module: nn.Module, names: dict[nn.Module, str], model: nn.Modul
 
 def _leaf_graph(model: nn.Module, args: tuple[torch.Tensor, ...]) -> Graph:
     """A model that is itself a leaf (``nn.TransformerEncoder``, ``nn.Linear``): one module node named ``""``."""
-    from torch.nn.utils.stateless import _reparametrize_module
-
     known = output_shape(model, tuple(args[0].shape), args[0].is_floating_point()) if len(args) == 1 else None
     if known is not None:
         nodes = [Node("input_0", "input", "input_0", meta=_meta(args[0], keep=True))]
@@ -498,10 +504,7 @@ def _leaf_graph(model: nn.Module, args: tuple[torch.Tensor, ...]) -> Graph:
         return Graph(nodes, "single module")
     with quiet_forward(model):
         try:
-            state = {
-                n: torch.empty_like(t, device="meta") for n, t in [*model.named_parameters(), *model.named_buffers()]
-            }
-            with _reparametrize_module(model, state):
+            with meta_parameters(model):
                 out = model(*(t.to("meta") for t in args))
         except Exception:
             out = model(*args)
@@ -540,8 +543,6 @@ def _sequential_graph(model: nn.Module, args: tuple[torch.Tensor, ...]) -> Graph
     chain = _sequential_chain(model)
     if chain is None or len(args) != 1 or not isinstance(args[0], torch.Tensor):
         return None
-    from torch.nn.utils.stateless import _reparametrize_module
-
     nodes = [Node("input", "input", "input", meta=_meta(args[0], keep=True))]
     shape, dtype = tuple(args[0].shape), args[0].dtype
     with quiet_forward(model):
@@ -550,12 +551,8 @@ def _sequential_graph(model: nn.Module, args: tuple[torch.Tensor, ...]) -> Graph
             if known is not None:
                 meta: Any = TensorMeta(known, dtype)
             else:  # run it on meta tensors (parameters and buffers too)
-                state = {
-                    n: torch.empty_like(t, device="meta")
-                    for n, t in [*module.named_parameters(), *module.named_buffers()]
-                }
                 try:
-                    with _reparametrize_module(module, state):
+                    with meta_parameters(module):
                         out = module(torch.empty(shape, dtype=dtype, device="meta"))
                 except Exception:
                     return None  # let the tracer (and its fallback, a real forward pass) deal with it

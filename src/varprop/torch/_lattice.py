@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._activation import Activation
+from .._moments import first_two_moments
 
 __all__ = ["Lattice", "Placement", "lattice"]
 
@@ -163,8 +164,6 @@ class Lattice:
         panel, a panel's values do not depend on what else is computed)."""
         if not panels:
             return 0
-        from ._stats import evaluate  # (_stats uses this module)
-
         mean_nodes, _ = _unit_nodes(_MEAN_NODES)
         var_nodes, _ = _unit_nodes(_VAR_NODES)
         shape = (len(panels), _MEAN_NODES, _VAR_NODES)
@@ -184,7 +183,7 @@ class Lattice:
         for index, panel in enumerate(panels):
             rest = ~trusted[index]
             if rest.any():
-                first[index][rest], second[index][rest] = evaluate(
+                first[index][rest], second[index][rest] = first_two_moments(
                     self.act, grid_mean[index][rest], grid_var[index][rest]
                 )
             self.panels[panel] = np.concatenate([first[index], second[index]], axis=1)
