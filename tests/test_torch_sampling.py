@@ -175,23 +175,39 @@ def test_draw_many_gives_each_tensors_own_draw(threads: int) -> None:
 
 
 @pytest.mark.parametrize("realized", [True, False])
-def test_init_model_weights_are_the_scaled_unit_draws(realized: bool) -> None:
+@pytest.mark.parametrize("distribution", DISTRIBUTIONS)
+def test_init_model_weights_are_the_scaled_unit_draws(realized: bool, distribution: str) -> None:
     """Each weight is its unit-std rank-invariant draw (seed from the generator and the parameter's name) times the
     std in the report, exactly: the draws sampled ahead and the scale fused into the write change nothing."""
     model = nn.Sequential(nn.Linear(64, 48), nn.ELU(), nn.Linear(48, 48), nn.SiLU(), nn.Linear(48, 8))
-    report = init_model(model, (32, 64), generator=torch.Generator().manual_seed(5), realized=realized)
+    generator = torch.Generator().manual_seed(5)
+    report = init_model(model, (32, 64), generator=generator, realized=realized, distribution=distribution)
     seed = fresh_seed(torch.Generator().manual_seed(5))
     for row in report.layers:
         weight = model.get_submodule(row.name).weight
-        unit = draw_region(
+        shape = tuple(weight.shape)
+        seeded = name_seed(seed, f"{row.name}.weight")
+        unit = draw_region(shape, [None, None], 1.0, distribution=distribution, seed=seeded, **OPTIONS)
+        assert torch.equal(weight.detach(), unit * row.std), row.name
+
+
+def test_half_precision_weights_are_drawn_at_their_std() -> None:
+    """bfloat16 weights: drawn at their std in float32 and rounded once (not a rounded unit draw scaled again)."""
+    model = nn.Sequential(nn.Linear(64, 48), nn.Tanh(), nn.Linear(48, 8)).to(torch.bfloat16)
+    report = init_model(model, torch.randn(32, 64), generator=torch.Generator().manual_seed(2), realized=False)
+    seed = fresh_seed(torch.Generator().manual_seed(2))
+    for row in report.layers:
+        weight = model.get_submodule(row.name).weight
+        expected = draw_region(
             tuple(weight.shape),
             [None, None],
-            1.0,
+            row.std,
+            dtype=torch.bfloat16,
+            device=OPTIONS["device"],
             distribution="normal",
             seed=name_seed(seed, f"{row.name}.weight"),
-            **OPTIONS,
         )
-        assert torch.equal(weight.detach(), unit * row.std), row.name
+        assert torch.equal(weight.detach(), expected), row.name
 
 
 def _structure(graph: Any) -> list[tuple[Any, ...]]:

@@ -15,6 +15,7 @@ from .._activation import Activation
 from ._distributed import is_dtensor, rank_invariant_draw
 from ._sharded_random import draw_many, draw_region, name_seed
 from ._stats import Stat, UnitMoments
+from ._tensor_init import LOW_PRECISION
 
 __all__ = ["ActivationUse", "Context", "LayerPlan", "qualify"]
 
@@ -115,29 +116,44 @@ class Context:
     def prefetch(self, params: list[torch.Tensor]) -> None:
         """Draw the unit-std weights of ``params`` now, all together: the blocks of the whole model go to the sampler
         threads in one job (layer by layer, each job would be a few blocks, and the threads would wait for one
-        another at every layer). ``draw_like(param, std)`` then returns std times these values (``draw_like(param,
-        1.0)`` exactly); DTensors are drawn when reached."""
-        kept = list({id(p): p for p in params if not is_dtensor(p) and id(p) not in self.prefetched}.values())
+        another at every layer). ``draw_like`` then returns them, scaled; DTensors are drawn when reached."""
+        kept = list(
+            {
+                id(p): p
+                for p in params
+                if not is_dtensor(p) and p.dtype not in LOW_PRECISION and id(p) not in self.prefetched
+            }.values()
+        )
         requests = [(tuple(p.shape), p.dtype, p.device, name_seed(self.seed, self.name_of(p))) for p in kept]
         for param, value in zip(kept, draw_many(requests, 1.0, self.distribution), strict=True):
             self.prefetched[id(param)] = value
 
     def draw_like(self, param: torch.Tensor, std: float, rows: slice | None = None) -> torch.Tensor:
-        """New zero-mean weights of standard deviation ``std`` for ``param`` (or for its rows ``rows``): the
-        rank-invariant draw of ``_sharded_random`` under a seed that depends only on ``seed`` and the parameter's
-        qualified name (not on the order in which layers are reached); a DTensor gets this rank's elements."""
-        if rows is None and id(param) in self.prefetched:
-            unit = self.prefetched.pop(id(param))
-            return unit if std == 1.0 else unit.mul_(std)
+        """New zero-mean weights of standard deviation ``std`` for ``param`` (or for its rows ``rows``): ``std``
+        times the unit-std rank-invariant draw of ``_sharded_random`` under a seed that depends only on ``seed`` and
+        the parameter's qualified name (not on the order in which layers are reached, nor on whether it was sampled
+        ahead); a DTensor gets this rank's elements."""
+        # float16 / bfloat16: scaled in float32 before their one rounding (see _tensor_init.draw)
+        scale, drawn_std = (1.0, std) if param.dtype in LOW_PRECISION else (std, 1.0)
         seed = name_seed(self.seed, self.name_of(param))
         if rows is None:
-            return rank_invariant_draw(param, std, self.distribution, seed)
-        shape = tuple(param.shape)
-        index: list[torch.Tensor | None] = [torch.arange(int(rows.start or 0), int(rows.stop))]
-        index += [None] * (len(shape) - 1)
-        return draw_region(
-            shape, index, std, dtype=param.dtype, device=param.device, distribution=self.distribution, seed=seed
-        )
+            unit = self.prefetched.pop(id(param), None)
+            if unit is None:
+                unit = rank_invariant_draw(param, drawn_std, self.distribution, seed)
+        else:
+            shape = tuple(param.shape)
+            index: list[torch.Tensor | None] = [torch.arange(int(rows.start or 0), int(rows.stop))]
+            index += [None] * (len(shape) - 1)
+            unit = draw_region(
+                shape,
+                index,
+                drawn_std,
+                dtype=param.dtype,
+                device=param.device,
+                distribution=self.distribution,
+                seed=seed,
+            )
+        return unit if scale == 1.0 else unit.mul_(scale)
 
     def new_value(self, param: torch.Tensor) -> torch.Tensor:
         """The new tensor of a handled parameter (its pending scale applied), created (as a copy of the current
