@@ -366,9 +366,10 @@ def reduce_mean(stat: Stat, in_meta: Any, dims: Sequence[int] | None, keepdim: b
 @functools.lru_cache(maxsize=8)
 def _standard_logits(count: int) -> np.ndarray:
     """The standard normal draws behind ``collision`` for ``count`` keys (seed 0; kept: the layers of a transformer
-    ask for the same count at slightly different variances, and drawing them is half the cost)."""
+    ask for the same count at slightly different variances, and drawing them is half the cost), in float32: the
+    softmax on them is then 3x faster, and its rounding (~1e-7) is far below the Monte Carlo error (~0.5%)."""
     rows = max(64, (1 << 18) // count)
-    draws = np.random.default_rng(0).standard_normal((rows, count))
+    draws = np.random.default_rng(0).standard_normal((rows, count)).astype(np.float32)
     draws.flags.writeable = False
     return draws
 
@@ -379,11 +380,11 @@ def collision(count: int, logit_var: float) -> float:
     standard normal draws for every variance: a smooth function of ``logit_var``)."""
     if count <= 1:
         return 1.0
-    logits = _standard_logits(count) * math.sqrt(max(logit_var, 0.0))
-    logits -= logits.max(axis=1, keepdims=True)
-    weights = np.exp(logits)
+    weights = _standard_logits(count) * np.float32(math.sqrt(max(logit_var, 0.0)))
+    weights -= weights.max(axis=1, keepdims=True)
+    np.exp(weights, out=weights)
     weights /= weights.sum(axis=1, keepdims=True)
-    return float(np.mean(np.sum(weights * weights, axis=1)))
+    return float(np.mean(np.einsum("ij,ij->i", weights, weights), dtype=np.float64))
 
 
 def softmax_stat(stat: Stat, count: int, ndim: int | None) -> Stat:
