@@ -126,19 +126,10 @@ def measure(case: Case, rounds: int) -> Measured:
     return Measured(best, len(report.layers), phases)
 
 
-def section(names: list[str], rounds: int, command: str, threads: int) -> list[str]:
+def section(names: list[str], rounds: int, threads: int) -> list[str]:
+    load = os.getloadavg()[0]
     lines = [
-        "## Initialization time: fixed cost per layer",
-        "",
-        f"Command: `{command}` (torch threads {threads}; OMP/BLAS threads 2). Machine:",
-        "",
-        *machine(),
-        "",
-        f"Best of {rounds} rounds after a warm-up call of each method, every method once per round in turn, one "
-        "process. Ratios: analytic and mean-field over torch's `reset_parameters`; calibrated over "
-        "(`reset_parameters` + one forward pass under `no_grad` on the calibration batch). Per layer: (analytic - "
-        "reset) / weight-layer rows of the report. Phases: the best analytic call's `report.timings` (trace / "
-        "propagate / write, ms).",
+        f"### torch threads {threads}",
         "",
         "| model | layers | reset (ms) | forward (ms) | analytic (ms) | analytic ratio | mean-field ratio | "
         "calibrated (ms) | calibrated ratio | fixed cost per layer (ms) | analytic phases (ms) |",
@@ -157,7 +148,7 @@ def section(names: list[str], rounds: int, command: str, threads: int) -> list[s
             f"{per_layer:.2f} | {phases} |"
         )
         print(lines[-1], flush=True)
-    return lines
+    return [*lines, "", f"Load average {load:.2f} before this table, {os.getloadavg()[0]:.2f} after it."]
 
 
 def profile(name: str, calibrated: bool, top: int) -> None:
@@ -186,14 +177,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three models, 2 rounds (a smoke run)")
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per model (default 7)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[2, 1], help="torch thread counts, one table each (default 2 1)"
+    )
     parser.add_argument("--models", nargs="+", choices=list(CASES), help="only these models")
     parser.add_argument("--profile", choices=list(CASES), help="print a cProfile of one call on this model instead")
     parser.add_argument("--calibrated", action="store_true", help="with --profile: a calibrated call")
     parser.add_argument("--top", type=int, default=40, help="with --profile: rows per listing (default 40)")
     parser.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads[0])
     warm_up_process()
     if args.profile is not None:
         profile(args.profile, args.calibrated, args.top)
@@ -205,13 +198,31 @@ def main(argv: list[str] | None = None) -> None:
         for flag, on in (
             ("--quick", args.quick),
             (f"--rounds {args.rounds}", args.rounds != 7 and not args.quick),
+            ("--threads " + " ".join(map(str, args.threads)), args.threads != [2, 1]),
             ("--models " + " ".join(names), bool(args.models)),
             ("--write", args.write),
         )
         if on
     )
     started, load = time.perf_counter(), os.getloadavg()
-    lines = section(names, rounds, command, args.threads)
+    lines = [
+        "## Initialization time: fixed cost per layer",
+        "",
+        f"Command: `{command}` (OMP/BLAS threads 2). Machine:",
+        "",
+        *machine(),
+        "",
+        f"Best of {rounds} rounds after a warm-up call of each method, every method once per round in turn, one "
+        "process. Ratios: analytic and mean-field over torch's `reset_parameters`; calibrated over "
+        "(`reset_parameters` + one forward pass under `no_grad` on the calibration batch). Per layer: (analytic - "
+        "reset) / weight-layer rows of the report. Phases: the best analytic call's `report.timings` (trace / "
+        "propagate / write, ms). One table per torch thread count: on a shared 2-core machine every parallel "
+        "torch operation can wait a scheduler slice for its second thread, so the 1-thread table is the steadier "
+        "measure of the fixed cost (see the load averages).",
+    ]
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        lines += ["", *section(names, rounds, threads)]
     lines += [
         "",
         f"Load average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; total run time "
