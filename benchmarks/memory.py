@@ -21,7 +21,8 @@ varprop.torch). What is measured in it:
 
 Models: ``nn.TransformerEncoder`` of pre-norm ``nn.TransformerEncoderLayer`` (batch_first, dropout 0.1 as torch's
 default), d_model 1024, 8 layers, 16 heads, FFN 4096: 100.8M parameters (403 MB in float32); and d_model 2048, 20
-layers, 16 heads, FFN 8192: 1.01B parameters (4.03 GB), on the meta device only unless ``--large`` (CPU) or CUDA. The
+layers, 16 heads, FFN 8192: 1.01B parameters (4.03 GB), on the meta device only unless ``--large`` (CPU) or CUDA;
+and a tiny one (d_model 64, 1 layer) whose extra peak is the one-time cost of a first call (lazy imports, lattices). The
 encoder's constructor deep-copies a template layer (its peak would hold one layer more than the model); here the
 encoder is made with one layer and the others appended, so that the build's own peak is the model. Example input:
 a shape (8, 64, d_model); calibration: ``calibrate="gaussian"`` on that shape.
@@ -80,9 +81,11 @@ class Transformer:
         return self.layers * per_layer
 
     def title(self) -> str:
+        count = self.parameters()
+        size = f"{count / 1e6:.1f}M" if count >= 1e6 else f"{count:,}"
         return (
-            f"nn.TransformerEncoder, d_model {self.d_model}, {self.layers} layers, {self.heads} heads, FFN {self.ffn} "
-            f"({self.parameters() / 1e6:.1f}M parameters)"
+            f"nn.TransformerEncoder, d_model {self.d_model}, {self.layers} layer{'s' if self.layers > 1 else ''}, "
+            f"{self.heads} heads, FFN {self.ffn} ({size} parameters)"
         )
 
     def shape(self) -> tuple[int, int, int]:
@@ -103,6 +106,7 @@ class Transformer:
 MODELS = {
     "100M": Transformer(d_model=1024, layers=8, heads=16, ffn=4096),
     "1B": Transformer(d_model=2048, layers=20, heads=16, ffn=8192),
+    "tiny": Transformer(d_model=64, layers=1, heads=4, ffn=256),
 }
 
 # route -> (what it does, built on meta)
@@ -379,6 +383,7 @@ def section(
     baseline = _median([r[key] for r in baseline_runs if r.get(key) is not None]) or 0.0
     rss_baseline = _median([r["peak_rss"] for r in baseline_runs if r.get("peak_rss") is not None]) or 0.0
     what = "peak allocated CUDA memory" if cuda else "peak RSS"
+    models = dict.fromkeys(model for model, _ in plan if model != "-")
     lines = [
         "## Memory" + (" (CUDA)" if cuda else ""),
         "",
@@ -386,27 +391,33 @@ def section(
         "",
         *machine(),
         "",
-        f"Each route in its own fresh process, {len(baseline_runs)} processes each (the median; the largest spread "
-        f"between repeats is given below). {what.capitalize()} of the whole process; baseline: a process that only "
+        "Models (`nn.TransformerEncoder` of pre-norm `nn.TransformerEncoderLayer`, batch_first, example shape (8, 64, "
+        "d_model); `tiny` measures the one-time costs of a first call: lazy imports, moment lattices):",
+        "",
+        *(
+            f"- {name}: {MODELS[name].title()}, {MODELS[name].parameters() * 4 / MB:.4g} MB in float32"
+            for name in models
+        ),
+        "",
+        f"Each route in its own fresh process, {len(baseline_runs)} processes each (the median, and the range). "
+        f"{what[0].upper() + what[1:]} of the whole process; baseline: a process that only "
         + ("imports torch and varprop and creates the CUDA context" if cuda else "imports torch and varprop")
         + f" ({_mb(baseline)} MB{'' if not cuda else f'; its host RSS {_mb(rss_baseline)} MB'}). "
-        "Extra peak = peak - (baseline + parameter bytes): what the route holds beyond the model itself. "
-        "`build` is the build's own peak over the baseline (the rest of the process's peak is the step's). "
-        "Time: the step alone, one call (a memory run: not a timing benchmark).",
+        "Extra peak = peak - (baseline + parameter bytes): what the route holds beyond the model itself (for the "
+        "plan on meta parameters, which holds none: peak - baseline). Build: the build's own peak over the baseline "
+        "(the process's peak is the larger of it and the step's). Step: its time, one call (a memory run, not a "
+        "timing benchmark).",
         "",
-        f"| model | route | {what} (MB) | extra peak (MB) | extra / parameter bytes | build (MB) | step (s) | "
-        "outcome |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| model | route | {what} (MB) | range (MB) | extra peak (MB) | extra / parameter bytes | build (MB) | "
+        "step (s) | outcome |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    spread = 0.0
     for model, route in plan:
         if route == "baseline":
             continue
         runs = results[model, route]
         peaks = [r[key] for r in runs if r.get(key) is not None]
         peak = _median(peaks)
-        if len(peaks) > 1:
-            spread = max(spread, (max(peaks) - min(peaks)) / MB)
         params = runs[0].get("parameter_bytes", MODELS[model].parameters() * 4)
         build_key = "cuda_build_peak" if cuda else "build_peak_rss"
         build = _median([r[build_key] - (0 if cuda else baseline) for r in runs if r.get(build_key) is not None])
@@ -417,19 +428,18 @@ def section(
         # the plan holds no parameters: its extra is all it allocates
         extra = None if peak is None else peak - baseline - (0 if route == "plan" else params)
         cells = [
-            MODELS[model].title() if model else "-",
+            model,
             ROUTES[route][0],
             _mb(peak),
+            "-" if not peaks else f"{_mb(min(peaks))}-{_mb(max(peaks))}",
             _mb(extra),
-            "-" if extra is None else f"{100 * extra / params:.1f}%",
+            "-" if extra is None or params < MB else f"{100 * extra / params:.1f}%",
             _mb(build),
             "-" if steps is None else f"{steps:.2f}",
             outcome.replace("|", "\\|").replace("\n", " "),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Largest spread of a peak between repeats: {spread:.1f} MB.", ""]
-    lines += phases_table(results, plan, cuda, baseline)
-    return lines
+    return [*lines, "", *phases_table(results, plan, cuda, baseline)]
 
 
 def phases_table(
@@ -439,24 +449,23 @@ def phases_table(
     rows = []
     for model, route in plan:
         runs = [r for r in results.get((model, route), []) if r.get("phases")]
-        if not runs:
+        if not runs or model == "tiny":
             continue
         params = runs[0]["parameter_bytes"]
         cells = []
         for phase in ("trace", "propagate", "calibrate", "write"):
             values = [r["phases"][phase][index] for r in runs if phase in r["phases"]]
-            cells.append(
-                "-" if not values else f"{100 * (max(values) - (0 if cuda else baseline) - params) / params:.0f}%"
-            )
-        rows.append(f"| {model} | {route} | " + " | ".join(cells) + " |")
+            above = None if not values else max(values) - (0 if cuda else baseline)
+            cells.append("-" if above is None else f"{100 * above / params:.0f}%")
+        rows.append(f"| {model} | {ROUTES[route][0]} | " + " | ".join(cells) + " |")
     if not rows:
         return []
     return [
         "Where `init_model`'s peak is reached: the highest "
         + ("CUDA allocation" if cuda else "RSS")
-        + " sampled every 2 ms in each phase (boundaries from `report.timings`; the highest over the repeats), as "
-        "(sample - baseline - parameter bytes) / parameter bytes; a negative value: the parameters not yet resident "
-        "(after `to_empty`, pages are touched when first written).",
+        + " sampled every 2 ms in each of its phases (boundaries from `report.timings`; the highest over the "
+        "repeats), above the baseline, over the parameter bytes: 100% is the model resident, 200% the model and "
+        "one more copy of it (after `to_empty` the parameters' pages are resident only once written).",
         "",
         "| model | route | trace | propagate | calibrate | write |",
         "|---|---|---|---|---|---|",
@@ -467,7 +476,7 @@ def phases_table(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--repeats", type=int, default=2, help="processes per route (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="processes per route (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--large", action="store_true", help="also materialize the 1B model on the CPU (~9 GB)")
     parser.add_argument("--quick", action="store_true", help="the 100M model only, one process per route")
@@ -491,7 +500,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     repeats = 1 if args.quick else args.repeats
     every = ["reset", "analytic", "calibrated", "meta-analytic", "meta-calibrated", "plan"]
-    plan = [("-", "baseline")] + [("100M", route) for route in every]
+    plan = [("-", "baseline"), ("tiny", "analytic"), ("tiny", "calibrated")] + [("100M", route) for route in every]
     if not args.quick:
         plan += [("1B", route) for route in (every if args.large or args.device == "cuda" else ["plan"])]
     started, load = time.perf_counter(), os.getloadavg()
@@ -513,7 +522,7 @@ def main(argv: list[str] | None = None) -> None:
             (f"--device {args.device}", args.device != "cpu"),
             ("--large", args.large),
             ("--quick", args.quick),
-            (f"--repeats {args.repeats}", args.repeats != 2 and not args.quick),
+            (f"--repeats {args.repeats}", args.repeats != 3 and not args.quick),
             ("--write", args.write),
         )
         if on
