@@ -74,9 +74,14 @@ CASES: dict[str, Case] = {
 QUICK = ("mlp-20x256", "transformer-12", "mlp-100x512")
 # wall: time.perf_counter; cpu: time.process_time, the process's CPU time (all its threads): steadier than the wall
 # clock on a shared machine for one torch thread (nothing waits for a second thread), not for two (an OpenMP thread
-# that spins while it waits is counted).
+# that spins while it waits is counted). auto: cpu for one torch thread, wall for more.
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
-clock = CLOCKS["wall"]
+
+
+def clock_for(choice: str, threads: int) -> str:
+    return ("cpu" if threads == 1 else "wall") if choice == "auto" else choice
+
+
 METHODS = ("reset", "forward", "analytic", "mean-field", "calibrated")
 
 
@@ -94,7 +99,7 @@ def _methods(model: nn.Module, shape: tuple[int, ...], batch: torch.Tensor) -> d
     }
 
 
-def _call(function: Callable[[], Any]) -> tuple[float, Any]:
+def _call(function: Callable[[], Any], clock: Callable[[], float] = time.perf_counter) -> tuple[float, Any]:
     gc.collect()
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -110,7 +115,7 @@ class Measured:
     phases: dict[str, float]  # report.timings of the best analytic call
 
 
-def measure(case: Case, rounds: int) -> Measured:
+def measure(case: Case, rounds: int, clock: Callable[[], float]) -> Measured:
     torch.manual_seed(0)
     model = case.build()
     batch = torch.randn(case.shape)
@@ -122,7 +127,7 @@ def measure(case: Case, rounds: int) -> Measured:
     phases: dict[str, float] = {}
     for _ in range(rounds):
         for name, function in methods.items():
-            seconds, result = _call(function)
+            seconds, result = _call(function, clock)
             if seconds < best[name]:
                 best[name] = seconds
                 if name == "analytic":
@@ -131,18 +136,18 @@ def measure(case: Case, rounds: int) -> Measured:
     return Measured(best, len(report.layers), phases)
 
 
-def section(names: list[str], rounds: int, threads: int) -> list[str]:
+def section(names: list[str], rounds: int, threads: int, clock: str) -> list[str]:
     load = os.getloadavg()[0]
     lines = [
-        f"### torch threads {threads}",
+        f"### torch threads {threads}, {'CPU time' if clock == 'cpu' else 'wall clock'}",
         "",
         "| model | layers | reset (ms) | forward (ms) | analytic (ms) | analytic ratio | mean-field ratio | "
-        "calibrated (ms) | calibrated ratio | fixed cost per layer (ms) | analytic phases (ms) |",
+        "calibrated (ms) | calibrated ratio | (analytic - reset) per layer (ms) | analytic phases (ms) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         case = CASES[name]
-        found = measure(case, rounds)
+        found = measure(case, rounds, CLOCKS[clock])
         best, ms = found.best, {key: value * 1e3 for key, value in found.best.items()}
         per_layer = (best["analytic"] - best["reset"]) / max(found.layers, 1) * 1e3
         phases = " / ".join(f"{found.phases.get(f'{p}_s', 0.0) * 1e3:.0f}" for p in ("trace", "propagate", "write"))
@@ -156,14 +161,14 @@ def section(names: list[str], rounds: int, threads: int) -> list[str]:
     return [*lines, "", f"Load average {load:.2f} before this table, {os.getloadavg()[0]:.2f} after it."]
 
 
-def profile(name: str, calibrated: bool, top: int) -> None:
+def profile(name: str, calibrated: bool, top: int, clock: str) -> None:
     """cProfile of one init_model call on a warmed-up model: the functions by own time and by cumulative time."""
     case = CASES[name]
     model = case.build()
     kwargs: dict[str, Any] = {"calibrate": "gaussian"} if calibrated else {}
     for _ in range(2):
         _call(functools.partial(vt.init_model, model, case.shape, **kwargs))
-    profiler = cProfile.Profile(clock)
+    profiler = cProfile.Profile(CLOCKS[clock])
     gc.collect()
     profiler.enable()
     report = vt.init_model(model, case.shape, **kwargs)
@@ -189,15 +194,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", choices=list(CASES), help="print a cProfile of one call on this model instead")
     parser.add_argument("--calibrated", action="store_true", help="with --profile: a calibrated call")
     parser.add_argument("--top", type=int, default=40, help="with --profile: rows per listing (default 40)")
-    parser.add_argument("--clock", choices=list(CLOCKS), default="wall", help="wall (default) or cpu (process time)")
+    parser.add_argument(
+        "--clock",
+        choices=["auto", *CLOCKS],
+        default="auto",
+        help="wall, cpu (process time) or auto (default: cpu for one torch thread, wall for more)",
+    )
     parser.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
     args = parser.parse_args(argv)
-    global clock
-    clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads[0])
     warm_up_process()
     if args.profile is not None:
-        profile(args.profile, args.calibrated, args.top)
+        profile(args.profile, args.calibrated, args.top, clock_for(args.clock, args.threads[0]))
         return
     names = args.models or (list(QUICK) if args.quick else list(CASES))
     rounds = 2 if args.quick else args.rounds
@@ -208,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             (f"--rounds {args.rounds}", args.rounds != 7 and not args.quick),
             ("--threads " + " ".join(map(str, args.threads)), args.threads != [2, 1]),
             ("--models " + " ".join(names), bool(args.models)),
-            (f"--clock {args.clock}", args.clock != "wall"),
+            (f"--clock {args.clock}", args.clock != "auto"),
             ("--write", args.write),
         )
         if on
@@ -227,17 +235,14 @@ def main(argv: list[str] | None = None) -> None:
         "reset) / weight-layer rows of the report. Phases: the best analytic call's `report.timings` (trace / "
         "propagate / write, ms). One table per torch thread count: on a shared 2-core machine every parallel "
         "torch operation can wait a scheduler slice for its second thread, so the 1-thread table is the steadier "
-        "measure of the fixed cost (see the load averages). "
-        + (
-            "Clock: the process's CPU time (`time.process_time`, all threads), not the wall clock; the phases stay "
-            "wall-clock (`report.timings`)."
-            if args.clock == "cpu"
-            else "Clock: wall (`time.perf_counter`)."
-        ),
+        "measure of the fixed cost (see the load averages), timed in the process's CPU time (`time.process_time`, "
+        "all threads: what the load of other processes changes least) unless `--clock` says otherwise; with two "
+        "threads, the wall clock (`time.perf_counter`: an OpenMP thread that spins while it waits would count as CPU "
+        "time). The phases are always wall-clock (`report.timings`).",
     ]
     for threads in args.threads:
         torch.set_num_threads(threads)
-        lines += ["", *section(names, rounds, threads)]
+        lines += ["", *section(names, rounds, threads, clock_for(args.clock, threads))]
     lines += [
         "",
         f"Load average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; total run time "
