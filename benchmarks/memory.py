@@ -395,7 +395,7 @@ def section(
         "d_model); `tiny` measures the one-time costs of a first call: lazy imports, moment lattices):",
         "",
         *(
-            f"- {name}: {MODELS[name].title()}, {MODELS[name].parameters() * 4 / MB:.4g} MB in float32"
+            f"- {name}: {MODELS[name].title()}, {MODELS[name].parameters() * 4 / MB:,.1f} MB in float32"
             for name in models
         ),
         "",
