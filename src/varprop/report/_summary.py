@@ -52,7 +52,7 @@ class SchemeResult:
             mean_i y_{l,i}^2, ``PlainNetworkSimulation.median``).
         lower: its 16% quantile over inputs.
         upper: its 84% quantile over inputs.
-        predicted: ``varprop._drift.predict_drift``'s median at layers 1..depth, or ``None``.
+        predicted: ``varprop.predict_drift``'s median at layers 1..depth, or ``None``.
         predicted_lower: the predicted 16% quantile, or ``None``.
         predicted_upper: the predicted 84% quantile, or ``None``.
     """
@@ -90,7 +90,7 @@ class SchemeResult:
 
 @dataclass(frozen=True)
 class StabilityResult:
-    """The variance map q -> n Var[w] E[phi(sqrt(q) z)^2] with varprop's weights (``varprop._dynamics``).
+    """The variance map q -> n Var[w] E[phi(sqrt(q) z)^2] with varprop's weights (``varprop.stability``).
 
     Attributes:
         target: the target variance q, a fixed point by construction of the gain.
@@ -98,8 +98,8 @@ class StabilityResult:
         kind: ``"stable"``, ``"neutral"`` or ``"unstable"``.
         chi1: per-layer factor of the gradient's second moment, n Var[w] E[phi'^2].
         doubling_depth: layers over which a small deviation halves (stable) or doubles (unstable).
-        verdict: one sentence from ``varprop._dynamics.stability``.
-        fixed_points: every fixed point of the map as ``(q, slope, kind)``, from ``_dynamics.fixed_point``.
+        verdict: one sentence from ``varprop.stability``.
+        fixed_points: every fixed point of the map as ``(q, slope, kind)``, from ``varprop.fixed_point``.
     """
 
     target: float
