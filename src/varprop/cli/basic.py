@@ -240,16 +240,10 @@ def _format_gain(data: Mapping[str, Any], with_fan: bool) -> str:
             ("uniform bound a", "uniform_bound", "U(-a, a), whose std is a / sqrt(3) = std[w]"),
         ]
         lines += ["", f"  for {fans}:"]
+        marks = {chosen: "<- --distribution " + data["distribution"]}
         lines += columns(
-            [
-                [
-                    label,
-                    _number(data[key], 10),
-                    meaning + ("  <- --distribution " + data["distribution"] if key == chosen else ""),
-                ]
-                for label, key, meaning in rows
-            ],
-            "<<<",
+            [[label, _number(data[key], 10), meaning, marks.get(key, "")] for label, key, meaning in rows],
+            "<<<<",
             indent="    ",
         )
     return "\n".join(lines)

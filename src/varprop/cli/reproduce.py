@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._reproduce import GROUPS, NUMERICAL_RTOL, ReproRow, ReproTable, reproduce_table
-from .basic import emit_json
+from .basic import JSON_HELP, emit_json
 
 __all__ = ["EXIT_MISMATCH", "format_markdown", "format_text", "register", "run_reproduce"]
 
@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
         epilog=f"docs/reproduce.md is produced by: {MARKDOWN_COMMAND}",
     )
     formats = parser.add_mutually_exclusive_group()  # --json as every subcommand has it, or --markdown
-    formats.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+    formats.add_argument("--json", action="store_true", help=JSON_HELP)
     formats.add_argument("--markdown", action="store_true", help="print the Markdown page docs/reproduce.md")
     parser.set_defaults(func=run_reproduce)
 

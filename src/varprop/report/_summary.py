@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from .._moments import Moments
 from .._qcurve import QCurve
+from ._text import columns
 
 __all__ = ["MonteCarloPoint", "ReportSummary", "SchemeResult", "StabilityResult"]
 
@@ -256,30 +257,38 @@ class ReportSummary:
             f"std[w] = {self.scales.get('weight_std', math.nan):.6g}",
         ]
         if self.monte_carlo:
-            lines += [
-                "",
-                "Monte Carlo estimates of E[phi(y)^2] (the seed answer's method)",
-                f"  {'samples':>9}  {'estimate':>12}  {'std. error':>10}  {'|error|':>9}  {'time':>7}",
+            lines += ["", "Monte Carlo estimates of E[phi(y)^2] (the seed answer's method)"]
+            cells = [["samples", "estimate", "std. error", "|error|", "time"]]
+            cells += [
+                [
+                    f"{point.samples:.0e}",
+                    f"{point.estimate:.8f}",
+                    f"{point.standard_error:.1e}",
+                    f"{point.abs_error:.1e}",
+                    f"{point.seconds:.2f}s",
+                ]
+                for point in self.monte_carlo
             ]
-            for point in self.monte_carlo:
-                lines.append(
-                    f"  {point.samples:>9.0e}  {point.estimate:>12.8f}  {point.standard_error:>10.1e}  "
-                    f"{point.abs_error:>9.1e}  {point.seconds:>6.2f}s"
-                )
+            lines += columns(cells, ">>>>>")
         if self.schemes:
             layers = [layer for layer in _SUMMARY_LAYERS if layer <= self.depth]
             if self.depth not in layers:
                 layers.append(self.depth)
-            header = "".join(f"{f'layer {layer}':>12}" for layer in layers)
             lines += [
                 "",
                 f"plain network, {self.depth} layers of width {self.width}, {self.batch} inputs of variance "
                 f"{self.var:g}: pre-activation variance",
-                f"  {'initialization':<34}{'std[w]*sqrt(n)':>15}{header}",
             ]
-            for scheme in self.schemes:
-                values = "".join(f"{float(scheme.variances[layer - 1]):>12.4g}" for layer in layers)
-                lines.append(f"  {scheme.label:<34}{scheme.std_times_sqrt_fan:>15.6f}{values}")
+            cells = [["initialization", "std[w]*sqrt(n)", *(f"layer {layer}" for layer in layers)]]
+            cells += [
+                [
+                    scheme.label,
+                    f"{scheme.std_times_sqrt_fan:.6f}",
+                    *(f"{float(scheme.variances[layer - 1]):.4g}" for layer in layers),
+                ]
+                for scheme in self.schemes
+            ]
+            lines += columns(cells, "<" + ">" * (len(layers) + 1))
         if self.stability is not None:
             stability = self.stability
             points = ", ".join(f"q* = {q:.6g} ({kind})" for q, _, kind in stability.fixed_points)
