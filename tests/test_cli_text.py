@@ -233,3 +233,18 @@ def test_public_names_cited_exist() -> None:
     """The names the page cites are really public (exported by ``varprop``)."""
     for name in ("simulate_plain_network", "predict_drift", "stability", "fixed_point", "moments"):
         assert name in varprop.__all__
+
+
+# Distinct formulas: an expression is parsed (and warns) once per process.
+@pytest.mark.parametrize(("formula", "json_flag"), [("abs(x**2-1)", []), ("abs(x**2-3)", ["--json"])])
+def test_warnings_are_one_line_without_source_paths(
+    capsys: pytest.CaptureFixture[str], formula: str, json_flag: list[str]
+) -> None:
+    """A VarpropWarning raised by the core was printed with its private source file and line."""
+    code = main(["gain", formula, *json_flag])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert err.startswith(f"varprop gain: warning: expression {formula!r}: the kinks") and err.count("\n") == 1
+    assert ".py:" not in err and not PRIVATE.search(err)
+    if json_flag:
+        assert json.loads(out)["activation"] == f"expr:{formula}"

@@ -7,6 +7,7 @@ and ``reproduce`` (published numbers). Every subcommand takes ``--json``.
 Every argument is checked before any work. A mistake (a usage error, a bad value, an output folder
 that cannot be written, a ``VarpropError``) exits with code 2 and one line on stderr, without a
 traceback; with ``--json`` the error is a JSON object on stdout instead (see ``EXIT_CODES``).
+Warnings are one line each on stderr, ``varprop COMMAND: warning: ...``.
 
 Example:
     >>> main(["gain", "elu", "--json"])  # doctest: +SKIP
@@ -20,8 +21,9 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from .._errors import VarpropError
 from . import basic
@@ -156,7 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.outputs = []  # OutputFolder values prepared by the command, removed again if it fails
     fail: dict[str, Any] = {"command": args.command, "as_json": as_json}
     try:
-        return func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(args.command)
+            return func(args)
     except VarpropError as exc:
         _remove_unused(args.outputs)
         return _fail(str(exc), kind=type(exc).__name__, code=EXIT_ERROR, **fail)
@@ -167,6 +171,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         _remove_unused(args.outputs)
         return _fail(str(exc), kind="io", code=EXIT_IO_ERROR, **fail)
+
+
+def _warning_printer(command: str) -> Callable[..., None]:
+    """``warnings.showwarning`` for the command line: one line, "varprop COMMAND: warning: ...", no source path."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        print(f"varprop {command}: warning: {message}", file=sys.stderr if file is None else file)
+
+    return show
 
 
 def _remove_unused(outputs: Sequence[Any]) -> None:
