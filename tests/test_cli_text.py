@@ -153,9 +153,9 @@ def _outputs(capsys: pytest.CaptureFixture[str], folder: Path) -> Iterator[tuple
     commands: list[list[str]] = [
         ["gain", "elu", "--fan-in", "512"],
         ["table"],
-        ["curve", "elu", "--out", str(folder)],
+        ["curve", "elu", "--points", "21", "--out", str(folder)],
         ["fixedpoint", "elu"],
-        ["eoc", "tanh", "--bias-std", "0.3", "--out", str(folder)],
+        ["eoc", "tanh", "--bias-std", "0.3", "--no-plot"],  # its figure's texts: tests/test_plotting_style.py
         ["reproduce"],
         [
             "report",
@@ -172,7 +172,7 @@ def _outputs(capsys: pytest.CaptureFixture[str], folder: Path) -> Iterator[tuple
         ],
     ]
     if _has_torch():
-        commands.append(["inspect", TARGET, "--input-shape", "8,64", "--out", str(folder)])
+        commands.append(["inspect", TARGET, "--input-shape", "8,64", "--no-plot"])
     for argv in commands:
         yield " ".join(argv), _run_any(capsys, *argv)
         yield " ".join([*argv, "--json"]), _run_any(capsys, *argv, "--json")

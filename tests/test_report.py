@@ -19,10 +19,10 @@ ELU_VAR_TIMES_FAN = 1.55051880806793  # shared/seed.md, 15 digits
 FAST = {"depth": 12, "width": 64, "batch": 128, "mc_samples": (1000, 10000)}
 
 
-@pytest.fixture(scope="module")
-def elu_report(tmp_path_factory: pytest.TempPathFactory) -> ReportSummary:
-    """The default report (ELU, depth 50, width 512), built once for the module."""
-    return build_report("elu", tmp_path_factory.mktemp("report") / "varprop-report")
+@pytest.fixture
+def elu_report(default_elu_report: ReportSummary) -> ReportSummary:
+    """The default report (ELU, depth 50, width 512), built once for the session (conftest.py)."""
+    return default_elu_report
 
 
 def test_default_report_writes_a_self_contained_page(elu_report: ReportSummary) -> None:

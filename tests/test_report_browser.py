@@ -21,10 +21,10 @@ BROWSER = find_chromium()
 pytestmark = pytest.mark.skipif(BROWSER is None, reason=NO_BROWSER)
 
 
-@pytest.fixture(scope="module")
-def default_report(tmp_path_factory: pytest.TempPathFactory) -> ReportSummary:
-    """`varprop report` with its defaults (ELU, depth 50: the table has a "layer 50" column)."""
-    return build_report("elu", tmp_path_factory.mktemp("browser") / "varprop-report")
+@pytest.fixture
+def default_report(default_elu_report: ReportSummary) -> ReportSummary:
+    """`varprop report` with its defaults (ELU, depth 50: the table has a "layer 50" column; conftest.py)."""
+    return default_elu_report
 
 
 @pytest.fixture(scope="module")
