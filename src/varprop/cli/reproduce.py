@@ -7,11 +7,11 @@ only formats them as text, JSON or the Markdown page ``docs/reproduce.md``.
 from __future__ import annotations
 
 import argparse
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 from .._reproduce import GROUPS, NUMERICAL_RTOL, ReproRow, ReproTable, reproduce_table
+from ..report._text import display_width
 from .basic import JSON_HELP, emit_json
 
 __all__ = ["EXIT_MISMATCH", "format_markdown", "format_text", "register", "run_reproduce"]
@@ -102,7 +102,7 @@ def format_text(table: ReproTable) -> str:
         (row.quantity, row.published, _value(row.value), _difference(row.difference), _tolerance(row.tolerance))
         for row in table.rows
     ]
-    widths = [max(len(headers[i]), *(_width(cells[i]) for cells in rows)) for i in range(5)]
+    widths = [max(len(headers[i]), *(display_width(cells[i]) for cells in rows)) for i in range(5)]
     for group, group_rows in _by_group(table.rows):
         lines += [f"{group}: {GROUPS[group]}"]
         header = "  " + "  ".join(f"{text:<{width}}" for text, width in zip(headers, widths, strict=False))
@@ -119,13 +119,8 @@ def format_text(table: ReproTable) -> str:
     return "\n".join(lines)
 
 
-def _width(text: str) -> int:
-    """Display width: combining marks (the tilde of μ̃) take no column."""
-    return sum(not unicodedata.combining(char) for char in text)
-
-
 def _pad(text: str, width: int) -> str:
-    return text + " " * max(width - _width(text), 0)
+    return text + " " * max(width - display_width(text), 0)
 
 
 def _cell(text: str) -> str:
