@@ -169,6 +169,12 @@ def test_one_bound_per_quantity_worded_the_same_everywhere(capsys: pytest.Captur
         assert error_line(capsys, command, *MINIMAL_ARGV[command], "--var", "0").endswith("> 0, got '0'")
 
 
+@pytest.mark.parametrize("value", ["-1e3", "-1.5e-3", "-inf", "-nan", "-.5"])
+def test_negative_numbers_in_any_form_reach_the_check(capsys: pytest.CaptureFixture[str], value: str) -> None:
+    """Without `=`: argparse took -1e3 for an option and said "expected one argument"."""
+    assert error_line(capsys, "gain", "elu", "--var", value) == f"argument --var: must be a number > 0, got {value!r}"
+
+
 def test_standard_deviations_may_be_zero(capsys: pytest.CaptureFixture[str]) -> None:
     """sigma_b = 0 (no biases) is the default; sigma_w = 0 maps every q to sigma_b^2 (its only fixed point)."""
     code, out, err = run(capsys, "fixedpoint", "tanh", "--weight-std", "0", "--bias-std", "0.5", "--json")

@@ -20,6 +20,7 @@ import argparse
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -72,8 +73,17 @@ class UsageError(Exception):
     """The command line does not parse (raised by ``_Parser.error`` instead of exiting)."""
 
 
+# argparse takes "-1e3" and "-inf" for options (it knows only "-1" and "-1.5" as negative numbers), so
+# `--var -1e3` said "expected one argument"; with this pattern the value reaches the option's check.
+_NEGATIVE_NUMBER = re.compile(r"^-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^-(?:inf|infinity|nan)$", re.I)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors raised to ``main`` (which prints them in one line, or as JSON)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
