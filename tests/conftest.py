@@ -16,11 +16,11 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # (the small configs trigger notices about defaults)
 
-import socket  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from typing import Any  # noqa: E402
+import socket
+from collections.abc import Iterator
+from typing import Any
 
-import pytest  # noqa: E402
+import pytest
 
 _INTERNET = (socket.AF_INET, socket.AF_INET6)
 
@@ -51,4 +51,3 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect_ex", refuse_ex)
     monkeypatch.setattr(socket, "getaddrinfo", refuse_lookup)
     yield
-

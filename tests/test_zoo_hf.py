@@ -117,7 +117,7 @@ def test_tied_word_embeddings(name: str) -> None:
     outcome = run_case(case)
     assert outcome.error is None, outcome.summary()
     assert not outcome.untied, outcome.summary()
-    embed, head = case.tied[0]
+    _embed, head = case.tied[0]
     report = outcome.report
     assert report is not None
     said = [note for row in report.layers for note in row.notes] + list(report.warnings)

@@ -14,14 +14,14 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # (tests/conftest.py sets them first; benchmarks/zoo.py too)
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
+from collections.abc import Callable
+from typing import Any
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+import transformers
+from torch import nn
 
-from .case import Case, example_of, gaussian, token_ids  # noqa: E402
+from .case import Case, example_of, gaussian, token_ids
 
 transformers.logging.set_verbosity_error()
 

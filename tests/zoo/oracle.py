@@ -243,7 +243,9 @@ def run_case(
     groups = tied_groups(model)
     started = time.perf_counter()
     try:
-        report = vt.init_model(model, case.example, calibrate=calibrate, generator=torch.Generator().manual_seed(seed), **options)
+        report = vt.init_model(
+            model, case.example, calibrate=calibrate, generator=torch.Generator().manual_seed(seed), **options
+        )
     except Exception as error:  # recorded, not raised: the benchmark lists failing models
         outcome.error = f"{type(error).__name__}: {error}"
         return outcome

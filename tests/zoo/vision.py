@@ -197,7 +197,9 @@ class ResNetV2(nn.Module):
         chs = base
         for index, depth in enumerate(depths):
             out = base * 2**index
-            blocks = [PreActBasicBlock(chs if i == 0 else out, out, 2 if (i == 0 and index) else 1) for i in range(depth)]
+            blocks = [
+                PreActBasicBlock(chs if i == 0 else out, out, 2 if (i == 0 and index) else 1) for i in range(depth)
+            ]
             stages.append(nn.Sequential(*blocks))
             chs = out
         self.stages = nn.Sequential(*stages)
@@ -296,7 +298,14 @@ class InvertedResidual(nn.Module):
     """torchvision's MobileNetV3 ``InvertedResidual``: expand 1x1, depthwise kxk, squeeze-excitation, project 1x1."""
 
     def __init__(
-        self, input_channels: int, kernel: int, expanded: int, out_channels: int, use_se: bool, use_hs: bool, stride: int
+        self,
+        input_channels: int,
+        kernel: int,
+        expanded: int,
+        out_channels: int,
+        use_se: bool,
+        use_hs: bool,
+        stride: int,
     ) -> None:
         super().__init__()
         norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
@@ -416,7 +425,11 @@ class _Transition(nn.Sequential):
 
 class DenseNet(nn.Module):
     def __init__(
-        self, growth_rate: int = 8, block_config: tuple[int, ...] = (3, 3), num_init_features: int = 16, bn_size: int = 4
+        self,
+        growth_rate: int = 8,
+        block_config: tuple[int, ...] = (3, 3),
+        num_init_features: int = 16,
+        bn_size: int = 4,
     ) -> None:
         super().__init__()
         self.features = nn.Sequential(
@@ -502,7 +515,9 @@ class ConvNeXt(nn.Module):
         super().__init__()
         norm_layer = partial(LayerNorm2d, eps=1e-6)
         layers: list[nn.Module] = [
-            Conv2dNormActivation(3, dims[0], 4, stride=4, padding=0, norm_layer=norm_layer, activation_layer=None, bias=True)
+            Conv2dNormActivation(
+                3, dims[0], 4, stride=4, padding=0, norm_layer=norm_layer, activation_layer=None, bias=True
+            )
         ]
         for index, (dim, depth) in enumerate(zip(dims, depths, strict=True)):
             layers.append(nn.Sequential(*(CNBlock(dim) for _ in range(depth))))
