@@ -1,4 +1,5 @@
-"""Test-session settings: Hugging Face libraries offline before anything imports them, and a network guard.
+"""Test-session settings: Hugging Face libraries offline before anything imports them, a network guard, and
+the default report shared by the report tests (``default_elu_report``).
 
 ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` are read when ``huggingface_hub`` and ``transformers`` are first
 imported, so they are set here (pytest imports conftest.py before any test module). The zoo tests build every model
@@ -21,6 +22,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from varprop.report import ReportSummary, build_report
 
 _INTERNET = (socket.AF_INET, socket.AF_INET6)
 
@@ -51,3 +54,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect_ex", refuse_ex)
     monkeypatch.setattr(socket, "getaddrinfo", refuse_lookup)
     yield
+
+
+@pytest.fixture(scope="session")
+def default_elu_report(tmp_path_factory: pytest.TempPathFactory) -> ReportSummary:
+    """`varprop report` with its defaults (ELU, depth 50, width 512), built once for the session."""
+    return build_report("elu", tmp_path_factory.mktemp("report") / "varprop-report")
