@@ -184,14 +184,15 @@ def test_unknown_activation_suggests_a_name(capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["gain", "elu", "--var", "-1"], "var must be >= 0"),
-        (["gain", "elu", "--var", "nan"], "NaN"),
-        (["gain", "elu", "--fan-in", "0"], "fan_in must be a positive integer"),
+        # issue 12: the option as typed, the value as written, one bound per quantity (a variance: > 0).
+        (["gain", "elu", "--var", "-1"], "argument --var: must be a number > 0, got '-1'"),
+        (["gain", "elu", "--var", "nan"], "argument --var: must be a number > 0, got 'nan'"),
+        (["gain", "elu", "--fan-in", "0"], "argument --fan-in: must be a whole number >= 1"),
         (["gain", "elu", "--mode", "fan_avg", "--fan-in", "10"], "needs both --fan-in and --fan-out"),
         (["gain", "x*__import__('os')"], ""),
-        (["table", "--var", "-2"], "var must be > 0"),
+        (["table", "--var", "-2"], "argument --var: must be a number > 0, got '-2'"),
         (["curve", "gelus", "--no-plot"], "did you mean 'gelu'"),
-        (["report", "elu", "--depth", "0"], "depth must be a positive integer"),
+        (["report", "elu", "--depth", "0"], "argument --depth: must be a whole number >= 1"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
@@ -205,7 +206,7 @@ def test_bad_input_exits_2_with_a_message(capsys: pytest.CaptureFixture[str], ar
     [
         (["gain", "elu", "--mode", "fan_mid"], ["invalid choice: 'fan_mid'", "fan_in", "fan_out", "fan_avg"]),
         (["gain", "elu", "--distribution", "gaussian"], ["invalid choice", "normal", "truncated_normal", "uniform"]),
-        (["gain", "elu", "--fan-in", "1.5"], ["invalid int value"]),
+        (["gain", "elu", "--fan-in", "1.5"], ["argument --fan-in: must be a whole number >= 1", "got '1.5'"]),
         (["frobnicate"], ["invalid choice", "gain", "report"]),
         ([], ["required"]),
     ],

@@ -50,9 +50,9 @@ def test_fixedpoint_errors(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "varprop fixedpoint: error:" in err and "grows without bound" in err
     assert main(["fixedpoint", "tanh", "--weight-std", "-1"]) == 2
-    assert "weight_std must be >= 0, got -1.0" in capsys.readouterr().err
+    assert "argument --weight-std: must be a number >= 0, got '-1'" in capsys.readouterr().err
     assert main(["fixedpoint", "tanh", "--weight-std", "nan"]) == 2
-    assert "NaN" in capsys.readouterr().err
+    assert "argument --weight-std: must be a number >= 0, got 'nan'" in capsys.readouterr().err
 
 
 def test_eoc_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,4 +77,4 @@ def test_eoc_writes_the_phase_diagram(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_eoc_bad_bias(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eoc", "tanh", "--bias-std", "-1", "--no-plot"]) == 2
-    assert "bias_std must be >= 0, got -1.0" in capsys.readouterr().err
+    assert "argument --bias-std: must be a number >= 0, got '-1'" in capsys.readouterr().err

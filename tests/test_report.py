@@ -19,10 +19,10 @@ ELU_VAR_TIMES_FAN = 1.55051880806793  # shared/seed.md, 15 digits
 FAST = {"depth": 12, "width": 64, "batch": 128, "mc_samples": (1000, 10000)}
 
 
-@pytest.fixture(scope="module")
-def elu_report(tmp_path_factory: pytest.TempPathFactory) -> ReportSummary:
-    """The default report (ELU, depth 50, width 512), built once for the module."""
-    return build_report("elu", tmp_path_factory.mktemp("report") / "varprop-report")
+@pytest.fixture
+def elu_report(default_elu_report: ReportSummary) -> ReportSummary:
+    """The default report (ELU, depth 50, width 512), built once for the session (conftest.py)."""
+    return default_elu_report
 
 
 def test_default_report_writes_a_self_contained_page(elu_report: ReportSummary) -> None:
@@ -140,3 +140,32 @@ def test_missing_matplotlib_says_what_to_install(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
     with pytest.raises(VarpropError, match=r"pip install 'varprop\[plot\]'"):
         build_report("elu", tmp_path, **FAST)  # type: ignore[arg-type]
+
+
+def test_an_unusable_out_dir_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: the folder is checked first (it was written after 15 s of computing, then failed)."""
+    import varprop.report._build as build
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("build_report computed before checking its folder")
+
+    monkeypatch.setattr(build, "_compute", forbidden)
+    (tmp_path / "a_file").write_text("", encoding="utf-8")
+    for out in (tmp_path / "a_file", tmp_path / "a_file" / "sub"):
+        with pytest.raises(
+            VarpropValueError, match=r"out_dir .* cannot be used as an output folder: .*a_file' is a file"
+        ):
+            build_report("elu", out, **FAST)  # type: ignore[arg-type]
+    (tmp_path / "report" / "index.html").mkdir(parents=True)
+    with pytest.raises(VarpropValueError, match=r"index.html' is a folder, where a file is written"):
+        build_report("elu", tmp_path / "report", **FAST)  # type: ignore[arg-type]
+
+
+def test_a_failed_report_removes_the_folders_it_made(tmp_path: Path) -> None:
+    with pytest.raises(VarpropValueError, match="no finite gain"):
+        build_report("0*x", tmp_path / "new" / "sub", **FAST)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(VarpropValueError, match="no finite gain"):
+        build_report("0*x", tmp_path / "kept", **FAST)  # type: ignore[arg-type]
+    assert (tmp_path / "kept").is_dir() and list((tmp_path / "kept").iterdir()) == []  # not made by it: kept

@@ -214,8 +214,9 @@ def test_text_and_markdown(run: Callable[..., Any]) -> None:
     assert "`varprop reproduce --markdown > docs/reproduce.md`" in markdown
     for row in TABLE.rows:
         assert f"| {row.quantity} | {row.published.replace('|', chr(92) + '|')} |" in markdown
-    code, _, err = run("reproduce", "--json", "--markdown")
-    assert code == 2 and "not allowed with" in err
+    code, out, err = run("reproduce", "--json", "--markdown")
+    # issue 12: with --json the error is a JSON object on stdout (it was a line on stderr)
+    assert code == 2 and err == "" and "not allowed with" in json.loads(out)["error"]
 
 
 def test_exit_status_one_when_a_row_fails(run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:

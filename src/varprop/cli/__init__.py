@@ -3,8 +3,11 @@
 Subcommands are registered by modules that expose ``register(subparsers)``: ``basic`` (gain, table,
 curve, report) and, when present, ``dynamics`` (fixedpoint, eoc, ...), ``inspect`` (a torch model)
 and ``reproduce`` (published numbers). Every subcommand takes ``--json``.
-Errors raised by varprop (``VarpropError``) are printed as one line on stderr with exit code 2,
-without a traceback; so are argparse usage errors.
+
+Every argument is checked before any work. A mistake (a usage error, a bad value, an output folder
+that cannot be written, a ``VarpropError``) exits with code 2 and one line on stderr, without a
+traceback; with ``--json`` the error is a JSON object on stdout instead (see ``EXIT_CODES``).
+Warnings are one line each on stderr, ``varprop COMMAND: warning: ...``.
 
 Example:
     >>> main(["gain", "elu", "--json"])  # doctest: +SKIP
@@ -17,16 +20,34 @@ import argparse
 import importlib
 import importlib.util
 import os
+import re
 import sys
+import warnings
 from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TextIO
 
 from .._errors import VarpropError
 from . import basic
+from .basic import emit_json
 
-__all__ = ["EXIT_ERROR", "build_parser", "main"]
+__all__ = ["EXIT_CODES", "EXIT_ERROR", "EXIT_IO_ERROR", "build_parser", "main"]
 
-EXIT_ERROR = 2  # a VarpropError (bad input) or a usage error, like argparse's own exit code
-EXIT_IO_ERROR = 1  # the command was valid but a file could not be written
+EXIT_ERROR = 2  # a mistake: usage, a bad value, an unusable output folder, a VarpropError (argparse's own code)
+EXIT_IO_ERROR = 1  # the command was valid but writing a file failed while it ran
+
+#: What the exit codes mean (``varprop --help`` prints this).
+EXIT_CODES = """\
+exit codes and errors:
+  0  success
+  1  a file could not be written while the command ran (disk full, ...); `varprop reproduce`: a
+     checked row is outside its tolerance
+  2  a mistake in the command: unknown command or option, a bad value, an output folder that cannot
+     be written, an input varprop refuses (every argument is checked before any work)
+  An error prints one line on stderr, "varprop COMMAND: error: MESSAGE". With --json it prints
+  instead, on stdout, one JSON object {"error": MESSAGE, "kind": KIND, "exit_code": CODE,
+  "command": COMMAND}: KIND is "usage" (the command line), "io" (writing a file failed) or the
+  name of the varprop exception (VarpropValueError, VarpropTypeError, ConvergenceError, ...).
+"""
 
 _DESCRIPTION = """\
 Exact variance-preserving initialization for any activation function.
@@ -36,7 +57,7 @@ varprop computes E[phi(y)^2] exactly, hence the gain and the weight scale, for a
 any pre-activation variance q (ELU at q = 1: n Var[w] = 1.5505..., std[w] = 1.2452.../sqrt(n)).
 """
 
-_EPILOG = """\
+_EPILOG = f"""\
 examples:
   varprop gain elu --fan-in 512
   varprop gain "leaky_relu(negative_slope=0.2)" --mode fan_out --fan-out 256
@@ -44,7 +65,28 @@ examples:
   varprop table
   varprop curve gelu --out figures
   varprop report            (ELU by default; writes varprop-report/index.html)
-"""
+
+{EXIT_CODES}"""
+
+
+class UsageError(Exception):
+    """The command line does not parse (raised by ``_Parser.error`` instead of exiting)."""
+
+
+# argparse takes "-1e3" and "-inf" for options (it knows only "-1" and "-1.5" as negative numbers), so
+# `--var -1e3` said "expected one argument"; with this pattern the value reaches the option's check.
+_NEGATIVE_NUMBER = re.compile(r"^-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^-(?:inf|infinity|nan)$", re.I)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors raised to ``main`` (which prints them in one line, or as JSON)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
 
 
 def _optional_modules() -> list[str]:
@@ -56,17 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available subcommand registered.
 
     Returns:
-        The top-level parser; each subcommand sets ``func`` (``Namespace -> int``).
+        The top-level parser; each subcommand sets ``func`` (``Namespace -> int``). Its ``error``
+        raises ``UsageError`` instead of exiting.
     """
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="varprop",
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"varprop {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"varprop {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     basic.register(subparsers)
     for name in _optional_modules():
@@ -77,6 +120,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether ``--json`` was given (looked up before parsing, so that usage errors are JSON too)."""
+    options = argv[: list(argv).index("--")] if "--" in argv else argv
+    return "--json" in options
+
+
+def _command(argv: Sequence[str], parser: argparse.ArgumentParser) -> str | None:
+    """The subcommand named on the command line, if any (for the error's prefix)."""
+    subparsers = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return first if first in subparsers.choices else None
+
+
+def _fail(message: str, *, kind: str, code: int, command: str | None, as_json: bool) -> int:
+    """Report an error as one line on stderr, or as a JSON object on stdout with ``--json``."""
+    if as_json:
+        emit_json({"error": message, "kind": kind, "exit_code": code, "command": command})
+    else:
+        prefix = "varprop" if command is None else f"varprop {command}"
+        print(f"{prefix}: error: {message}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``varprop`` command line.
 
@@ -84,24 +150,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: arguments without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit code: 0 on success, 2 on bad input (``VarpropError`` or a usage error, with a
-        one-line message on stderr), 1 when an output file cannot be written.
+        The exit code (``EXIT_CODES``): 0 on success, 2 on a mistake (usage error, bad value,
+        unusable output folder, ``VarpropError``: one line on stderr, or a JSON object on stdout
+        with ``--json``), 1 when writing a file fails while the command runs.
     """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    as_json = _wants_json(arguments)
     parser = build_parser()
+    command = _command(arguments, parser)
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits on --help, --version and usage errors
+        args = parser.parse_args(arguments)
+    except UsageError as exc:
+        return _fail(str(exc), kind="usage", code=EXIT_ERROR, command=command, as_json=as_json)
+    except SystemExit as exc:  # --help and --version print and exit 0
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     func: Callable[[argparse.Namespace], int] = args.func
+    args.outputs = []  # OutputFolder values prepared by the command, removed again if it fails
+    fail: dict[str, Any] = {"command": args.command, "as_json": as_json}
     try:
-        return func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(args.command)
+            return func(args)
     except VarpropError as exc:
-        print(f"varprop {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        _remove_unused(args.outputs)
+        return _fail(str(exc), kind=type(exc).__name__, code=EXIT_ERROR, **fail)
     except BrokenPipeError:  # e.g. `varprop table | head`: stop quietly, as other tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except OSError as exc:
-        print(f"varprop {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_IO_ERROR
+        _remove_unused(args.outputs)
+        return _fail(str(exc), kind="io", code=EXIT_IO_ERROR, **fail)
+
+
+def _warning_printer(command: str) -> Callable[..., None]:
+    """``warnings.showwarning`` for the command line: one line, "varprop COMMAND: warning: ...", no source path."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        print(f"varprop {command}: warning: {message}", file=sys.stderr if file is None else file)
+
+    return show
+
+
+def _remove_unused(outputs: Sequence[Any]) -> None:
+    for output in outputs:
+        output.remove_if_unused()

@@ -17,18 +17,49 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import VarpropValueError
 from .._gains import DISTRIBUTIONS, MODES, gain, weight_std
 from .._moments import moments, resolve_activation
 from .._qcurve import QCurve, q_curve, stability_slopes
 from .._table import TableRow, gain_table
-from ..report import DEFAULT_MC_SAMPLES
+from ..plotting._mpl import require_pyplot
+from ..plotting.curves import q_curve_figure, save_figure
+from ..report import DEFAULT_MC_SAMPLES, REPORT_FILES, build_report
+from ..report._output import OutputFolder
+from ..report._text import columns
+from ._options import count, positive_real
 
-__all__ = ["add_json_flag", "emit_json", "register", "slug"]
+__all__ = ["JSON_HELP", "add_json_flag", "emit_json", "power_of_ten", "prepare_output", "register", "slug"]
+
+#: The help of every subcommand's ``--json`` flag: where the JSON goes, errors included.
+JSON_HELP = (
+    "print machine-readable JSON on stdout instead of text; an error is then a JSON object too, "
+    '{"error", "kind", "exit_code", "command"}, on stdout, with the same exit code (see varprop --help)'
+)
+
+#: The help of every ``--var`` option: the bound is what the mathematics needs (a variance to keep).
+VAR_HELP = "pre-activation variance q to preserve, a number > 0 (default 1)"
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     """Add the ``--json`` flag every subcommand has."""
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def prepare_output(args: argparse.Namespace, path: Path, option: str, files: Sequence[str] = ()) -> Path:
+    """Create and check the output folder ``path`` of option ``option`` before any work.
+
+    The prepared folder is recorded in ``args.outputs`` (set by ``main``), which removes it again
+    if the command fails before writing into it.
+
+    Raises:
+        VarpropValueError: the folder cannot be created or written (the message names ``option``).
+    """
+    folder = OutputFolder.prepare(path, name=option, files=files)
+    outputs = getattr(args, "outputs", None)
+    if outputs is not None:
+        outputs.append(folder)
+    return folder.path
 
 
 def _plain(value: Any) -> Any:
@@ -52,6 +83,12 @@ def _plain(value: Any) -> Any:
 def emit_json(data: Mapping[str, Any]) -> None:
     """Print ``data`` as strict JSON (no NaN/Infinity tokens) on stdout."""
     print(json.dumps(_plain(data), indent=2, allow_nan=False))
+
+
+def power_of_ten(value: int) -> str:
+    """``1000`` as ``"1e3"`` (how ``--help`` prints counts; ``--samples`` reads it back), others as digits."""
+    exponent = len(str(value)) - 1
+    return f"1e{exponent}" if value > 1 and value == 10**exponent else str(value)
 
 
 def _number(value: float, digits: int = 15) -> str:
@@ -78,10 +115,10 @@ def _add_gain(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("activation", metavar="ACT", help="spec ('elu', 'elu(alpha=0.5)') or expression in x")
-    parser.add_argument("--var", type=float, default=1.0, metavar="Q", help="pre-activation variance q (default 1)")
+    parser.add_argument("--var", type=positive_real, default=1.0, metavar="Q", help=VAR_HELP)
     parser.add_argument("--mode", choices=MODES, default="fan_in", help="fan_in (forward), fan_out or fan_avg")
-    parser.add_argument("--fan-in", type=int, metavar="N", help="inputs per unit (in_features x kernel size)")
-    parser.add_argument("--fan-out", type=int, metavar="N", help="outputs per unit (fan_out and fan_avg modes)")
+    parser.add_argument("--fan-in", type=count(), metavar="N", help="inputs per unit (in_features x kernel size)")
+    parser.add_argument("--fan-out", type=count(), metavar="N", help="outputs per unit (fan_out and fan_avg modes)")
     parser.add_argument(
         "--distribution",
         choices=DISTRIBUTIONS,
@@ -104,8 +141,6 @@ def _fans(args: argparse.Namespace) -> tuple[int, int | None] | None:
     if args.fan_in is None and args.fan_out is None:
         return None
     if args.fan_in is None or args.fan_out is None:
-        from .._errors import VarpropValueError
-
         raise VarpropValueError("--mode fan_avg needs both --fan-in and --fan-out (or neither, for per-fan values)")
     return (args.fan_in, args.fan_out)
 
@@ -128,9 +163,9 @@ _SCALE_KEY = {"normal": "weight_std", "truncated_normal": "truncated_normal_std"
 def run_gain(args: argparse.Namespace) -> int:
     """``varprop gain``: gain, n Var[w], Var[w], std[w], truncated-normal scale and uniform bound."""
     act = resolve_activation(args.activation)
+    fans = _fans(args)  # checked before any work
     result = moments(act, var=args.var, with_error=True)
     value = float(gain(act, var=args.var, mode=args.mode))
-    fans = _fans(args)
     # Per-fan coefficients: the scales for n = 1 (fan_avg: fan_in = fan_out = n), i.e. x / sqrt(n).
     per_fan = _scales(act, 1, 1, args.var, args.mode)
     scales = None if fans is None else _scales(act, fans[0], fans[1], args.var, args.mode)
@@ -175,14 +210,18 @@ def _format_gain(data: Mapping[str, Any], with_fan: bool) -> str:
     }[mode]
     per_fan = data["per_fan"]
     error = data["second_moment_error"]
-    lines = [
-        f"activation {data['activation']}, pre-activation variance q = {data['var']:g}, mode {mode}",
-        "",
-        f"  E[phi(y)^2], y ~ N(0, q)   {_number(data['second_moment']):<20}  "
-        f"second moment ({data['method']}{'' if error is None else f', error <= {error:.0e}'})",
-        f"  E[phi'(y)^2]              {_number(data['deriv_second_moment']):<20}  backward second moment",
-        f"  gain = {formula:<19}{_number(data['gain']):<20}  standard deviation x sqrt(n)",
-        f"  n*Var[w] = gain^2         {_number(data['fan_var']):<20}  variance x n",
+    method = f"second moment ({data['method']}{'' if error is None else f', error <= {error:.0e}'})"
+    lines = [f"activation {data['activation']}, pre-activation variance q = {data['var']:g}, mode {mode}", ""]
+    lines += columns(
+        [
+            ["E[phi(y)^2], y ~ N(0, q)", _number(data["second_moment"]), method],
+            ["E[phi'(y)^2]", _number(data["deriv_second_moment"]), "backward second moment"],
+            [f"gain = {formula}", _number(data["gain"]), "standard deviation x sqrt(n)"],
+            ["n*Var[w] = gain^2", _number(data["fan_var"]), "variance x n"],
+        ],
+        "<<<",
+    )
+    lines += [
         "",
         f"  per layer, n = {fan_word}:",
         f"    Var[w]  = {_number(per_fan['weight_variance_times_fan'])} / n   (variance)",
@@ -201,9 +240,12 @@ def _format_gain(data: Mapping[str, Any], with_fan: bool) -> str:
             ("uniform bound a", "uniform_bound", "U(-a, a), whose std is a / sqrt(3) = std[w]"),
         ]
         lines += ["", f"  for {fans}:"]
-        for label, key, meaning in rows:
-            mark = "  <- --distribution " + data["distribution"] if key == chosen else ""
-            lines.append(f"    {label:<17} {_number(data[key], 10):<14}  {meaning}{mark}")
+        marks = {chosen: "<- --distribution " + data["distribution"]}
+        lines += columns(
+            [[label, _number(data[key], 10), meaning, marks.get(key, "")] for label, key, meaning in rows],
+            "<<<<",
+            indent="    ",
+        )
     return "\n".join(lines)
 
 
@@ -219,7 +261,7 @@ def _add_table(subparsers: Any) -> None:
             "beside torch.nn.init.calculate_gain where torch defines one."
         ),
     )
-    parser.add_argument("--var", type=float, default=1.0, metavar="Q", help="pre-activation variance q (default 1)")
+    parser.add_argument("--var", type=positive_real, default=1.0, metavar="Q", help=VAR_HELP)
     add_json_flag(parser)
     parser.set_defaults(func=run_table)
 
@@ -246,12 +288,7 @@ _TABLE_NOTES = [
 
 
 def _format_table(rows: Sequence[TableRow], var: float) -> str:
-    width = max(len("activation"), *(len(row.activation) for row in rows))
-    header = (
-        f"{'activation':<{width}}  {'E[phi^2]':>11}  {'gain':>9}  {'n*Var[w]':>9}  {'bwd gain':>9}  "
-        f"{'torch gain':>10}  {'(torch/exact)^2':>15}"
-    )
-    lines = [f"exact gains at pre-activation variance q = {var:g}", "", header, "-" * len(header)]
+    cells = [["activation", "E[phi^2]", "gain", "n*Var[w]", "bwd gain", "torch gain", "(torch/exact)^2"]]
     for row in rows:
         if row.torch_gain is None:
             torch_text, ratio_text = "-", "-"
@@ -259,10 +296,19 @@ def _format_table(rows: Sequence[TableRow], var: float) -> str:
             empirical = "*" if "empirical" in row.torch_note else ""
             torch_text = f"{row.torch_gain:.6g}{empirical}"
             ratio_text = f"{(row.torch_gain / row.gain) ** 2:.4f}"
-        lines.append(
-            f"{row.activation:<{width}}  {row.second_moment:>11.8f}  {row.gain:>9.6f}  {row.fan_var:>9.6f}  "
-            f"{row.backward_gain:>9.6f}  {torch_text:>10}  {ratio_text:>15}"
+        cells.append(
+            [
+                row.activation,
+                f"{row.second_moment:.8f}",
+                f"{row.gain:.6f}",
+                f"{row.fan_var:.6f}",
+                f"{row.backward_gain:.6f}",
+                torch_text,
+                ratio_text,
+            ]
         )
+    lines = [f"exact gains at pre-activation variance q = {var:g}", ""]
+    lines += columns(cells, "<>>>>>>", indent="", rule=True)
     lines.append("")
     lines.append("* empirical in torch (tanh 5/3; selu 3/4, pytorch PR 50664), not derived.")
     for note in _TABLE_NOTES:
@@ -284,7 +330,7 @@ def _add_curve(subparsers: Any) -> None:
     )
     parser.add_argument("activation", metavar="ACT", help="spec ('elu', 'gelu') or expression in x")
     parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="output folder (default .)")
-    parser.add_argument("--points", type=int, default=81, help="grid points in q (default 81)")
+    parser.add_argument("--points", type=count(2), default=81, metavar="N", help="grid points in q, >= 2 (default 81)")
     parser.add_argument("--no-plot", action="store_true", help="only print the data (no matplotlib needed)")
     add_json_flag(parser)
     parser.set_defaults(func=run_curve)
@@ -293,14 +339,16 @@ def _add_curve(subparsers: Any) -> None:
 def run_curve(args: argparse.Namespace) -> int:
     """``varprop curve``: q-curve data, limits, and the figure."""
     act = resolve_activation(args.activation)
+    stem = f"qcurve-{slug(act.spec)}"
+    if not args.no_plot:  # before any work: matplotlib is there and the folder can be written
+        require_pyplot()
+        out = prepare_output(args, args.out, "--out", [f"{stem}.png", f"{stem}.svg"])
     curve = q_curve(act, points=args.points)
     slopes = stability_slopes(act, curve)
     files: list[Path] = []
     if not args.no_plot:
-        from ..plotting.curves import q_curve_figure, save_figure
-
         figure = q_curve_figure(curve, slope=slopes)
-        files = save_figure(figure, Path(args.out) / f"qcurve-{slug(act.spec)}")
+        files = save_figure(figure, out / stem)
     if args.json:
         data = curve.to_dict()
         data["stability_slope"] = None if slopes is None else slopes
@@ -318,16 +366,16 @@ def _format_curve(curve: QCurve, slopes: np.ndarray | None, files: Sequence[Path
         f"q-curve of {curve.activation}: c(q) = E[phi(sqrt(q) z)^2] / q, gain(q) = 1/sqrt(c(q))",
         f"  c(q) -> {small} as q -> 0,  c(q) -> {large} as q -> inf",
         "",
-        f"  {'q':>8}  {'c(q)':>14}  {'gain(q)':>14}  {'n*Var[w]':>14}"
-        + (f"  {'slope':>10}" if slopes is not None else ""),
     ]
+    cells = [["q", "c(q)", "gain(q)", "n*Var[w]"] + (["slope"] if slopes is not None else [])]
     decades = np.flatnonzero(np.isclose(np.log10(curve.q), np.round(np.log10(curve.q)), atol=1e-9))
     for index in decades:
         gain_value = curve.gain[index]
-        row = f"  {curve.q[index]:>8.0e}  {curve.c[index]:>14.8g}  {gain_value:>14.8g}  {gain_value**2:>14.8g}"
+        row = [f"{curve.q[index]:.0e}", f"{curve.c[index]:.8g}", f"{gain_value:.8g}", f"{gain_value**2:.8g}"]
         if slopes is not None:
-            row += f"  {slopes[index]:>10.6g}"
-        lines.append(row)
+            row.append(f"{slopes[index]:.6g}")
+        cells.append(row)
+    lines += columns(cells, ">" * len(cells[0]))
     if slopes is not None:
         lines += ["  slope: of the variance map at its fixed point q, with the gain at q (< 1 stable, > 1 unstable)"]
     if files:
@@ -352,19 +400,23 @@ def _add_report(subparsers: Any) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("varprop-report"), metavar="DIR", help="output folder (default varprop-report)"
     )
-    parser.add_argument("--var", type=float, default=1.0, metavar="Q", help="pre-activation variance q (default 1)")
-    parser.add_argument("--depth", type=int, default=50, help="layers of the simulated network (default 50)")
-    parser.add_argument("--width", type=int, default=512, help="units per layer (default 512)")
-    parser.add_argument("--batch", type=int, default=128, help="inputs pushed through the network (default 128)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--var", type=positive_real, default=1.0, metavar="Q", help=VAR_HELP)
+    parser.add_argument(
+        "--depth", type=count(), default=50, metavar="L", help="layers of the simulated network (default 50)"
+    )
+    parser.add_argument("--width", type=count(), default=512, metavar="N", help="units per layer (default 512)")
+    parser.add_argument(
+        "--batch", type=count(), default=128, metavar="B", help="inputs pushed through the network (default 128)"
+    )
+    parser.add_argument("--seed", type=count(0), default=0, metavar="S", help="random seed, >= 0 (default 0)")
     parser.add_argument("--svg", action="store_true", help="also write the figures as SVG")
     parser.add_argument(
         "--samples",
-        type=int,
+        type=count(),
         nargs="+",
         default=list(DEFAULT_MC_SAMPLES),
         metavar="N",
-        help="Monte Carlo sample sizes (default 1e3 1e4 1e5 1e6 1e7)",
+        help=f"Monte Carlo sample sizes, as 1000 or 1e3 (default {' '.join(map(power_of_ten, DEFAULT_MC_SAMPLES))})",
     )
     add_json_flag(parser)
     parser.set_defaults(func=run_report)
@@ -372,11 +424,12 @@ def _add_report(subparsers: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """``varprop report``: build the report folder and print its summary."""
-    from ..report import build_report
-
+    act = resolve_activation(args.activation)  # every argument is checked before any work
+    require_pyplot()
+    out = prepare_output(args, args.out, "--out", REPORT_FILES)
     summary = build_report(
-        args.activation,
-        args.out,
+        act,
+        out,
         var=args.var,
         depth=args.depth,
         width=args.width,

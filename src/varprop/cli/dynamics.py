@@ -18,7 +18,12 @@ from .._dynamics import FixedPoint, fixed_point
 from .._edge_of_chaos import EdgeOfChaos, edge_of_chaos_curve, phase_diagram
 from .._gains import gain
 from .._moments import resolve_activation
-from .basic import add_json_flag, emit_json, slug
+from ..plotting._mpl import require_pyplot
+from ..plotting.curves import save_figure
+from ..plotting.dynamics import phase_diagram_figure
+from ..report._text import columns
+from ._options import non_negative_real
+from .basic import add_json_flag, emit_json, prepare_output, slug
 
 __all__ = ["register", "run_eoc", "run_fixedpoint"]
 
@@ -48,12 +53,18 @@ def _add_fixedpoint(subparsers: Any) -> None:
     parser.add_argument("activation", metavar="ACT", help="spec ('elu', 'tanh') or expression in x")
     parser.add_argument(
         "--weight-std",
-        type=float,
+        type=non_negative_real,
         default=None,
         metavar="S",
-        help="sigma_w, weights ~ N(0, S^2 / fan_in) (default: the exact gain at q = 1)",
+        help="sigma_w >= 0, weights ~ N(0, S^2 / fan_in) (default: the exact gain at q = 1)",
     )
-    parser.add_argument("--bias-std", type=float, default=0.0, metavar="B", help="sigma_b (default 0)")
+    parser.add_argument(
+        "--bias-std",
+        type=non_negative_real,
+        default=0.0,
+        metavar="B",
+        help="sigma_b >= 0, biases ~ N(0, B^2) (default 0)",
+    )
     add_json_flag(parser)
     parser.set_defaults(func=run_fixedpoint)
 
@@ -97,13 +108,20 @@ def _format_fixedpoint(
         f"variance map of {spec}: q' = sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2",
         f"  sigma_w = {weight:.15g}{note}, sigma_b = {bias:g}",
         "",
-        f"  {'q*':>18}  {'slope':>12}  {'kind':<9}  {'chi1':>12}  {'xi_q':>10}  {'xi_c':>10}",
     ]
-    for point in points:
-        lines.append(
-            f"  {point.q:>18.15g}  {point.slope:>12.8g}  {point.kind:<9}  {point.chi1:>12.8g}  "
-            f"{_scale(point.depth_scale_q):>10}  {_scale(point.depth_scale_c):>10}"
-        )
+    cells = [["q*", "slope", "kind", "chi1", "xi_q", "xi_c"]]
+    cells += [
+        [
+            f"{point.q:.15g}",
+            f"{point.slope:.8g}",
+            point.kind,
+            f"{point.chi1:.8g}",
+            _scale(point.depth_scale_q),
+            _scale(point.depth_scale_c),
+        ]
+        for point in points
+    ]
+    lines += columns(cells, ">><>>>")
     if any(point.continuum for point in points):
         lines.append("  every q >= 0 is a fixed point: the map is the identity (deviations random-walk)")
     lines += [
@@ -131,11 +149,11 @@ def _add_eoc(subparsers: Any) -> None:
     parser.add_argument("activation", metavar="ACT", help="spec ('tanh', 'elu') or expression in x")
     parser.add_argument(
         "--bias-std",
-        type=float,
+        type=non_negative_real,
         nargs="+",
         default=None,
         metavar="B",
-        help=f"sigma_b values to tabulate (default {' '.join(f'{b:g}' for b in DEFAULT_BIAS_STDS)})",
+        help=f"sigma_b values >= 0 to tabulate (default {' '.join(f'{b:g}' for b in DEFAULT_BIAS_STDS)})",
     )
     parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="output folder (default .)")
     parser.add_argument("--no-plot", action="store_true", help="only print the table (no matplotlib needed)")
@@ -159,20 +177,21 @@ def run_eoc(args: argparse.Namespace) -> int:
     """``varprop eoc``: edge-of-chaos table and phase-diagram figure."""
     act = resolve_activation(args.activation)
     biases = list(DEFAULT_BIAS_STDS if args.bias_std is None else args.bias_std)
+    stem = f"eoc-{slug(act.spec)}"
+    if not args.no_plot:  # before any work: matplotlib is there and the folder can be written
+        require_pyplot()
+        out = prepare_output(args, args.out, "--out", [f"{stem}.png", f"{stem}.svg"])
     points = edge_of_chaos_curve(act, biases)
     found = {point.bias_std for point in points}
     missing = [bias for bias in biases if float(bias) not in found]
     files: list[Path] = []
     if not args.no_plot:
-        from ..plotting.curves import save_figure
-        from ..plotting.dynamics import phase_diagram_figure
-
         top_bias = max(2.0, max(biases))
         top_weight = max(4.0, 1.5 * max((point.weight_std for point in points), default=0.0))
         diagram = phase_diagram(act, np.linspace(0.0, top_bias, 101), np.linspace(0.05, top_weight, 101))
         curve = edge_of_chaos_curve(act, np.linspace(0.0, top_bias, 21))
         figure = phase_diagram_figure(diagram, curve, title=f"{act.spec}: ordered and chaotic phases")
-        files = save_figure(figure, Path(args.out) / f"eoc-{slug(act.spec)}")
+        files = save_figure(figure, out / stem)
     if args.json:
         emit_json(
             {
@@ -188,16 +207,14 @@ def run_eoc(args: argparse.Namespace) -> int:
 
 
 def _format_eoc(spec: str, points: Sequence[EdgeOfChaos], missing: Sequence[float], files: Sequence[Path]) -> str:
-    lines = [
-        f"edge of chaos of {spec}: chi1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] = 1 at the fixed point q*",
-        "",
-        f"  {'sigma_b':>8}  {'sigma_w':>18}  {'q*':>18}  {'q* under the variance map':<28}",
-    ]
+    lines = [f"edge of chaos of {spec}: chi1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] = 1 at the fixed point q*", ""]
+    cells = [["sigma_b", "sigma_w", "q*", "q* under the variance map"]]
     for point in points:
         stability = f"{point.kind} (slope {point.slope:.6g})"
         if point.continuum:
             stability = "every q is a fixed point"
-        lines.append(f"  {point.bias_std:>8g}  {point.weight_std:>18.15g}  {point.q:>18.15g}  {stability:<28}")
+        cells.append([f"{point.bias_std:g}", f"{point.weight_std:.15g}", f"{point.q:.15g}", stability])
+    lines += columns(cells, ">>><")
     if missing:
         lines.append(f"  no edge of chaos at sigma_b = {', '.join(f'{b:g}' for b in missing)}")
     lines.append("  sigma_w below the edge: ordered (inputs become correlated); above: chaotic")

@@ -21,7 +21,11 @@ from types import ModuleType
 from typing import Any
 
 from .._errors import VarpropError, VarpropTypeError, VarpropValueError
-from .basic import emit_json
+from ..plotting._mpl import require_pyplot
+from ..plotting.curves import save_figure
+from ..plotting.signal import plot_signal
+from ._options import count
+from .basic import add_json_flag, emit_json, prepare_output
 
 __all__ = ["INITS", "load_factory", "parse_shape", "register", "run_inspect"]
 
@@ -69,12 +73,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--compare", action="store_true", help="plot every --init choice side by side (the model is rebuilt for each)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the model, the init and the batch (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=count(0),
+        default=0,
+        metavar="S",
+        help="seed of model, init and batch, >= 0 (default 0)",
+    )
     parser.add_argument("--save", type=Path, metavar="PATH", help="torch.save the initialized state dict to PATH")
     parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="figure folder (default .)")
     parser.add_argument("--no-plot", action="store_true", help="do not draw the figure (no matplotlib needed)")
     parser.add_argument("--no-backward", action="store_true", help="skip the backward pass (no gradient statistics)")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+    add_json_flag(parser)
     parser.set_defaults(func=run_inspect)
 
 
@@ -230,7 +240,15 @@ def _report_dict(report: Any) -> Any:
 
 def run_inspect(args: argparse.Namespace) -> int:
     """``varprop inspect``: build, initialize, measure, plot, save."""
-    shape = parse_shape(args.input_shape)
+    shape = parse_shape(args.input_shape)  # every argument is checked before any work
+    target_path, target_name = _split_target(args.target)
+    _torch()
+    stem = f"signal-{re.sub(r'[^A-Za-z0-9_.-]+', '_', target_path.stem)}-{target_name}"
+    if not args.no_plot:
+        require_pyplot()
+        out = prepare_output(args, args.out, "--out", [f"{stem}.png", f"{stem}.svg"])
+    if args.save is not None:
+        prepare_output(args, args.save.parent, "--save", [args.save.name])
     factory, path, name = load_factory(args.target)
     backward = not args.no_backward
     model, report = _build(factory, path, name, args.init, shape, args.seed)
@@ -245,15 +263,11 @@ def run_inspect(args: argparse.Namespace) -> int:
                 compared[init] = _stats(other_model, shape, args.seed, backward)
     files: list[Path] = []
     if not args.no_plot:
-        from ..plotting.curves import save_figure
-        from ..plotting.signal import plot_signal
-
         title = f"{path.name}:{name}, input {'x'.join(map(str, shape))}"
         runs = {_LABELS[init]: other for init, other in compared.items()} or {_LABELS[args.init]: stats}
         figure = plot_signal(runs, title=title)
-        files = save_figure(figure, Path(args.out) / f"signal-{re.sub(r'[^A-Za-z0-9_.-]+', '_', path.stem)}-{name}")
+        files = save_figure(figure, out / stem)
     if args.save is not None:
-        args.save.parent.mkdir(parents=True, exist_ok=True)
         _torch().save(model.state_dict(), args.save)
     parameters = sum(p.numel() for p in model.parameters())
     if args.json:

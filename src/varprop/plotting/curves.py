@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .._qcurve import QCurve
 from ._mpl import require_pyplot
+from ._style import DPI, FONT_SIZES, new_figure, style_axes, styled
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -30,46 +31,6 @@ __all__ = [
 _FLOOR = 1e-17  # errors below double precision are drawn at this floor of log axes
 _WIDE_RANGE = 20.0  # data spanning more than this factor get a log axis
 _COLORS = ("#d62728", "#ff7f0e", "#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b")
-
-
-def _style(ax: Any) -> None:
-    ax.grid(True, which="major", alpha=0.35)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-
-
-def _panels(
-    plt: Any,
-    widths: Sequence[float],
-    height: float,
-    *,
-    gap: float = 0.9,
-    left: float = 0.85,
-    right: float = 0.2,
-    bottom: float = 0.65,
-    top: float = 0.75,
-) -> tuple[Figure, Any]:
-    """A row of axes with fixed margins in inches (fast and reproducible, unlike constrained layout).
-
-    ``widths`` are the axes widths; ``gap`` is the space between axes (room for the next y label),
-    ``top`` the room for titles and the figure title.
-    """
-    total = left + sum(widths) + gap * (len(widths) - 1) + right
-    full_height = height + bottom + top
-    fig, axes = plt.subplots(
-        1,
-        len(widths),
-        figsize=(total, full_height),
-        width_ratios=list(widths),
-        gridspec_kw={
-            "left": left / total,
-            "right": 1 - right / total,
-            "bottom": bottom / full_height,
-            "top": 1 - top / full_height,
-            "wspace": gap / (sum(widths) / len(widths)),
-        },
-    )
-    return cast("Figure", fig), axes
 
 
 def _drop_hidden_minor_labels(fig: Figure) -> None:
@@ -102,10 +63,17 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
         metadata = {"Date": None} if fmt == "svg" else {"Software": None} if fmt == "png" else None
-        fig.savefig(path, dpi=150, metadata=metadata)
+        fig.savefig(path, dpi=DPI, metadata=metadata)
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+def _thin_log_ticks(ax: Any, count: int = 5) -> None:
+    """At most ``count`` decades labelled on a log x axis (a narrow panel cannot show one label per decade)."""
+    from matplotlib.ticker import LogLocator
+
+    ax.xaxis.set_major_locator(LogLocator(base=10.0, numticks=count))
 
 
 def _format_limit(value: float) -> str:
@@ -135,11 +103,11 @@ def _mark_limits(ax: Any, q: np.ndarray, small: float | None, large: float | Non
             textcoords="offset points",
             ha=side,
             va="bottom",
-            fontsize=9,
             color="0.25",
         )
 
 
+@styled
 def q_curve_figure(
     curve: QCurve,
     at_q: float = 1.0,
@@ -149,18 +117,17 @@ def q_curve_figure(
     """The q-curve c(q) = E[phi(sqrt(q) z)^2]/q and gain(q) = 1/sqrt(c(q)) on a log q axis.
 
     Args:
-        curve: data from ``varprop._qcurve.q_curve``.
+        curve: the q-curve data (``QCurve``, as ``varprop report`` and ``varprop curve`` compute it).
         at_q: the variance to mark on both curves (the seed's q = 1).
-        slope: optional stability slope on ``curve.q`` (from ``varprop._dynamics``), drawn in a
+        slope: optional stability slope on ``curve.q`` (from ``varprop.stability``), drawn in a
             third panel with the stability edge at 1.
         slope_label: y label of that panel.
 
     Returns:
         The figure (save it with ``save_figure``).
     """
-    plt = require_pyplot()
     panels = 3 if slope is not None else 2
-    fig, axes = _panels(plt, [4.6] * panels, height=4.0, gap=1.0)
+    fig, axes = new_figure([1.0] * panels, height=3.6, gap=0.95, top=1.05)
     q, c, gains = curve.q, curve.c, curve.gain
     index = int(np.argmin(np.abs(np.log(q / at_q))))
     marked_q = q[index]
@@ -169,20 +136,12 @@ def q_curve_figure(
     ax.semilogx(q, c, color=_COLORS[3], linewidth=2, label="c(q) = E[φ(√q z)²] / q")
     _log_if_wide(ax, c)
     _mark_limits(ax, q, curve.small_q_limit, curve.large_q_limit)
-    ax.plot([marked_q], [c[index]], "o", color=_COLORS[0], zorder=3)
-    ax.annotate(
-        f"c({marked_q:g}) = {c[index]:.6g}",
-        xy=(marked_q, c[index]),
-        xytext=(8, 8),
-        textcoords="offset points",
-        fontsize=9,
-        color=_COLORS[0],
-    )
+    _mark_point(ax, q, c, index, f"c({marked_q:g}) = {c[index]:.6g}")
     ax.set_xlabel("pre-activation variance q")
     ax.set_ylabel("c(q) = E[φ²] / q")
-    ax.set_title("variance factor of one layer with n·Var[w] = 1", fontsize=10)
+    ax.set_title("variance factor of one layer\nwith n·Var[w] = 1")
     _pad_ylim(ax, c, curve.small_q_limit, curve.large_q_limit)
-    _style(ax)
+    style_axes(ax)
 
     def to_gain(value: float) -> float | None:
         return None if value <= 0 else 1.0 / math.sqrt(value)
@@ -199,24 +158,15 @@ def q_curve_figure(
         xytext=(4, 4),
         textcoords="offset points",
         ha="left",
-        fontsize=8,
         color=_COLORS[5],
     )
-    ax.plot([marked_q], [gains[index]], "o", color=_COLORS[0], zorder=3)
-    ax.annotate(
-        f"gain = {gains[index]:.6g}\nn·Var[w] = {gains[index] ** 2:.6g}",
-        xy=(marked_q, gains[index]),
-        xytext=(8, 8),
-        textcoords="offset points",
-        fontsize=9,
-        color=_COLORS[0],
-    )
+    _mark_point(ax, q, gains, index, f"gain = {gains[index]:.6g}\nn·Var[w] = {gains[index] ** 2:.6g}")
     ax.set_xlabel("pre-activation variance q")
     ax.set_ylabel("gain(q) = √(q / E[φ²])  (std[w]·√fan_in)")
-    ax.set_title("variance-preserving gain (a standard deviation)", fontsize=10)
+    ax.set_title("variance-preserving gain\n(a standard deviation)")
     limit_gains = [to_gain(v) for v in (curve.small_q_limit, curve.large_q_limit) if v is not None]
     _pad_ylim(ax, np.append(gains[finite], math.sqrt(2.0)), *limit_gains)
-    _style(ax)
+    style_axes(ax)
 
     if slope is not None:
         ax = axes[2]
@@ -231,18 +181,33 @@ def q_curve_figure(
                 xy=(marked_q, values[index]),
                 xytext=(8, -12),
                 textcoords="offset points",
-                fontsize=9,
                 color=_COLORS[0],
             )
-        ax.annotate("edge of stability: 1", xy=(q[0], 1.0), xytext=(4, 5), textcoords="offset points", fontsize=9)
-        ax.set_xlabel("pre-activation variance q (= fixed point)")
+        ax.annotate("edge of stability: 1", xy=(q[0], 1.0), xytext=(4, 5), textcoords="offset points")
+        ax.set_xlabel("fixed point q")
         ax.set_ylabel(slope_label)
-        ax.set_title("stability of the fixed point q (< 1: stable)", fontsize=10)
+        ax.set_title("stability of the fixed point q\n(< 1: stable)")
         _pad_ylim(ax, np.append(values[np.isfinite(values)], 1.0))
-        _style(ax)
+        style_axes(ax)
 
-    fig.suptitle(f"{curve.activation}: the constant depends on the variance q", fontsize=12)
+    for ax in axes:
+        _thin_log_ticks(ax)
+    fig.suptitle(f"{curve.activation}: the constant depends on the variance q")
     return fig
+
+
+def _mark_point(ax: Any, x: np.ndarray, y: np.ndarray, index: int, text: str) -> None:
+    """Mark ``(x[index], y[index])`` with ``text`` on the empty side: upper left of a rising curve, else upper right."""
+    ax.plot([x[index]], [y[index]], "o", color=_COLORS[0], zorder=3)
+    rising = y[min(index + 1, y.size - 1)] > y[max(index - 1, 0)]
+    ax.annotate(
+        text,
+        xy=(x[index], y[index]),
+        xytext=(-8, 8) if rising else (8, 8),
+        textcoords="offset points",
+        ha="right" if rising else "left",
+        color=_COLORS[0],
+    )
 
 
 def _log_if_wide(ax: Any, values: ArrayLike) -> None:
@@ -267,6 +232,7 @@ def _pad_ylim(ax: Any, values: ArrayLike, *extra: float | None) -> None:
     ax.set_ylim(low - pad, high + pad)
 
 
+@styled
 def moments_convergence_figure(
     exact: float,
     samples: Sequence[int],
@@ -296,11 +262,10 @@ def moments_convergence_figure(
     Returns:
         The figure.
     """
-    plt = require_pyplot()
     n = np.asarray(samples, dtype=np.float64)
     est = np.asarray(estimates, dtype=np.float64)
     se = np.asarray(standard_errors, dtype=np.float64)
-    fig, axes = _panels(plt, [5.1, 5.1], height=4.2, gap=1.05)
+    fig, axes = new_figure([1.0, 1.0], height=4.0, gap=1.05)
 
     ax = axes[0]
     ax.axhline(exact, color=_COLORS[3], linewidth=1.6, label=f"exact (varprop): {exact:.15g}", zorder=1)
@@ -315,16 +280,15 @@ def moments_convergence_figure(
             xytext=(-4, 4),
             textcoords="offset points",
             ha="right",
-            fontsize=8,
             color="0.35",
         )
     ax.set_xscale("log")
     ax.set_xlabel("Monte Carlo samples")
     ax.set_ylabel(quantity)
-    ax.set_title("the seed's method (sampling) converges slowly", fontsize=10)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title("the seed's method (sampling) converges slowly")
+    ax.legend(loc="upper right")
     spread = float(np.max(np.abs(est - exact) + 1.96 * se))
-    _style(ax)
+    style_axes(ax)
     largest = n >= n.max() / 100  # the three largest sizes of a decade grid: zoom in on them
     if 2 <= int(largest.sum()) < n.size:
         ax.set_ylim(exact - 2.9 * spread, exact + 1.3 * spread)  # room for the inset below the data
@@ -349,12 +313,12 @@ def moments_convergence_figure(
         )
     ax.set_xlabel("Monte Carlo samples")
     ax.set_ylabel(f"absolute error of {quantity}")
-    ax.set_title("error: sampling vs exact", fontsize=10)
+    ax.set_title("error: sampling vs exact")
     ax.set_ylim(_FLOOR / 3, max(1.0, float(np.max(errors)) * 3))
-    ax.legend(fontsize=8, loc="center right")
-    _style(ax)
+    ax.legend(loc="center right")
+    style_axes(ax)
     if title:
-        fig.suptitle(title, fontsize=12)
+        fig.suptitle(title)
     return fig
 
 
@@ -369,17 +333,21 @@ def _zoom_inset(
     if seed_value is not None and abs(seed_value - exact) < 3 * half:
         inset.axhline(seed_value, color="0.5", linewidth=1, linestyle=":")
         inset.annotate(
-            f"seed: {seed_value:g}", xy=(n[0] / 2.5, seed_value), xytext=(3, 2), textcoords="offset points", fontsize=7
+            f"seed: {seed_value:g}",
+            xy=(n[0] / 2.5, seed_value),
+            xytext=(3, 2),
+            textcoords="offset points",
+            fontsize=FONT_SIZES["small"],
         )
         half = max(half, abs(seed_value - exact) * 1.25)
     inset.set_xscale("log")
     inset.set_xlim(n[0] / 2.5, n[-1] * 2.5)
     inset.set_ylim(exact - half, exact + half)
-    inset.tick_params(labelsize=7)
-    inset.set_title(f"zoom: N ≥ {n[0]:.0e}", fontsize=8)
-    inset.grid(True, alpha=0.3)
+    inset.set_title(f"zoom: N ≥ {n[0]:.0e}", fontsize=FONT_SIZES["small"])
+    style_axes(inset, tick_size="small")
 
 
+@styled
 def depth_variance_figure(
     variances: Mapping[str, ArrayLike],
     *,
@@ -400,8 +368,7 @@ def depth_variance_figure(
     Returns:
         The figure (log variance axis; values that overflow or underflow are clipped to its edge).
     """
-    plt = require_pyplot()
-    fig, (ax, zoom) = _panels(plt, [6.5, 5.2], height=5.0, gap=0.75, top=0.5 if title else 0.25)
+    fig, (ax, zoom) = new_figure([6.5, 5.2], height=4.6, gap=0.75, top=0.8 if title else 0.4)
     tiny, huge = 1e-300, 1e300
 
     def clipped(values: ArrayLike) -> np.ndarray:
@@ -424,16 +391,16 @@ def depth_variance_figure(
         if target is not None:
             axes.axhline(target, color="0.3", linewidth=1, linestyle="--", zorder=1)
         axes.set_xlabel("layer")
-        _style(axes)
+        style_axes(axes)
     if predicted:
-        ax.plot([], [], ":", color="k", label="predicted (varprop._drift.predict_drift)")
+        ax.plot([], [], ":", color="k", label="predicted (varprop.predict_drift)")
     if bands:
         ax.fill_between([], [], [], color="0.5", alpha=0.3, label="16–84% of inputs (simulated)")
     ax.set_ylabel("pre-activation variance (mean over units)")
-    ax.legend(fontsize=8.5, loc="lower left")
+    ax.legend(loc="lower left")
     centre = 1.0 if target is None else target
     zoom.set_ylim(centre / 1e3, centre * 1e2)
-    zoom.set_title(f"zoom: {centre / 1e3:g} to {centre * 1e2:g}", fontsize=10)
+    zoom.set_title(f"zoom: {centre / 1e3:g} to {centre * 1e2:g}")
     if title:
-        fig.suptitle(title, fontsize=12)
+        fig.suptitle(title)
     return fig

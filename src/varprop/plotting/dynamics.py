@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._dynamics import FixedPoint, Stability, VarianceMap
 from .._edge_of_chaos import EdgeOfChaos, PhaseDiagram
-from ._mpl import require_pyplot
+from ._style import new_figure, style_axes, styled
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -26,13 +26,7 @@ _COLORS = ("#d62728", "#ff7f0e", "#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#8
 _KIND_MARKERS = {"stable": "o", "neutral": "s", "unstable": "X"}
 
 
-def _style(ax: Any) -> None:
-    ax.grid(True, which="major", alpha=0.35)
-    ax.grid(True, which="minor", alpha=0.12)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-
-
+@styled
 def phase_diagram_figure(diagram: PhaseDiagram, edge: Sequence[EdgeOfChaos] = (), title: str | None = None) -> Figure:
     """Ordered and chaotic phases over (sigma_b, sigma_w), as in Schoenholz et al. (2017), fig. 1.
 
@@ -48,8 +42,7 @@ def phase_diagram_figure(diagram: PhaseDiagram, edge: Sequence[EdgeOfChaos] = ()
     Returns:
         The matplotlib figure.
     """
-    plt = require_pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), constrained_layout=True)
+    fig, (ax,) = new_figure([1.0], 5.2, layout="constrained")
     with np.errstate(divide="ignore", invalid="ignore"):
         log_chi = np.log10(diagram.chi1)
     finite = np.isfinite(log_chi)
@@ -67,6 +60,7 @@ def phase_diagram_figure(diagram: PhaseDiagram, edge: Sequence[EdgeOfChaos] = ()
     )
     colorbar = fig.colorbar(mesh, ax=ax)
     colorbar.set_label("log10 χ1 at the fixed point")
+    style_axes(colorbar.ax)
     if finite.any() and np.nanmin(log_chi) < 0 < np.nanmax(log_chi):
         ax.contour(diagram.bias_std, diagram.weight_std, log_chi, levels=[0.0], colors="k", linewidths=1.2)
     if edge:
@@ -78,21 +72,22 @@ def phase_diagram_figure(diagram: PhaseDiagram, edge: Sequence[EdgeOfChaos] = ()
             markersize=3.5,
             label="edge of chaos (exact)",
         )
-        ax.legend(loc="lower right", fontsize=9)
+        ax.legend(loc="lower right")
     box = {"facecolor": "white", "alpha": 0.75, "edgecolor": "none"}
-    ax.text(0.03, 0.05, "ordered (χ1 < 1)", transform=ax.transAxes, fontsize=10, color="#1f4e9c", bbox=box)
-    ax.text(0.03, 0.92, "chaotic (χ1 > 1)", transform=ax.transAxes, fontsize=10, color="#a31c1c", bbox=box)
+    ax.text(0.03, 0.05, "ordered (χ1 < 1)", transform=ax.transAxes, color="#1f4e9c", bbox=box)
+    ax.text(0.03, 0.92, "chaotic (χ1 > 1)", transform=ax.transAxes, color="#a31c1c", bbox=box)
     if np.isinf(diagram.q).any():
-        ax.text(
-            0.97, 0.92, "blank: variance grows without bound", transform=ax.transAxes, ha="right", fontsize=8, bbox=box
-        )
+        ax.text(0.97, 0.92, "blank: variance grows without bound", transform=ax.transAxes, ha="right", bbox=box)
     ax.set_xlabel("σ_b (bias standard deviation)")
     ax.set_ylabel("σ_w (weight std × √fan_in)")
+    style_axes(ax)
+    ax.grid(False)  # the colour map is the data
     if title:
-        ax.set_title(title, fontsize=11)
-    return cast("Figure", fig)
+        ax.set_title(title)
+    return fig
 
 
+@styled
 def stability_figure(curves: Mapping[str, Stability], title: str | None = None) -> Figure:
     """Slope of the variance map at its fixed point q, against q, for several activations.
 
@@ -106,8 +101,7 @@ def stability_figure(curves: Mapping[str, Stability], title: str | None = None) 
     Returns:
         The matplotlib figure.
     """
-    plt = require_pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
+    fig, (ax,) = new_figure([1.0], 4.8, layout="constrained")
     low, high = math.inf, -math.inf
     for index, (label, curve) in enumerate(curves.items()):
         q = np.atleast_1d(np.asarray(curve.var, dtype=np.float64))
@@ -121,15 +115,16 @@ def stability_figure(curves: Mapping[str, Stability], title: str | None = None) 
     ax.set_xscale("log")
     ax.set_xlabel("target pre-activation variance q")
     ax.set_ylabel("slope of the variance map at q")
-    ax.text(0.02, 0.97, "unstable (> 1)", transform=ax.transAxes, va="top", fontsize=9, color="#a31c1c")
-    ax.text(0.02, 0.03, "stable (< 1)", transform=ax.transAxes, va="bottom", fontsize=9, color="#1f4e9c")
-    ax.legend(fontsize=9, loc="best")
-    _style(ax)
+    ax.text(0.02, 0.97, "unstable (> 1)", transform=ax.transAxes, va="top", color="#a31c1c")
+    ax.text(0.02, 0.03, "stable (< 1)", transform=ax.transAxes, va="bottom", color="#1f4e9c")
+    ax.legend(loc="best")
+    style_axes(ax, minor_grid=True)
     if title:
-        ax.set_title(title, fontsize=11)
-    return cast("Figure", fig)
+        ax.set_title(title)
+    return fig
 
 
+@styled
 def variance_map_figure(
     vmap: VarianceMap,
     fixed_points: Sequence[FixedPoint] = (),
@@ -149,12 +144,11 @@ def variance_map_figure(
     Returns:
         The matplotlib figure.
     """
-    plt = require_pyplot()
     finite = [point.q for point in fixed_points if math.isfinite(point.q)]
     top = q_max if q_max is not None else max(3.0, 2.5 * max(finite, default=1.0))
     q = np.linspace(0.0, top, points)
     mapped = np.asarray(vmap(q), dtype=np.float64)
-    fig, ax = plt.subplots(figsize=(5.6, 4.6), constrained_layout=True)
+    fig, (ax,) = new_figure([1.0], 3.9, left=0.85, top=0.45)
     ax.plot(q, q, color="0.5", linestyle="--", linewidth=1.1, label="q' = q")
     ax.plot(q, mapped, color=_COLORS[3], linewidth=2.0, label="q' = σ_w² E[φ(√q z)²] + σ_b²")
     for point in fixed_points:
@@ -165,15 +159,12 @@ def variance_map_figure(
             xy=(point.q, point.q),
             xytext=(10, 8) if point.q == 0 else (6, -12),
             textcoords="offset points",
-            fontsize=9,
         )
     ax.set_xlim(0.0, top)
     ax.set_ylim(0.0, max(top, float(np.nanmax(mapped[np.isfinite(mapped)], initial=top))))
     ax.set_xlabel("q (layer l)")
     ax.set_ylabel("q' (layer l + 1)")
-    ax.legend(fontsize=9, loc="upper left")
-    _style(ax)
-    ax.set_title(
-        title or f"{vmap.activation.spec}: σ_w = {vmap.weight_std:.6g}, σ_b = {vmap.bias_std:.6g}", fontsize=10
-    )
-    return cast("Figure", fig)
+    ax.legend(loc="upper left")
+    style_axes(ax, minor_grid=True)
+    ax.set_title(title or f"{vmap.activation.spec}: σ_w = {vmap.weight_std:.6g}, σ_b = {vmap.bias_std:.6g}")
+    return fig

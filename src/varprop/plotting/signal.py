@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from .._errors import VarpropTypeError, VarpropValueError
 from ._mpl import require_pyplot
+from ._style import DPI, FIGURE_WIDTH, FONT_SIZES, new_figure, style_axes, styled
 from .curves import save_figure
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ _TITLES = {
 }
 _VARIANCE_LIKE = ("variance", "channel_variance", "grad_variance")
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-_MAX_TICK_LABELS = 40  # beyond this many layers the x axis shows indices instead of layer names
+_TICK_PITCH = 1.35  # layer names, rotated, need this many times their font size each along the axis
 
 
 class _SignalData(Protocol):
@@ -62,6 +63,7 @@ def _as_runs(stats: _SignalData | Mapping[str, _SignalData]) -> dict[str, _Signa
     return runs
 
 
+@styled
 def plot_signal(
     stats: _SignalData | Mapping[str, _SignalData],
     path: str | Path | None = None,
@@ -110,12 +112,13 @@ def plot_signal(
         if statistic not in _TITLES:
             raise VarpropValueError(f"unknown statistic {statistic!r}; valid choices: {', '.join(_TITLES)}")
     plt = require_pyplot()
-    fig: Figure
-    axes: Any
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 4.0), layout="constrained", squeeze=False)
+    fig, axes = new_figure([1.0] * len(panels), 4.6, layout="constrained")
+    # Layer names fit along a panel's x axis up to this many (else the axis shows execution indices).
+    panel_points = 72.0 * 0.85 * FIGURE_WIDTH / len(panels)
+    max_names = int(panel_points / (_TICK_PITCH * FONT_SIZES["small"]))
     label_lists = [run.labels for run in runs.values()]
     shared_labels = label_lists[0] if all(labels == label_lists[0] for labels in label_lists) else None
-    for ax, statistic in zip(axes[0], panels, strict=True):
+    for ax, statistic in zip(axes, panels, strict=True):
         drawn = False
         for index, (label, run) in enumerate(runs.items()):
             values = run.column(statistic)
@@ -139,31 +142,29 @@ def plot_signal(
             ax.text(0.5, 0.5, "not collected", transform=ax.transAxes, ha="center", va="center", color="0.4")
         if target is not None and statistic in _VARIANCE_LIKE and drawn:
             ax.axhline(target, color="0.35", linestyle="--", linewidth=1, zorder=1)
-        _depth_axis(ax, shared_labels)
-        ax.set_title(_TITLES[statistic], fontsize=10)
-        ax.grid(True, which="major", alpha=0.35)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
+        style_axes(ax)
+        _depth_axis(ax, shared_labels, max_names)
+        ax.set_title(_TITLES[statistic])
         if len(runs) > 1 and drawn:
-            ax.legend(fontsize=8)
+            ax.legend()
     if title:
-        fig.suptitle(title, fontsize=12)
+        fig.suptitle(title)
     if path is not None:
         target_path = Path(path)
         if target_path.suffix:
             target_path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(target_path, dpi=150)
+            fig.savefig(target_path, dpi=DPI)
             plt.close(fig)
         else:
             save_figure(fig, target_path)
     return fig
 
 
-def _depth_axis(ax: Any, labels: list[str] | None) -> None:
-    """Layer names as x tick labels when there are few enough, else the execution index."""
-    if labels is not None and 0 < len(labels) <= _MAX_TICK_LABELS:
+def _depth_axis(ax: Any, labels: list[str] | None, max_names: int) -> None:
+    """Layer names as x tick labels when there are few enough to fit, else the execution index."""
+    if labels is not None and 0 < len(labels) <= max_names:
         ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels(labels, rotation=90, fontsize=max(5.0, 9.0 - 0.1 * len(labels)))
+        ax.set_xticklabels(labels, rotation=90, fontsize=FONT_SIZES["small"])
         ax.set_xlabel("layer (execution order)")
     else:
         ax.set_xlabel("layer index (execution order)")

@@ -7,11 +7,12 @@ and its figures (PNG and SVG) into ``out_dir``, and returns a ``ReportSummary``.
 
 from __future__ import annotations
 
-from ._build import DEFAULT_MC_SAMPLES, build_report
+from ._build import DEFAULT_MC_SAMPLES, REPORT_FILES, build_report
 from ._summary import MonteCarloPoint, ReportSummary, SchemeResult, StabilityResult
 
 __all__ = [
     "DEFAULT_MC_SAMPLES",
+    "REPORT_FILES",
     "MonteCarloPoint",
     "ReportSummary",
     "SchemeResult",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -10,16 +11,24 @@ from typing import Any
 
 import numpy as np
 
+from .. import fixed_point, predict_drift, simulate_plain_network, stability
 from .._errors import VarpropValueError
 from .._gains import gain, weight_std
 from .._moments import moments, monte_carlo_moments, resolve_activation
 from .._qcurve import q_curve
 from .._validation import check_positive_int, check_real
+from ..plotting._mpl import require_pyplot
+from ._figures import FIGURE_NAMES, draw_figures
+from ._html import render_html
+from ._output import OutputFolder
 from ._summary import MonteCarloPoint, ReportSummary, SchemeResult, StabilityResult
 
-__all__ = ["DEFAULT_MC_SAMPLES", "build_report"]
+__all__ = ["DEFAULT_MC_SAMPLES", "REPORT_FILES", "build_report"]
 
 DEFAULT_MC_SAMPLES = (10**3, 10**4, 10**5, 10**6, 10**7)
+
+#: Every file ``build_report`` may write into its folder (the SVG files only with ``svg=True``).
+REPORT_FILES = ("index.html", *(f"{name}.{fmt}" for name in FIGURE_NAMES for fmt in ("png", "svg")))
 
 
 def _schemes(act_gain: float, width: int) -> list[tuple[str, str, float]]:
@@ -65,14 +74,12 @@ def _simulate(
     batch: int,
     seed: int,
 ) -> tuple[SchemeResult, ...]:
-    """Simulate and predict the per-layer variance for each scheme (``varprop._drift``).
+    """Simulate and predict the per-layer variance for each scheme (``varprop.simulate_plain_network``).
 
     Every scheme's network starts from the same first layer (weights of variance 1/width, so that
     q_1 = var: the input is not an activation's output) and uses the same seed, hence the same
     random matrices up to the scale: the curves differ only by the hidden layers' weight scale.
     """
-    from .._drift import predict_drift, simulate_plain_network
-
     results = []
     for name, label, std_times_sqrt_fan in schemes:
         simulated = simulate_plain_network(
@@ -96,10 +103,8 @@ def _simulate(
 
 
 def _stability(act: Any, var: float, act_gain: float) -> StabilityResult:
-    from .. import _dynamics
-
-    result = _dynamics.stability(act, var=var)
-    points = _dynamics.fixed_point(act, weight_std=act_gain)
+    result = stability(act, var=var)
+    points = fixed_point(act, weight_std=act_gain)
     return StabilityResult(
         target=var,
         slope=float(result.slope),
@@ -127,13 +132,15 @@ def build_report(
 
     The report puts the exact moments (``varprop.moments``) beside the closed form and Monte Carlo
     estimates at several sample sizes (the seed answer's method), draws the q-curve, the stability
-    of the variance map (``varprop._dynamics``), and simulates a deep plain network
-    (``varprop._drift.simulate_plain_network``, beside ``predict_drift``) under PyTorch's default
-    init, He, Glorot and varprop's gain. Takes a few seconds (the 1e7-sample Monte Carlo about one).
+    of the variance map (``varprop.stability``, ``varprop.fixed_point``), and simulates a deep plain
+    network (``varprop.simulate_plain_network``, beside ``varprop.predict_drift``) under PyTorch's
+    default init, He, Glorot and varprop's gain. Takes a few seconds (the 1e7-sample Monte Carlo
+    about one). Every argument, the output folder included, is checked before any work.
 
     Args:
         act: activation spec, ``Activation`` or callable (default ELU, the seed's activation).
-        out_dir: output folder, created if needed; existing report files are overwritten.
+        out_dir: output folder, created (and proven writable) before any work; existing report files
+            are overwritten; folders created for it are removed again if the report fails.
         var: pre-activation variance q to preserve (> 0).
         depth: layers of the simulated network.
         width: units per layer (fan_in = fan_out = width).
@@ -146,7 +153,8 @@ def build_report(
         A ``ReportSummary`` (``format_text()`` is what the CLI prints, ``to_dict()`` its JSON).
 
     Raises:
-        VarpropValueError: bad arguments, or an activation with no finite gain at ``var``.
+        VarpropValueError: bad arguments, an output folder that cannot be created or written, or an
+            activation with no finite gain at ``var``.
         VarpropError: matplotlib missing (install ``varprop[plot]``).
 
     Example:
@@ -163,10 +171,23 @@ def build_report(
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise VarpropValueError(f"seed must be a non-negative integer, got {seed!r}")
     sizes = [check_positive_int("mc_samples", size) for size in mc_samples]
-    from ..plotting._mpl import require_pyplot
-
     require_pyplot()  # fail before computing anything if matplotlib is missing
+    folder = OutputFolder.prepare(out_dir, name="out_dir", files=REPORT_FILES)
+    try:
+        summary = _compute(activation, folder.path, q, depth=depth, width=width, batch=batch, seed=seed, sizes=sizes)
+        figures = draw_figures(summary, activation, ("png", "svg") if svg else ("png",))
+    except BaseException:
+        folder.remove_if_unused()
+        raise
+    summary = _replace(summary, figures=figures, seconds=time.perf_counter() - start)
+    summary.index.write_text(render_html(summary), encoding="utf-8")
+    return summary
 
+
+def _compute(
+    activation: Any, out: Path, q: float, *, depth: int, width: int, batch: int, seed: int, sizes: Sequence[int]
+) -> ReportSummary:
+    """Every number of the report (no file is written here)."""
     exact = moments(activation, var=q, with_error=True)
     quadrature = moments(activation, var=q, with_error=True, method="quadrature")
     closed = moments(activation, var=q, method="closed_form") if activation.closed_form is not None else None
@@ -181,14 +202,9 @@ def build_report(
     }
     monte_carlo = _monte_carlo(activation, q, float(exact.second_moment), sizes, seed)
     curve = q_curve(activation, include=(q,))
-
-    notes: list[str] = []
-    stability = _stability(activation, q, forward)
+    stability_result = _stability(activation, q, forward)
     schemes = _simulate(activation, _schemes(forward, width), var=q, depth=depth, width=width, batch=batch, seed=seed)
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = ReportSummary(
+    return ReportSummary(
         activation=activation.spec,
         var=q,
         exact=exact,
@@ -202,24 +218,13 @@ def build_report(
         seed=seed,
         monte_carlo=monte_carlo,
         schemes=schemes,
-        stability=stability,
+        stability=stability_result,
         curve=curve,
         out_dir=out,
         index=out / "index.html",
         scales=scales,
-        notes=tuple(notes),
     )
-    from ._figures import draw_figures
-    from ._html import render_html
-
-    figures = draw_figures(summary, activation, ("png", "svg") if svg else ("png",))
-    summary = _replace(summary, figures=figures)
-    summary = _replace(summary, seconds=time.perf_counter() - start)
-    summary.index.write_text(render_html(summary), encoding="utf-8")
-    return summary
 
 
 def _replace(summary: ReportSummary, **changes: Any) -> ReportSummary:
-    from dataclasses import replace
-
-    return replace(summary, **changes)
+    return dataclasses.replace(summary, **changes)

@@ -6,14 +6,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import fixed_point, variance_map
 from .._qcurve import stability_slopes
 from ..plotting.curves import depth_variance_figure, moments_convergence_figure, q_curve_figure, save_figure
+from ..plotting.dynamics import variance_map_figure
 from ._summary import ReportSummary
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["SEED_SAMPLED_SECOND_MOMENT", "draw_figures", "is_seed_case", "pretty"]
+__all__ = ["FIGURE_NAMES", "SEED_SAMPLED_SECOND_MOMENT", "draw_figures", "is_seed_case", "pretty"]
+
+#: The report's figures, in page order (each written as NAME.png, and NAME.svg on request).
+FIGURE_NAMES = ("moments", "qcurve", "variance_map", "depth")
 
 # The seed answer (Cross Validated 320443) sampled E[elu(z)^2] and wrote "≈ 0.645" (and 1/0.645 ≈ 1.55).
 SEED_SAMPLED_SECOND_MOMENT = 0.645
@@ -84,9 +89,6 @@ def draw_figures(summary: ReportSummary, act: Any, formats: Sequence[str] = ("pn
 
 def _variance_map_figure(summary: ReportSummary, act: Any) -> Figure:
     """The variance map with varprop's weights and its fixed points (``varprop.plotting.dynamics``)."""
-    from .._dynamics import fixed_point, variance_map
-    from ..plotting.dynamics import variance_map_figure
-
     vmap = variance_map(act, weight_std=summary.gain)
     # q* = 0 sits on the axis corner, where its label would cover the tick labels; the page's table lists it.
     points = [point for point in fixed_point(act, weight_std=summary.gain) if point.q > 0]

@@ -13,23 +13,41 @@ from ._summary import ReportSummary
 
 __all__ = ["render_html"]
 
+# The page fits any width from a phone's up: text wraps (long code and formulas included), figures
+# scale to the column, and below 720 px every table turns into one block per row, each cell
+# labelled with its column's header (data-label), so that no table is wider than the page.
 _CSS = """
+*, *::before, *::after { box-sizing: border-box; }
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1080px; margin: 2em auto;
-       padding: 0 1em; color: #1d1d1f; }
+       padding: 0 1em; color: #1d1d1f; overflow-wrap: break-word; }
 h1 { font-size: 1.7em; margin-bottom: 0.2em; }
 h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
 code, .num { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.92em; }
-table { border-collapse: collapse; margin: 0.8em 0; }
-th, td { padding: 0.25em 0.8em; border-bottom: 1px solid #e5e5e5; text-align: left; vertical-align: top; }
+code { overflow-wrap: anywhere; }
+table { border-collapse: collapse; margin: 0.8em 0; max-width: 100%; }
+th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #e5e5e5; text-align: left; vertical-align: top; }
 th { background: #f6f6f6; font-weight: 600; }
 td.num { text-align: right; white-space: nowrap; }
+td.num small.predicted { display: block; color: #777; }
 .lead { color: #555; }
 .key { font-size: 1.1em; background: #f3f8ff; border-left: 4px solid #1f77b4; padding: 0.6em 1em; }
 .note { background: #fff8e5; border-left: 4px solid #ff9f1c; padding: 0.5em 1em; }
 figure { margin: 1em 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure img { display: block; width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.92em; }
+@media (max-width: 720px) {
+  table, tbody, tr, td { display: block; width: 100%; }
+  thead { display: none; }
+  tr { border-bottom: 1px solid #ccc; padding: 0.3em 0; }
+  td, td.num { border: none; padding: 0.1em 0.2em; text-align: left; white-space: normal; }
+  td::before { content: attr(data-label) ": "; font-weight: 600; }
+  td.num small.predicted { display: inline; margin-left: 0.5em; }
+  td.num small.predicted::before { content: "predicted "; }
+}
 """
+
+
+_NUMBER_CLASS = ' class="num"'
 
 
 def _e(text: object) -> str:
@@ -45,13 +63,16 @@ def _sci(value: float) -> str:
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], text_columns: Sequence[int] = (0,)) -> str:
-    """An HTML table; cells are already escaped; columns not in ``text_columns`` are right-aligned numbers."""
+    """An HTML table; cells are already escaped; columns not in ``text_columns`` are right-aligned numbers.
+
+    Every cell carries its column's header as ``data-label``: narrow screens show it beside the value.
+    """
     head = "".join(f"<th>{_e(cell)}</th>" for cell in header)
     body = []
     for row in rows:
         cells = "".join(
-            f"<td>{cell}</td>" if index in text_columns else f'<td class="num">{cell}</td>'
-            for index, cell in enumerate(row)
+            f'<td data-label="{_e(label)}"{"" if index in text_columns else _NUMBER_CLASS}>{cell}</td>'
+            for index, (label, cell) in enumerate(zip(header, row, strict=True))
         )
         body.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -197,7 +218,7 @@ def _stability_section(summary: ReportSummary) -> str:
 <h2>Stability of the variance map</h2>
 <p>With varprop's weights, n·Var[w] = {_num(summary.fan_var, 6)}, the variance map
 F(q) = n·Var[w]·E[φ(√q z)²] (Poole et al. 2016) has q = {summary.var:g} as a fixed point by construction.
-Whether a deep network stays there depends on the slope F′ (<code>varprop._dynamics.stability</code>):
+Whether a deep network stays there depends on the slope F′ (<code>varprop.stability</code>):
 at q = {summary.var:g} it is {_num(stability.slope, 6)} (<b>{_e(stability.kind)}</b>);
 the gradient's second moment changes by χ₁ = {_num(stability.chi1, 6)} per layer.
 {_e(verdict)}.</p>
@@ -218,7 +239,7 @@ def _network_section(summary: ReportSummary) -> str:
             simulated = float(scheme.variances[layer - 1])
             text = f"{simulated:.4g}"
             if scheme.predicted is not None:
-                text += f" <small>(predicted {float(scheme.predicted[layer - 1]):.4g})</small>"
+                text += f'<small class="predicted">{float(scheme.predicted[layer - 1]):.4g}</small>'
             cells.append(text)
         rows.append(cells)
     figure = _figure(
@@ -231,11 +252,11 @@ def _network_section(summary: ReportSummary) -> str:
 <h2>A deep plain network</h2>
 <p>{summary.depth} layers y<sub>l</sub> = W<sub>l</sub> φ(y<sub>l−1</sub>) of width {summary.width}
 (fan_in = fan_out = {summary.width}, no biases), fed {summary.batch} Gaussian inputs of variance {summary.var:g}
-(seed {summary.seed}), simulated in numpy by <code>varprop._drift.simulate_plain_network</code>. The first layer
+(seed {summary.seed}), simulated in numpy by <code>varprop.simulate_plain_network</code>. The first layer
 has Var[w] = 1/n, so every network starts at q₁ = {summary.var:g} (its input is not an activation's output);
 layers 2…{summary.depth} use the scheme's weight standard deviation, with Gaussian weights (only the variance
 of the weights enters the variance of the next layer). Shown: the median over inputs of the per-layer variance
-mean<sub>i</sub> y<sub>l,i</sub>², and in brackets <code>varprop._drift.predict_drift</code>'s prediction.
+mean<sub>i</sub> y<sub>l,i</sub>², and below it, in grey, <code>varprop.predict_drift</code>'s prediction.
 PyTorch's default for <code>nn.Linear</code> is U(±1/√fan_in) (<code>kaiming_uniform_</code> with a = √5),
 whose standard deviation is 1/√(3·fan_in).</p>
 {_table(header, rows)}

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from .._moments import Moments
 from .._qcurve import QCurve
+from ._text import columns
 
 __all__ = ["MonteCarloPoint", "ReportSummary", "SchemeResult", "StabilityResult"]
 
@@ -52,7 +53,7 @@ class SchemeResult:
             mean_i y_{l,i}^2, ``PlainNetworkSimulation.median``).
         lower: its 16% quantile over inputs.
         upper: its 84% quantile over inputs.
-        predicted: ``varprop._drift.predict_drift``'s median at layers 1..depth, or ``None``.
+        predicted: ``varprop.predict_drift``'s median at layers 1..depth, or ``None``.
         predicted_lower: the predicted 16% quantile, or ``None``.
         predicted_upper: the predicted 84% quantile, or ``None``.
     """
@@ -90,7 +91,7 @@ class SchemeResult:
 
 @dataclass(frozen=True)
 class StabilityResult:
-    """The variance map q -> n Var[w] E[phi(sqrt(q) z)^2] with varprop's weights (``varprop._dynamics``).
+    """The variance map q -> n Var[w] E[phi(sqrt(q) z)^2] with varprop's weights (``varprop.stability``).
 
     Attributes:
         target: the target variance q, a fixed point by construction of the gain.
@@ -98,8 +99,8 @@ class StabilityResult:
         kind: ``"stable"``, ``"neutral"`` or ``"unstable"``.
         chi1: per-layer factor of the gradient's second moment, n Var[w] E[phi'^2].
         doubling_depth: layers over which a small deviation halves (stable) or doubles (unstable).
-        verdict: one sentence from ``varprop._dynamics.stability``.
-        fixed_points: every fixed point of the map as ``(q, slope, kind)``, from ``_dynamics.fixed_point``.
+        verdict: one sentence from ``varprop.stability``.
+        fixed_points: every fixed point of the map as ``(q, slope, kind)``, from ``varprop.fixed_point``.
     """
 
     target: float
@@ -256,30 +257,38 @@ class ReportSummary:
             f"std[w] = {self.scales.get('weight_std', math.nan):.6g}",
         ]
         if self.monte_carlo:
-            lines += [
-                "",
-                "Monte Carlo estimates of E[phi(y)^2] (the seed answer's method)",
-                f"  {'samples':>9}  {'estimate':>12}  {'std. error':>10}  {'|error|':>9}  {'time':>7}",
+            lines += ["", "Monte Carlo estimates of E[phi(y)^2] (the seed answer's method)"]
+            cells = [["samples", "estimate", "std. error", "|error|", "time"]]
+            cells += [
+                [
+                    f"{point.samples:.0e}",
+                    f"{point.estimate:.8f}",
+                    f"{point.standard_error:.1e}",
+                    f"{point.abs_error:.1e}",
+                    f"{point.seconds:.2f}s",
+                ]
+                for point in self.monte_carlo
             ]
-            for point in self.monte_carlo:
-                lines.append(
-                    f"  {point.samples:>9.0e}  {point.estimate:>12.8f}  {point.standard_error:>10.1e}  "
-                    f"{point.abs_error:>9.1e}  {point.seconds:>6.2f}s"
-                )
+            lines += columns(cells, ">>>>>")
         if self.schemes:
             layers = [layer for layer in _SUMMARY_LAYERS if layer <= self.depth]
             if self.depth not in layers:
                 layers.append(self.depth)
-            header = "".join(f"{f'layer {layer}':>12}" for layer in layers)
             lines += [
                 "",
                 f"plain network, {self.depth} layers of width {self.width}, {self.batch} inputs of variance "
                 f"{self.var:g}: pre-activation variance",
-                f"  {'initialization':<34}{'std[w]*sqrt(n)':>15}{header}",
             ]
-            for scheme in self.schemes:
-                values = "".join(f"{float(scheme.variances[layer - 1]):>12.4g}" for layer in layers)
-                lines.append(f"  {scheme.label:<34}{scheme.std_times_sqrt_fan:>15.6f}{values}")
+            cells = [["initialization", "std[w]*sqrt(n)", *(f"layer {layer}" for layer in layers)]]
+            cells += [
+                [
+                    scheme.label,
+                    f"{scheme.std_times_sqrt_fan:.6f}",
+                    *(f"{float(scheme.variances[layer - 1]):.4g}" for layer in layers),
+                ]
+                for scheme in self.schemes
+            ]
+            lines += columns(cells, "<" + ">" * (len(layers) + 1))
         if self.stability is not None:
             stability = self.stability
             points = ", ".join(f"q* = {q:.6g} ({kind})" for q, _, kind in stability.fixed_points)
