@@ -1,5 +1,7 @@
-"""Peak memory of initializing a large model: build + reset_parameters vs build + init_model vs meta + to_empty +
-init_model, each measured in its own fresh process.
+"""Peak memory of initializing a large model (reset_parameters, init_model, meta + to_empty), one process per route.
+
+Routes: build + reset_parameters, build + init_model (analytic, calibrated), meta + to_empty + init_model, and
+init_model on meta parameters (a plan), each measured in its own fresh process.
 
 Run: ``python benchmarks/memory.py`` (about 4 minutes on 2 CPU cores); ``--device cuda`` on a GPU machine (skips
 cleanly without one); ``--write`` replaces the "Memory" section of docs/benchmarks.md (``memory`` for the CPU,
