@@ -34,7 +34,10 @@ from ._names import (
     arg,
     as_tuple,
     canonical,
+    carries_signal,
+    constant_indices,
     index_values,
+    is_integer_constant,
     output_stats,
     tensor_stat,
 )
@@ -143,7 +146,8 @@ class _Propagation:
         ctx = self.ctx
         first = args[0] if args else None
         if isinstance(module, nn.Embedding):
-            return embedding(ctx, key, module, first, node.meta)
+            indices = constant_indices(first) if is_integer_constant(first) else first
+            return embedding(ctx, key, module, indices, node.meta)
         if isinstance(
             module,
             (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
@@ -262,6 +266,14 @@ class _Propagation:
             return tensor_stat(node.meta) if isinstance(node.meta, TensorMeta) else node.meta
         if not any(isinstance(v, (Stat, IndexStat, TensorMeta, tuple, list)) for v in [*args, *kwargs.values()]):
             return node.meta  # plain Python (shapes, sizes) or a factory: what the example produced
+        if (
+            isinstance(node.meta, TensorMeta)
+            and (is_integer_constant(node.meta) or node.meta.value is not None)
+            and not carries_signal((args, kwargs))
+        ):
+            # tensors computed from constants only (position ids from arange + offset, a position_ids buffer sliced,
+            # causal masks from comparisons, rotary tables from inv_freq): not signal, their example value passes on
+            return node.meta
         act = None
         if node.op == "function" and not isinstance(node.target, str):
             act = activation_of_function(node.target, args[1:], kwargs)
