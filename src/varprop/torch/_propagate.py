@@ -22,6 +22,7 @@ from ._attention import (
     transformer_layer,
 )
 from ._fans import coverage
+from ._foreign_modules import rms_norm_proxy
 from ._graph import Graph, Node, Ref, TensorMeta, map_refs
 from ._layers import DROPOUT_TYPES, NORM_TYPES, POOL_TYPES, embedding, module_weight_layer, normalization, weight_layer
 from ._names import (
@@ -156,6 +157,9 @@ class _Propagation:
             return module_weight_layer(ctx, key, module, self.raw_stat(first, where), self.in_meta(node), node.meta)
         if isinstance(module, NORM_TYPES):
             return normalization(ctx, key, module, self.raw_stat(first, key), self.in_meta(node))
+        rms = rms_norm_proxy(module)
+        if rms is not None:  # (Hugging Face's RMS norms: nn.RMSNorm written as tensor code)
+            return normalization(ctx, key, rms, self.raw_stat(first, key), self.in_meta(node))
         act = activation_of_module(module)
         if act is not None:
             x = self.raw_stat(first, key)
