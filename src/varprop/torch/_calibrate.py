@@ -115,7 +115,7 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
     Sharded models (``ctx.mesh``): each rank passes its own part of the batch; every measured variance is that of
     the whole batch (count, sum and centred sum of squares all-reduced), so all ranks apply the same scale."""
     ctx.settle()
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules(remove_duplicate=False))
     plans = {plan.name: plan for plan in ctx.layers}
     handles = []
     # Sharded models: statistics pooled over the ranks' parts of the batch (see _distributed).

@@ -336,7 +336,7 @@ def _initialize(
     ]
     ctx.prefetch(_weights_in(graph, model))
     output = propagate(graph, model, ctx, inputs, options.strict)
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules(remove_duplicate=False))
     from ._residual import analyze
 
     residual_adds = set(analyze(graph, modules, canonical).adds)

@@ -64,7 +64,7 @@ __all__ = ["canonical", "output_stats", "propagate"]
 class _Propagation:
     def __init__(self, graph: Graph, model: nn.Module, ctx: Context, inputs: Sequence[Any], strict: bool) -> None:
         self.graph, self.model, self.ctx, self.strict = graph, model, ctx, strict
-        self.modules = dict(model.named_modules())
+        self.modules = dict(model.named_modules(remove_duplicate=False))  # (one module at several places)
         self.inputs = list(inputs)
         self.env: dict[str, Any] = ctx.env
         self.meta = {node.name: node.meta for node in graph.nodes}
