@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._errors import VarpropTypeError
+from .._errors import VarpropError, VarpropTypeError, VarpropWarning
 from ._activations import activation_of_function, activation_of_method, activation_of_module
 from ._attention import (
     attention_output,
@@ -21,6 +22,7 @@ from ._attention import (
     transformer_encoder,
     transformer_layer,
 )
+from ._elementwise import Formula, elementwise_formulas, finite_on, formula_activation
 from ._fans import coverage
 from ._foreign_modules import rms_norm_proxy
 from ._graph import Graph, Node, Ref, TensorMeta, map_refs
@@ -32,11 +34,13 @@ from ._names import (
     POOL_FUNCTIONS,
     SPLIT_OPS,
     VALUE_OPS,
+    Unknown,
     arg,
     as_tuple,
     canonical,
     carries_signal,
     constant_indices,
+    first_unknown,
     index_values,
     is_integer_constant,
     output_stats,
@@ -70,10 +74,23 @@ class _Propagation:
         self.meta = {node.name: node.meta for node in graph.nodes}
         self.info = analyze(graph, self.modules, canonical)
         register_branches(ctx, self.info, self.env)
+        self.formulas = elementwise_formulas(graph, canonical)
+        self.users = graph.consumers()
+        self.unknown_as_unit = False  # (while a rule runs on an Unknown input: see ``through_unknown``)
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def value(self, item: Any) -> Any:
+        if self.unknown_as_unit:
+            return map_refs(item, lambda ref: self.unit_if_unknown(self.env[ref.node]))
         return map_refs(item, lambda ref: self.env[ref.node])
+
+    @staticmethod
+    def unit_if_unknown(value: Any) -> Any:
+        if isinstance(value, Unknown):
+            return scalar_stat(0.0, 1.0, value.ndim)
+        if isinstance(value, tuple):
+            return tuple(_Propagation.unit_if_unknown(item) for item in value)
+        return value
 
     def stat(self, value: Any, where: str) -> Stat:
         """The value as a per-channel ``Stat`` (spatial maps reduced; see ``raw_stat``)."""
@@ -101,11 +118,64 @@ class _Propagation:
         return self.meta.get(refs[index].node) if len(refs) > index else None
 
     def unknown(self, what: str, node: Node, args: Sequence[Any]) -> Any:
-        self.ctx.note_unknown(what, "treated as identity: output moments = those of its first tensor input")
-        for value in args:
-            if isinstance(value, (Stat, IndexStat)):
-                return value
-        return scalar_stat(0.0, self.ctx.target_var, getattr(node.meta, "ndim", None))
+        """An operation or module without a rule: said by name (``report.unknown``, a ``VarpropWarning``), and its
+        output ``Unknown``: no prediction is made downstream of it (weight layers there are still initialized)."""
+        self.ctx.note_unknown(what, "not propagated: the predictions downstream of it are unknown")
+        self.warn_unknown(f"{what}: varprop has no rule for it; the predictions downstream of it are marked unknown")
+        return Unknown(what, getattr(node.meta, "ndim", None))
+
+    def warn_unknown(self, message: str) -> None:
+        if message not in self.ctx.warnings:
+            self.ctx.warn(message)
+            # stacklevel 7: warn_unknown <- unknown <- operation/module <- run <- propagate <- _initialize <- init_model
+            warnings.warn(message, VarpropWarning, stacklevel=8)
+
+    def through_unknown(self, node: Node, unknown: Unknown) -> Any:
+        """A node fed by an ``Unknown``: its rule runs with unit moments in place of the unknown input (so that
+        weight layers get their weights, chosen as for E[x^2] = 1), each layer it plans loses its prediction, and
+        its output is unknown unless it is a normalization (whose output moments do not depend on its input's)."""
+        before = len(self.ctx.layers)
+        self.unknown_as_unit = True
+        try:
+            value = self.module(node) if node.op == "module" else self.operation(node)
+        finally:
+            self.unknown_as_unit = False
+        for plan in self.ctx.layers[before:]:
+            plan.input = plan.output = None
+            note = f"input unknown (downstream of {unknown.reason}): weights as for E[x^2] = 1, no prediction"
+            plan.notes.append(note)
+        module = self.modules.get(str(node.target)) if node.op == "module" else None
+        if module is not None and (isinstance(module, NORM_TYPES) or rms_norm_proxy(module) is not None):
+            return value
+        return Unknown(unknown.reason, getattr(node.meta, "ndim", None))
+
+    def formula(self, node: Node, formula: Formula, source: Stat) -> Any:
+        """A node computed as an elementwise formula of one earlier node (see ``_elementwise``): exact moments of
+        the formula for the source's Gaussian, or ``Unknown`` when the formula is not finite on its range (``log``
+        of a zero-mean signal), or ``None`` when the core cannot parse it (the per-operation rules then apply)."""
+        try:
+            act = formula_activation(formula.text)
+        except VarpropError:
+            return None
+        x = self.raw_stat(source, formula.text)
+        spread = math.sqrt(float(x.var.max()) + x.shared)
+        if not (finite_on(act, float(x.mean.min()), spread) and finite_on(act, float(x.mean.max()), spread)):
+            what = f"{canonical(node)}() in {act.name[len('expr:') :]}"
+            self.ctx.note_unknown(what, "not finite on part of its input's range: no prediction downstream")
+            self.warn_unknown(
+                f"{what}: not finite (NaN or infinite) on part of its input's range (mean {x.pooled_mean:.4g}, "
+                f"variance {x.variance:.4g}); the predictions downstream of it are marked unknown"
+            )
+            return Unknown(what, getattr(node.meta, "ndim", None))
+        consumers = self.users.get(node.name, [])
+        inner = consumers and all(
+            (f := self.formulas.get(user.name)) is not None and f.needed and f.source == formula.source
+            for user in consumers
+        )
+        if not inner:
+            self.ctx.activations.append(ActivationUse(f"{node.name} ({act.name})", act, x.variance, x.pooled_mean))
+            self.ctx.pre_activation[node.name] = (act, x)
+        return apply_activation(act, x, self.ctx.unit_moments)
 
     def param(self, ref: Any) -> torch.Tensor | None:
         if not isinstance(ref, Ref):
@@ -132,6 +202,8 @@ class _Propagation:
             elif node.op == "output":
                 output = self.value(node.args[0] if node.args else None)
                 value = output
+            elif (unknown := first_unknown((self.value(node.args), self.value(node.kwargs)))) is not None:
+                value = self.through_unknown(node, unknown)
             elif node.op == "module":
                 value = self.module(node)
             else:
@@ -278,6 +350,11 @@ class _Propagation:
             # tensors computed from constants only (position ids from arange + offset, a position_ids buffer sliced,
             # causal masks from comparisons, rotary tables from inv_freq): not signal, their example value passes on
             return node.meta
+        formula = self.formulas.get(node.name)
+        if formula is not None and formula.needed and isinstance(self.env.get(formula.source), Stat):
+            value = self.formula(node, formula, self.env[formula.source])
+            if value is not None:
+                return value
         act = None
         if node.op == "function" and not isinstance(node.target, str):
             act = activation_of_function(node.target, args[1:], kwargs)
