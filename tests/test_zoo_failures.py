@@ -175,7 +175,6 @@ def test_unknown_operation_raises_with_strict() -> None:
 # ------------------------------------------------------------------------- tied weights
 
 
-@xfail("b.bias left untouched; b (second use of the tied weight) has no report row and no note")
 def test_two_tied_linears() -> None:
     outcome = run_case(failures.tied_linears())
     _assert_good(outcome)
@@ -185,7 +184,6 @@ def test_two_tied_linears() -> None:
     assert any("tied" in text for text in said), said
 
 
-@xfail("head (tied to embed) has no report row and no note; logits variance 24.9 (target 1) unexplained")
 def test_embedding_tied_to_the_output_head() -> None:
     """One value, chosen by the role that sets the variance, and the report says so (naming both uses)."""
     outcome = run_case(failures.tied_embedding_head())

@@ -61,6 +61,7 @@ from ._ops import (
 from ._plan import ActivationUse, Context
 from ._residual import STREAM_OPS, analyze, block_branch_rule, register_branches
 from ._stats import IndexStat, Stat, apply_activation, channel_view, collapse, scalar_stat
+from ._tied import first_use, record_tied_use
 
 __all__ = ["canonical", "output_stats", "propagate"]
 
@@ -218,15 +219,23 @@ class _Propagation:
         kwargs = self.value(node.kwargs)
         ctx = self.ctx
         first = args[0] if args else None
+        tied = first_use(ctx, key, getattr(module, "weight", None))
         if isinstance(module, nn.Embedding):
             indices = constant_indices(first) if is_integer_constant(first) else first
-            return embedding(ctx, key, module, indices, node.meta)
+            out = embedding(ctx, key, module, indices, node.meta)
+            if tied is not None:
+                record_tied_use(ctx, key, module, tied, None, out)
+            return out
         if isinstance(
             module,
             (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
         ):
             where = f"{key or 'the model'} ({type(module).__name__})"
-            return module_weight_layer(ctx, key, module, self.raw_stat(first, where), self.in_meta(node), node.meta)
+            x = self.raw_stat(first, where)
+            out = module_weight_layer(ctx, key, module, x, self.in_meta(node), node.meta)
+            if tied is not None:
+                record_tied_use(ctx, key, module, tied, x, out)
+            return out
         if isinstance(module, NORM_TYPES):
             return normalization(ctx, key, module, self.raw_stat(first, key), self.in_meta(node))
         rms = rms_norm_proxy(module)
@@ -388,6 +397,8 @@ class _Propagation:
             return self.mul(node, name, args)
         if name in ("matmul", "mm", "bmm", "linear", "conv1d", "conv2d", "conv3d", "embedding"):
             return self.functional_weight(node, name, args, kwargs)
+        if name == "addmm" and self.param(arg(node.args, node.kwargs, 2, "mat2")) is not None:
+            return self.addmm(node, args, kwargs)
         if name in ("cat", "stack"):
             return self.cat(node, name, args, kwargs)
         if name in ("mean", "sum"):
@@ -464,6 +475,41 @@ class _Propagation:
         if name == "mul":
             return mul_stats(self.stat(first, name), self.stat(second, name))
         return self.unknown(f"{name}() of two tensors", node, args)
+
+    def addmm(self, node: Node, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """``torch.addmm(bias, x, weight)`` on a weight of shape (in, out): Hugging Face's ``Conv1D`` (GPT-2), a
+        Linear with its weight transposed (fan_in = its dim 0). The row is named for the module that owns the weight,
+        and takes the residual policy's target when the product ends a branch."""
+        weight = self.param(arg(node.args, node.kwargs, 2, "mat2"))
+        assert weight is not None  # (checked by the caller)
+        if (
+            weight.dim() != 2
+            or float(arg(args, kwargs, 3, "beta", 1.0)) != 1.0
+            or arg(args, kwargs, 4, "alpha", 1.0) != 1.0
+        ):
+            return self.unknown("addmm() with a non-matrix weight or scaling (beta, alpha)", node, args)
+        param_name = self.ctx.name_of(weight)
+        key = param_name.rsplit(".", 1)[0] if "." in param_name else param_name
+        if node.name in self.ctx.branch_target:  # (_residual names a functional branch end by its node)
+            self.ctx.branch_target.setdefault(key, self.ctx.branch_target[node.name])
+            self.ctx.branch_label.setdefault(key, self.ctx.branch_label.get(node.name, ""))
+        owner = self.modules.get(key)
+        in_ndim = getattr(self.in_meta(node, 1), "ndim", None)
+        out_ndim = getattr(node.meta, "ndim", None)
+        return weight_layer(
+            self.ctx,
+            key,
+            type(owner).__name__ if owner is not None else "addmm",
+            weight,
+            self.stat(args[1], "addmm"),
+            layout="matmul",
+            fan_in=float(weight.shape[0]),
+            in_channels=int(weight.shape[0]),
+            in_axis=None if in_ndim is None else in_ndim - 1,
+            out_axis=None if out_ndim is None else out_ndim - 1,
+            out_ndim=out_ndim,
+            bias=self.param(arg(node.args, node.kwargs, 0, "input")),
+        )
 
     def functional_weight(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         weight = self.param(node.args[1] if len(node.args) > 1 else node.kwargs.get("weight"))
