@@ -78,6 +78,7 @@ class _Propagation:
         self.formulas = elementwise_formulas(graph, canonical)
         self.users = graph.consumers()
         self.unknown_as_unit = False  # (while a rule runs on an Unknown input: see ``through_unknown``)
+        self.kept: frozenset[int] = frozenset()
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def value(self, item: Any) -> Any:
@@ -130,6 +131,21 @@ class _Propagation:
             self.ctx.warn(message)
             # stacklevel 7: warn_unknown <- unknown <- operation/module <- run <- propagate <- _initialize <- init_model
             warnings.warn(message, VarpropWarning, stacklevel=8)
+
+    def keeping(self, node: Node) -> Any:
+        """A node's rule when some parameters are kept: if it planned a kept one, its rows lose their predictions
+        and its output is unknown (the moments assumed a value that will not be written)."""
+        planned, layers = len(self.ctx.new), len(self.ctx.layers)
+        value = self.module(node) if node.op == "module" else self.operation(node)
+        new_keys = list(self.ctx.new)[planned:]
+        touched = [key for key in new_keys if key in self.kept]
+        if not touched:
+            return value
+        names = ", ".join(self.ctx.param_names.get(key, "<parameter>") for key in touched)
+        for plan in self.ctx.layers[layers:]:
+            plan.output = None
+            plan.notes.append(f"kept at its value (keep=): {names}; no prediction")
+        return Unknown(f"{names} (kept)", getattr(node.meta, "ndim", None))
 
     def through_unknown(self, node: Node, unknown: Unknown) -> Any:
         """A node fed by an ``Unknown``: its rule runs with unit moments in place of the unknown input (so that
@@ -205,6 +221,8 @@ class _Propagation:
                 value = output
             elif (unknown := first_unknown((self.value(node.args), self.value(node.kwargs)))) is not None:
                 value = self.through_unknown(node, unknown)
+            elif self.kept:
+                value = self.keeping(node)
             elif node.op == "module":
                 value = self.module(node)
             else:
@@ -700,6 +718,17 @@ class _Propagation:
         return a if a is not None and a is b else None
 
 
-def propagate(graph: Graph, model: nn.Module, ctx: Context, inputs: Sequence[Any], strict: bool = False) -> Any:
-    """Propagate the inputs' moments through ``graph``, filling ``ctx`` (new tensors, layer plans, notes)."""
-    return _Propagation(graph, model, ctx, inputs, strict).run()
+def propagate(
+    graph: Graph,
+    model: nn.Module,
+    ctx: Context,
+    inputs: Sequence[Any],
+    strict: bool = False,
+    kept: frozenset[int] = frozenset(),
+) -> Any:
+    """Propagate the inputs' moments through ``graph``, filling ``ctx`` (new tensors, layer plans, notes). ``kept``:
+    ids of parameters that will not be written (``init_model(keep=...)``): a node that plans one has no prediction,
+    nor has anything downstream of it."""
+    propagation = _Propagation(graph, model, ctx, inputs, strict)
+    propagation.kept = kept
+    return propagation.run()
