@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
 from .._gains import DISTRIBUTIONS
@@ -307,7 +308,8 @@ def _weights_in(graph: Graph, model: nn.Module) -> list[torch.Tensor]:
             called = model.get_submodule(str(node.target)) if node.target else model
             for module in called.modules():  # (with those inside a leaf: a transformer layer's feed-forward)
                 weight = getattr(module, "weight", None)
-                if isinstance(module, _WEIGHT_MODULES) and isinstance(weight, torch.Tensor):
+                parametrized = parametrize.is_parametrized(module, "weight")  # (its weight: a new tensor per access)
+                if isinstance(module, _WEIGHT_MODULES) and isinstance(weight, torch.Tensor) and not parametrized:
                     found.append(weight)
     return found
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .._errors import VarpropError, VarpropTypeError, VarpropWarning
 from ._activations import activation_of_function, activation_of_method, activation_of_module
@@ -58,7 +59,7 @@ from ._ops import (
     softmax_stat,
     square_stat,
 )
-from ._plan import ActivationUse, Context
+from ._plan import ActivationUse, Context, qualify
 from ._residual import STREAM_OPS, analyze, block_branch_rule, register_branches
 from ._stats import IndexStat, Stat, apply_activation, channel_view, collapse, scalar_stat
 from ._tied import first_use, record_tied_use
@@ -250,6 +251,8 @@ class _Propagation:
         ):
             where = f"{key or 'the model'} ({type(module).__name__})"
             x = self.raw_stat(first, where)
+            if parametrize.is_parametrized(module, "weight"):
+                return self.parametrized(node, key, module, x)
             out = module_weight_layer(ctx, key, module, x, self.in_meta(node), node.meta)
             if tied is not None:
                 record_tied_use(ctx, key, module, tied, x, out)
@@ -327,6 +330,29 @@ class _Propagation:
             for name in owned:
                 ctx.warn(f"{key}.{name}: owned by unsupported module {type(module).__name__}; left as it is")
         return self.unknown(f"{key} ({type(module).__name__})", node, args)
+
+    def parametrized(self, node: Node, key: str, module: nn.Module, x: Stat) -> Any:
+        """A weight layer whose weight is computed by a parametrization (``weight_norm``: wav2vec2's positional
+        convolution; ``orthogonal``, ...): the weight is planned like any other, then written through the
+        parametrization's ``right_inverse`` into its originals (weight norm: g = the norm of the new weight, v = the
+        new weight), so that the module computes exactly the planned weight."""
+        ctx = self.ctx
+        chain = module.parametrizations["weight"]
+        if len(chain) != 1 or not hasattr(chain[0], "right_inverse"):
+            return self.unknown(f"{key} ({type(module).__name__}: a chain of {len(chain)} parametrizations)", node, [x])
+        with parametrize.cached():  # (module.weight: one tensor for the whole rule)
+            weight = module.weight
+            ctx.param_names[id(weight)] = qualify(key, "weight")
+            out = module_weight_layer(ctx, key, module, x, self.in_meta(node), node.meta)
+            value = ctx.new_value(weight)
+            del ctx.new[id(weight)]
+        inverse = chain[0].right_inverse(value)
+        values = inverse if isinstance(inverse, (tuple, list)) else (inverse,)
+        names = ["original"] if len(values) == 1 else [f"original{i}" for i in range(len(values))]
+        for name, new in zip(names, values, strict=True):
+            original = getattr(chain, name)
+            ctx.set_new(original, new.detach().to(original.dtype).reshape(original.shape).clone())
+        return out
 
     def arg_meta(self, node: Node, index: int, name: str) -> Any:
         item = arg(node.args, node.kwargs, index, name)
