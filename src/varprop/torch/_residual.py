@@ -189,7 +189,7 @@ def _branch_ends(
         return [f"!{node.target}"]
     if node.op in ("function", "method"):
         op = canonical(node)
-        if op in ("linear", "conv1d", "conv2d", "conv3d", "matmul") and len(node.args) > 1:
+        if op in ("linear", "conv1d", "conv2d", "conv3d", "matmul", "addmm") and len(node.args) > 1:
             return [name]
         if op in ("add", "iadd", "sub") and len(args) == 2:
             return _branch_ends(args[0], nodes, modules, canonical) + _branch_ends(args[1], nodes, modules, canonical)
