@@ -4,12 +4,17 @@ as the residual policy promises."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch import nn  # noqa: E402
+
+import varprop.torch as vt  # noqa: E402
 from zoo.oracle import SHARE, run_case, stream_growth  # noqa: E402
-from zoo.vision import STREAM_PREFIXES, VISION, vision_case  # noqa: E402
+from zoo.vision import STREAM_PREFIXES, VISION, BatchNormAct2d, vision_case  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_network")
 
@@ -18,8 +23,6 @@ pytestmark = pytest.mark.usefixtures("no_network")
 STREAM_BOUND = 4.0
 
 WHY = {
-    "resnet_v2": "issue 10: timm's BatchNormAct2d (a BatchNorm2d subclass with its ReLU inside) is taken for a plain "
-    "BatchNorm2d: predictions 2-20x too high, the stream shrinks 10x over 6 blocks",
     "convnext": "issue 10: RuntimeError 'Tensor.item() cannot be called on meta tensors' (layer_scale read from the "
     "meta trace); then layer_scale untouched and its branches unscaled",
     "mobilenet_v3": "issue 10: squeeze-excitation (gate times its own input) as a product of independent factors: "
@@ -63,3 +66,31 @@ def test_vision_model_calibrated(name: str) -> None:
     assert not outcome.untouched, outcome.summary()
     if name in STREAM_PREFIXES:
         assert stream_growth(outcome) <= STREAM_BOUND, (outcome.summary(), outcome.streams)
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.ELU, nn.Hardswish])
+def test_batchnorm_with_its_activation_inside_is_the_norm_then_the_activation(act: type[nn.Module]) -> None:
+    """timm's BatchNormAct2d (regression, issue 10: it was taken for a plain BatchNorm2d) gives the same weights and
+    predictions as BatchNorm2d followed by the activation module."""
+
+    def build(fused: bool) -> nn.Module:
+        torch.manual_seed(0)
+        layers: dict[str, nn.Module] = {}
+        for index in range(4):  # (the same names: each weight's draw is seeded by its name)
+            layers[f"conv{index}"] = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+            layers[f"norm{index}"] = BatchNormAct2d(8, act_layer=act) if fused else nn.BatchNorm2d(8)
+            if not fused:
+                layers[f"act{index}"] = act()
+        layers["head"] = nn.Conv2d(8, 8, 3, padding=1)
+        return nn.Sequential(OrderedDict(layers)).eval()
+
+    reports = [
+        vt.init_model(build(fused), (8, 8, 12, 12), generator=torch.Generator().manual_seed(0))
+        for fused in (
+            True,
+            False,
+        )
+    ]
+    fused, plain = ([row.predicted_output_var for row in report.layers] for report in reports)
+    assert fused == pytest.approx(plain, rel=1e-12, abs=0), (fused, plain)
+    assert [a.count for a in reports[0].activations] == [a.count for a in reports[1].activations] == [4]

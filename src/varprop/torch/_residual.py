@@ -25,7 +25,7 @@ from torch import nn
 
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ._graph import Graph, Node, Ref, iter_refs
-from ._layers import NORM_TYPES
+from ._layers import NORM_TYPES, inner_activation
 from ._names import AXIS_OPS
 from ._plan import Context, qualify
 from ._stats import Stat
@@ -181,7 +181,8 @@ def _branch_ends(
         if isinstance(module, nn.MultiheadAttention):
             return [qualify(str(node.target), "out_proj")]
         if isinstance(module, NORM_TYPES):
-            return [str(node.target)] if getattr(module, "weight", None) is not None else [f"!{node.target}"]
+            scalable = getattr(module, "weight", None) is not None and inner_activation(module) is None
+            return [str(node.target)] if scalable else [f"!{node.target}"]
         if isinstance(module, (nn.Linear, nn.Embedding, *CONV_LAYERS, *CONV_TRANSPOSE_LAYERS)):
             return [str(node.target)]
         if isinstance(module, (nn.Dropout, nn.Identity, nn.Flatten, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)) and args:
