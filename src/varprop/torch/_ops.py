@@ -132,9 +132,9 @@ def mul_stats(first: Stat, second: Stat) -> Stat:
     not the product of the means), else pooled."""
     a, b = channel_view(first), channel_view(second)
     if a.axis is not None and a.axis == b.axis and a.channels == b.channels > 1 and a.shared == b.shared == 0.0:
-        mean = a.mean * b.mean
-        second_moment = (a.mean * a.mean + a.var) * (b.mean * b.mean + b.var)
-        return Stat(mean, np.maximum(second_moment - mean * mean, 0.0), 0.0, a.axis, a.ndim or b.ndim)
+        means = a.mean * b.mean
+        second_moments = (a.mean * a.mean + a.var) * (b.mean * b.mean + b.var)
+        return Stat(means, np.maximum(second_moments - means * means, 0.0), 0.0, a.axis, a.ndim or b.ndim)
     a, b = collapse(first), collapse(second)
     mean = a.pooled_mean * b.pooled_mean
     return scalar_stat(mean, a.second_moment * b.second_moment, a.ndim or b.ndim)

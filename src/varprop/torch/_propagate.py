@@ -21,6 +21,7 @@ from ._attention import (
     transformer_encoder,
     transformer_layer,
 )
+from ._direct import DirectParameter, combine, unwrap
 from ._fans import coverage
 from ._graph import Graph, Node, Ref, TensorMeta, map_refs
 from ._layers import DROPOUT_TYPES, NORM_TYPES, POOL_TYPES, embedding, module_weight_layer, normalization, weight_layer
@@ -69,7 +70,7 @@ class _Propagation:
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def value(self, item: Any) -> Any:
-        return map_refs(item, lambda ref: self.env[ref.node])
+        return map_refs(item, lambda ref: unwrap(self.env[ref.node]))
 
     def stat(self, value: Any, where: str) -> Stat:
         """The value as a per-channel ``Stat`` (spatial maps reduced; see ``raw_stat``)."""
@@ -91,6 +92,14 @@ class _Propagation:
                 "Pass a floating example_input (e.g. torch.randn(shape)) or check the model's input"
             )
         raise VarpropTypeError(f"{where}: expected a tensor, got {type(value).__name__}")
+
+    def attribute(self, node: Node) -> Any:
+        """A parameter read in ``forward`` (see ``_direct``), else the attribute's meta."""
+        try:
+            param = self.model.get_parameter(str(node.target))
+        except (AttributeError, ValueError):
+            return node.meta
+        return DirectParameter(param, node.meta, node.meta)
 
     def in_meta(self, node: Node, index: int = 0) -> Any:
         refs = [a for a in node.args if isinstance(a, Ref)]
@@ -124,7 +133,7 @@ class _Propagation:
                 value = self.inputs[placeholder] if placeholder < len(self.inputs) else node.meta
                 placeholder += 1
             elif node.op == "attr":
-                value = node.meta
+                value = self.attribute(node)
             elif node.op == "output":
                 output = self.value(node.args[0] if node.args else None)
                 value = output
@@ -255,6 +264,13 @@ class _Propagation:
     # -- functions and methods -----------------------------------------------------------------------------------
     def operation(self, node: Node) -> Any:
         name = canonical(node)
+        raw = list(map_refs(node.args, lambda ref: self.env[ref.node]))
+        items = node.args[0] if name == "cat" and node.args and isinstance(node.args[0], (list, tuple)) else ()
+        direct = combine(
+            self.ctx, node.name, name, raw, node.meta, [self.meta.get(getattr(r, "node", "")) for r in items]
+        )
+        if direct is not NotImplemented:
+            return direct
         args = list(self.value(node.args))
         kwargs = self.value(node.kwargs)
         ctx = self.ctx

@@ -192,12 +192,23 @@ def _branch_ends(
         op = canonical(node)
         if op in ("linear", "conv1d", "conv2d", "conv3d", "matmul") and len(node.args) > 1:
             return [name]
+        if op == "mul" and len(args) == 2 and any(_is_parameter(nodes.get(a), modules) for a in args):
+            return [name]  # a layer scale (gamma * branch): its value is the branch's gain (see _direct)
         if op in ("add", "iadd", "sub") and len(args) == 2:
             return _branch_ends(args[0], nodes, modules, canonical) + _branch_ends(args[1], nodes, modules, canonical)
         if op in SCALE_OPS and args:
             return _branch_ends(args[0], nodes, modules, canonical)
         return [f"!{op}"]
     return [f"!{node.op}"]
+
+
+def _is_parameter(node: Node | None, modules: dict[str, nn.Module]) -> bool:
+    """Whether ``node`` reads a parameter (not a buffer) of the model."""
+    if node is None or node.op != "attr":
+        return False
+    owner, _, leaf = str(node.target).rpartition(".")
+    module = modules.get(owner)
+    return module is not None and leaf in module._parameters
 
 
 def register_branches(ctx: Context, info: ResidualInfo, env: dict[str, Any]) -> None:
