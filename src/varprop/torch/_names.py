@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -195,7 +195,7 @@ def first_unknown(value: Any) -> Unknown | None:
     return None
 
 
-def is_integer_constant(value: Any) -> bool:
+def is_integer_constant(value: Any) -> TypeGuard[TensorMeta]:
     """A constant integer or boolean tensor (position ids, cache positions, masks built from ``arange``)."""
     return isinstance(value, TensorMeta) and not value.dtype.is_floating_point and not value.dtype.is_complex
 

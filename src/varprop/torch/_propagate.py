@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -23,6 +23,7 @@ from ._attention import (
     transformer_encoder,
     transformer_layer,
 )
+from ._direct import DirectParameter, combine, unwrap
 from ._elementwise import Formula, elementwise_formulas, finite_on, formula_activation
 from ._fans import coverage
 from ._foreign_modules import rms_norm_proxy
@@ -84,8 +85,8 @@ class _Propagation:
     # -- helpers -------------------------------------------------------------------------------------------------
     def value(self, item: Any) -> Any:
         if self.unknown_as_unit:
-            return map_refs(item, lambda ref: self.unit_if_unknown(self.env[ref.node]))
-        return map_refs(item, lambda ref: self.env[ref.node])
+            return map_refs(item, lambda ref: self.unit_if_unknown(unwrap(self.env[ref.node])))
+        return map_refs(item, lambda ref: unwrap(self.env[ref.node]))
 
     @staticmethod
     def unit_if_unknown(value: Any) -> Any:
@@ -115,6 +116,14 @@ class _Propagation:
                 "Pass a floating example_input (e.g. torch.randn(shape)) or check the model's input"
             )
         raise VarpropTypeError(f"{where}: expected a tensor, got {type(value).__name__}")
+
+    def attribute(self, node: Node) -> Any:
+        """A parameter read in ``forward`` (see ``_direct``), else the attribute's meta."""
+        try:
+            param = self.model.get_parameter(str(node.target))
+        except (AttributeError, ValueError):
+            return node.meta
+        return DirectParameter(param, node.meta, node.meta)
 
     def in_meta(self, node: Node, index: int = 0) -> Any:
         refs = [a for a in node.args if isinstance(a, Ref)]
@@ -216,7 +225,7 @@ class _Propagation:
                 value = self.inputs[placeholder] if placeholder < len(self.inputs) else node.meta
                 placeholder += 1
             elif node.op == "attr":
-                value = node.meta
+                value = self.attribute(node)
             elif node.op == "output":
                 output = self.value(node.args[0] if node.args else None)
                 value = output
@@ -337,16 +346,16 @@ class _Propagation:
         parametrization's ``right_inverse`` into its originals (weight norm: g = the norm of the new weight, v = the
         new weight), so that the module computes exactly the planned weight."""
         ctx = self.ctx
-        chain = module.parametrizations["weight"]
+        chain = cast(parametrize.ParametrizationList, cast(nn.ModuleDict, module.parametrizations)["weight"])
         if len(chain) != 1 or not hasattr(chain[0], "right_inverse"):
             return self.unknown(f"{key} ({type(module).__name__}: a chain of {len(chain)} parametrizations)", node, [x])
         with parametrize.cached():  # (module.weight: one tensor for the whole rule)
-            weight = module.weight
+            weight = cast(torch.Tensor, module.weight)
             ctx.param_names[id(weight)] = qualify(key, "weight")
             out = module_weight_layer(ctx, key, module, x, self.in_meta(node), node.meta)
             value = ctx.new_value(weight)
             del ctx.new[id(weight)]
-        inverse = chain[0].right_inverse(value)
+        inverse = cast(Any, chain[0]).right_inverse(value)
         values = inverse if isinstance(inverse, (tuple, list)) else (inverse,)
         names = ["original"] if len(values) == 1 else [f"original{i}" for i in range(len(values))]
         for name, new in zip(names, values, strict=True):
@@ -388,6 +397,13 @@ class _Propagation:
     # -- functions and methods -----------------------------------------------------------------------------------
     def operation(self, node: Node) -> Any:
         name = canonical(node)
+        raw = list(map_refs(node.args, lambda ref: self.env[ref.node]))
+        items = node.args[0] if name == "cat" and node.args and isinstance(node.args[0], (list, tuple)) else ()
+        direct = combine(
+            self.ctx, node.name, name, raw, node.meta, [self.meta.get(getattr(r, "node", "")) for r in items]
+        )
+        if direct is not NotImplemented:
+            return direct
         args = list(self.value(node.args))
         kwargs = self.value(node.kwargs)
         ctx = self.ctx
