@@ -81,7 +81,9 @@ def _variance(tensor: torch.Tensor | None) -> float | None:
 
 
 def _make_hook(
-    plan: LayerPlan, weight: torch.Tensor, measure: Callable[[torch.Tensor | None], float | None] = _variance
+    plan: LayerPlan,
+    rescale: Callable[[float], None],
+    measure: Callable[[torch.Tensor | None], float | None] = _variance,
 ) -> Callable[..., Any]:
     seen = [0]
 
@@ -98,7 +100,7 @@ def _make_hook(
         if not (measured > 0.0 and math.isfinite(measured)) or plan.target_var <= 0.0:
             return None
         scale = math.sqrt(plan.target_var / measured)
-        weight.mul_(scale)
+        rescale(scale)
         plan.calibration_scale = scale
         plan.std *= scale
         tensor.mul_(scale)  # a fresh output of a weight layer, under no_grad: rescaled in place
@@ -107,14 +109,68 @@ def _make_hook(
     return hook
 
 
+class _Deferred(torch.Tensor):
+    """A stand-in for a planned parameter during the calibration pass: a tensor without storage (the parameter's
+    shape, dtype and device) whose value is made from the plan (``Context.value``) by each operation that uses it,
+    and freed after it. So the pass holds one layer's weights at a time, never a second copy of the model's; a layer
+    used twice gets its value made twice, with the scale its first call found."""
+
+    _make: Callable[[], torch.Tensor]
+
+    @staticmethod
+    def __new__(cls, param: torch.Tensor, make: Callable[[], torch.Tensor]) -> _Deferred:
+        stand_in = torch.Tensor._make_wrapper_subclass(
+            cls, param.shape, dtype=param.dtype, device=param.device, requires_grad=False
+        )
+        stand_in._make = make
+        return stand_in
+
+    @classmethod
+    def __torch_function__(
+        cls, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in _METADATA:  # shape, dtype, device...: the stand-in's own
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **kwargs)
+        args, kwargs = torch.utils._pytree.tree_map(_made, (args, kwargs))
+        return func(*args, **kwargs)
+
+    @classmethod
+    def __torch_dispatch__(  # type: ignore[override]  # (torch declares it as a plain function)
+        cls, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        # (an operation reached below the Python API, e.g. from C++: the same, one level down)
+        args, kwargs = torch.utils._pytree.tree_map(_made, (args, kwargs or {}))
+        return func(*args, **kwargs)
+
+
+def _made(value: Any) -> Any:
+    return value._make() if isinstance(value, _Deferred) else value
+
+
+_METADATA = {
+    torch.Tensor.shape.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.dtype.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.device.__get__,
+    torch.Tensor.ndim.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.requires_grad.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.is_floating_point,
+    torch.Tensor.size,
+    torch.Tensor.dim,
+    torch.Tensor.numel,
+}
+
+
 def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -> None:
-    """Rescale the planned weights (``ctx.new``) in place so that each handled layer's output variance on ``batch``
-    is its target. The model's own parameters are not touched (they are swapped for the plan's tensors with
-    ``torch.func.functional_call``; for a sharded model, written into the shards for the pass and restored after).
+    """Rescale the planned weights (``ctx.recipes``) so that each handled layer's output variance on ``batch`` is its
+    target (each scale is recorded in the plan). The model's own parameters are not touched: they are swapped for
+    stand-ins that make each planned value when an operation uses it (``_Deferred``, with
+    ``torch.func.functional_call``); for a sharded model, the plan is written into the shards for the pass and the
+    old values restored after.
 
     Sharded models (``ctx.mesh``): each rank passes its own part of the batch; every measured variance is that of
     the whole batch (count, sum and centred sum of squares all-reduced), so all ranks apply the same scale."""
-    ctx.settle()
     modules = dict(model.named_modules())
     plans = {plan.name: plan for plan in ctx.layers}
     handles = []
@@ -124,19 +180,24 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
         for name, plan in plans.items():
             module = modules.get(name)
             weight = getattr(module, "weight", None)
-            if module is not None and isinstance(module, _CALIBRATED) and id(weight) in ctx.new:
-                handles.append(module.register_forward_hook(_make_hook(plan, ctx.new[id(weight)][1], measure)))
+            if isinstance(module, _CALIBRATED) and isinstance(weight, torch.Tensor) and ctx.is_planned(weight):
+                hook = _make_hook(plan, functools.partial(ctx.scale, weight), measure)
+                handles.append(module.register_forward_hook(hook))
         for attention_name, projection in ctx.calibrate_modules.items():
             attention, out_plan = modules.get(attention_name), plans.get(projection)
             out_proj = modules.get(projection)
             if attention is not None and out_plan is not None and isinstance(out_proj, nn.Linear):
-                new_weight = ctx.new[id(out_proj.weight)][1]
-                handles.append(attention.register_forward_hook(_make_hook(out_plan, new_weight)))
-        parameters = {ctx.param_names[key]: value for key, (_param, value) in ctx.new.items() if key in ctx.param_names}
+                hook = _make_hook(out_plan, functools.partial(ctx.scale, out_proj.weight))
+                handles.append(attention.register_forward_hook(hook))
         with quiet_forward(model), NoDropout():
             try:
                 if ctx.mesh is None:
-                    torch.func.functional_call(model, parameters, batch, strict=False)
+                    stand_ins: dict[str, torch.Tensor] = {
+                        ctx.param_names[key]: _Deferred(recipe.param, functools.partial(ctx.value, recipe.param))
+                        for key, recipe in ctx.recipes.items()
+                        if key in ctx.param_names
+                    }
+                    torch.func.functional_call(model, stand_ins, batch, strict=False)
                 else:  # FSDP gathers its own shards: write the plan into them for this pass
                     with planned_parameters(model, ctx):
                         model(*batch)

@@ -19,7 +19,6 @@ from .._gains import DISTRIBUTIONS
 from .._validation import check_real
 from . import _distributed
 from ._calibrate import calibrate as run_calibration
-from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ._graph import Graph, build_graph
 from ._layers import DROPOUT_TYPES, input_stat
 from ._plan import Context
@@ -289,23 +288,6 @@ class _Options:
     strict: bool
 
 
-_WEIGHT_MODULES: tuple[type[nn.Module], ...] = (nn.Linear, *CONV_LAYERS, *CONV_TRANSPOSE_LAYERS)
-
-
-def _weights_in(graph: Graph, model: nn.Module) -> list[torch.Tensor]:
-    """The weights of the Linear, ConvNd and ConvTransposeNd modules that the graph calls: drawn whole, at a std known
-    only when the propagation reaches them, so they can all be sampled at unit std first, and scaled then."""
-    found = []
-    for node in graph.nodes:
-        if node.op == "module":
-            called = model.get_submodule(str(node.target)) if node.target else model
-            for module in called.modules():  # (with those inside a leaf: a transformer layer's feed-forward)
-                weight = getattr(module, "weight", None)
-                if isinstance(module, _WEIGHT_MODULES) and isinstance(weight, torch.Tensor):
-                    found.append(weight)
-    return found
-
-
 def _initialize(
     model: nn.Module,
     example: tuple[torch.Tensor, ...],
@@ -328,13 +310,16 @@ def _initialize(
         seed=seed,
         mesh=mesh,
     )
+    for param in model.parameters():
+        if not _distributed.is_dtensor(param):
+            where = (param.device, param.dtype)
+            ctx.largest[where] = max(ctx.largest.get(where, 0), param.numel())
     input_variance = options.input_var
     stat_of = input_stat if mesh is None else functools.partial(_distributed.pooled_input_stat, mesh=mesh)
     inputs = [
         stat_of(t, input_variance if not synthetic else (1.0 if input_variance is None else input_variance))
         for t in example
     ]
-    ctx.prefetch(_weights_in(graph, model))
     output = propagate(graph, model, ctx, inputs, options.strict)
     modules = dict(model.named_modules())
     from ._residual import analyze
@@ -350,12 +335,9 @@ def _initialize(
     if batch is not None:
         run_calibration(model, ctx, batch)
     calibrated = time.perf_counter()
-    for param, value in ctx.new.values():
-        if value.shape != param.shape or value.dtype != param.dtype or value.device != param.device:
-            raise VarpropValueError(f"internal error: planned value for {ctx.name_of(param)} does not match it")
     ctx.write()
     finished = time.perf_counter()
-    untouched = [name for name, p in model.named_parameters() if id(p) not in ctx.new]
+    untouched = [name for name, p in model.named_parameters() if not ctx.is_planned(p)]
     settings: dict[str, Any] = {
         "target_var": options.target,
         "input_var": inputs[0].variance if inputs and hasattr(inputs[0], "variance") else None,
