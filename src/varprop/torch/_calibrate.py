@@ -111,18 +111,20 @@ def _make_hook(
 
 class _Deferred(torch.Tensor):
     """A stand-in for a planned parameter during the calibration pass: a tensor without storage (the parameter's
-    shape, dtype and device) whose value is made from the plan (``Context.value``) by each operation that uses it,
-    and freed after it. So the pass holds one layer's weights at a time, never a second copy of the model's; a layer
-    used twice gets its value made twice, with the scale its first call found."""
+    shape, dtype and device) whose value is made from the plan by each operation that uses it (``_Arena``). So the
+    pass holds the weights of one operation at a time, never a second copy of the model's; a layer used twice gets
+    its value made twice, with the scale its first call found."""
 
-    _make: Callable[[], torch.Tensor]
+    param: torch.Tensor
+    arena: _Arena
 
     @staticmethod
-    def __new__(cls, param: torch.Tensor, make: Callable[[], torch.Tensor]) -> _Deferred:
+    def __new__(cls, param: torch.Tensor, arena: _Arena) -> _Deferred:
         stand_in = torch.Tensor._make_wrapper_subclass(
             cls, param.shape, dtype=param.dtype, device=param.device, requires_grad=False
         )
-        stand_in._make = make
+        stand_in.param = param
+        stand_in.arena = arena
         return stand_in
 
     @classmethod
@@ -133,20 +135,73 @@ class _Deferred(torch.Tensor):
         if func in _METADATA:  # shape, dtype, device...: the stand-in's own
             with torch._C.DisableTorchFunctionSubclass():
                 return func(*args, **kwargs)
-        args, kwargs = torch.utils._pytree.tree_map(_made, (args, kwargs))
-        return func(*args, **kwargs)
+        return _run(func, args, kwargs)
 
     @classmethod
     def __torch_dispatch__(  # type: ignore[override]  # (torch declares it as a plain function)
         cls, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         # (an operation reached below the Python API, e.g. from C++: the same, one level down)
-        args, kwargs = torch.utils._pytree.tree_map(_made, (args, kwargs or {}))
-        return func(*args, **kwargs)
+        return _run(func, args, kwargs or {})
 
 
-def _made(value: Any) -> Any:
-    return value._make() if isinstance(value, _Deferred) else value
+def _run(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``func`` on the made values of the stand-ins among its arguments."""
+    leaves = torch.utils._pytree.tree_leaves((args, kwargs))
+    stand_ins = list({id(leaf): leaf for leaf in leaves if isinstance(leaf, _Deferred)}.values())
+    arena = stand_ins[0].arena
+    made = arena.make(stand_ins)
+    args, kwargs = torch.utils._pytree.tree_map(
+        lambda leaf: made[id(leaf)] if isinstance(leaf, _Deferred) else leaf, (args, kwargs)
+    )
+    result = func(*args, **kwargs)
+    arena.keep_if_viewed(result)
+    return result
+
+
+class _Arena:
+    """Where the stand-ins' values are made: one buffer per (device, dtype), reused by every operation (fresh
+    tensors of varying sizes, one per weight and operation, would stay in the process's heap after they are freed).
+    Each value starts at a multiple of 64 elements (as aligned as a fresh tensor: the kernels that use it, and so
+    the bits they give, do not depend on where it lies). An operation whose result is a view of the buffer (a
+    weight's transpose, a slice) gets to keep it: the next operation makes its values in a new one."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.buffers: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+    def make(self, stand_ins: list[_Deferred]) -> dict[int, torch.Tensor]:
+        offsets: dict[int, int] = {}
+        sizes: dict[tuple[torch.device, torch.dtype], int] = {}
+        for stand_in in stand_ins:
+            where = (stand_in.param.device, stand_in.param.dtype)
+            offsets[id(stand_in)] = sizes.get(where, 0)
+            sizes[where] = sizes.get(where, 0) + -(-stand_in.param.numel() // _ALIGN) * _ALIGN
+        for where, size in sizes.items():
+            buffer = self.buffers.get(where)
+            if buffer is None or buffer.numel() < size:
+                self.buffers.pop(where, None)
+                largest = -(-self.ctx.largest.get(where, 0) // _ALIGN) * _ALIGN
+                self.buffers[where] = torch.empty(max(size, largest), dtype=where[1], device=where[0])
+        made = {}
+        for stand_in in stand_ins:
+            param = stand_in.param
+            start = offsets[id(stand_in)]
+            out = self.buffers[(param.device, param.dtype)][start : start + param.numel()].view(param.shape)
+            made[id(stand_in)] = self.ctx.value(param, out)
+        return made
+
+    def keep_if_viewed(self, result: Any) -> None:
+        held = {buffer.untyped_storage().data_ptr(): where for where, buffer in self.buffers.items()}
+        for leaf in torch.utils._pytree.tree_leaves(result):
+            if isinstance(leaf, torch.Tensor) and not isinstance(leaf, _Deferred) and leaf.layout == torch.strided:
+                where = held.get(leaf.untyped_storage().data_ptr())
+                if where is not None:
+                    self.buffers.pop(where, None)
+
+
+# Alignment of the values in an _Arena, in elements (64 bytes or more for every dtype, as torch's CPU allocator).
+_ALIGN = 64
 
 
 _METADATA = {
@@ -192,8 +247,9 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
         with quiet_forward(model), NoDropout():
             try:
                 if ctx.mesh is None:
+                    arena = _Arena(ctx)
                     stand_ins: dict[str, torch.Tensor] = {
-                        ctx.param_names[key]: _Deferred(recipe.param, functools.partial(ctx.value, recipe.param))
+                        ctx.param_names[key]: _Deferred(recipe.param, arena)
                         for key, recipe in ctx.recipes.items()
                         if key in ctx.param_names
                     }

@@ -246,12 +246,14 @@ class Context:
         self._make(recipe, out, start, stop)
         return out
 
-    def value(self, param: torch.Tensor) -> torch.Tensor:
-        """The new value of ``param`` as planned so far, in a tensor of its own."""
+    def value(self, param: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The new value of ``param`` as planned so far, in ``out`` (contiguous, its shape and dtype) or a tensor of
+        its own."""
         recipe = self.recipes[id(param)]
         if is_dtensor(param):
             return self._make_dtensor(recipe)
-        out = torch.empty(param.shape, dtype=param.dtype, device=param.device)
+        if out is None:
+            out = torch.empty(param.shape, dtype=param.dtype, device=param.device)
         self._make(recipe, out, 0, _rows_of(param))
         return out
 
