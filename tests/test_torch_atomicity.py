@@ -17,6 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+import test_torch_init_golden  # noqa: E402  # tests/ is on sys.path (as for torch_helpers)
 import varprop.torch as vt  # noqa: E402
 from varprop import VarpropError  # noqa: E402
 from varprop.torch import _calibrate, _model_init, _plan  # noqa: E402
@@ -69,10 +70,18 @@ def _reference(options: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
+# The two routes of a draw: kept between planning and writing (models up to KEEP_DRAWS_BYTES, as these), or made
+# again each time it is needed (larger models; forced here by a limit of 0).
+ROUTES = {"kept": None, "made-again": 0}
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_nothing_is_written_before_the_write_starts(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nothing_is_written_before_the_write_starts(mode: str, route: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """At the moment the write begins (every scale, statistic and calibration factor already found), no parameter
     has been written in place, not even temporarily: same bytes and same version counter as before the call."""
+    if ROUTES[route] is not None:
+        monkeypatch.setattr(_plan, "KEEP_DRAWS_BYTES", ROUTES[route])
     model = _model()
     before = _state(model)
     seen: dict[str, tuple[torch.Tensor, int]] = {}
@@ -146,13 +155,16 @@ def test_an_error_during_planning_leaves_the_model_untouched(where: str, monkeyp
     assert not changed, f"{where}: touched {changed}"
 
 
+@pytest.mark.parametrize("route", sorted(ROUTES))
 @pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("fault_at", [1, 4, 9])
 def test_a_fault_during_the_write_names_what_was_written_and_a_rerun_finishes(
-    mode: str, fault_at: int, monkeypatch: pytest.MonkeyPatch
+    mode: str, fault_at: int, route: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     options = MODES[mode]
-    expected = _reference(options)
+    expected = _reference(options)  # (on the kept route: the other must give the same bits)
+    if ROUTES[route] is not None:
+        monkeypatch.setattr(_plan, "KEEP_DRAWS_BYTES", ROUTES[route])
     model = _model()
     old = {name: p.detach().clone() for name, p in model.named_parameters()}
     original = _plan._store
@@ -197,3 +209,18 @@ def test_rerun_on_a_partly_written_model_reads_nothing_it_wrote() -> None:
     _init(model, {})
     mismatched = [name for name, p in model.named_parameters() if not torch.equal(p.detach(), expected[name])]
     assert not mismatched, mismatched
+
+
+@pytest.mark.parametrize("name", sorted(test_torch_init_golden.CASES))
+def test_draws_made_again_give_the_recorded_bits(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Models over ``KEEP_DRAWS_BYTES`` make each draw again (for the realized statistics, the calibration pass and
+    the write) instead of keeping it: the golden cases (all small, so they keep theirs) rerun on that route give the
+    same recorded digests."""
+    recorded = test_torch_init_golden._recorded()
+    if recorded["platform"] != test_torch_init_golden._platform():
+        pytest.skip("digests recorded on another torch version or CPU capability (see test_torch_init_golden)")
+    monkeypatch.setattr(_plan, "KEEP_DRAWS_BYTES", 0)
+    expected = recorded["cases"][name]
+    found = test_torch_init_golden._digests(name)
+    changed = sorted(key for key in expected if found.get(key) != expected[key])
+    assert not changed and found.keys() == expected.keys(), f"{name}: parameters whose bits changed: {changed}"

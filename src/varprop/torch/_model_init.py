@@ -21,7 +21,7 @@ from . import _distributed
 from ._calibrate import calibrate as run_calibration
 from ._graph import Graph, build_graph
 from ._layers import DROPOUT_TYPES, input_stat
-from ._plan import Context
+from ._plan import Context, keeps_draws
 from ._propagate import canonical, output_stats, propagate
 from ._report import InitReport
 from ._residual import RESIDUAL_POLICIES, STREAM_OPS
@@ -310,6 +310,7 @@ def _initialize(
         seed=seed,
         mesh=mesh,
     )
+    ctx.keep_draws = keeps_draws(list(model.parameters()))
     for param in model.parameters():
         if not _distributed.is_dtensor(param):
             where = (param.device, param.dtype)

@@ -31,7 +31,7 @@ from ._sharded_random import draw_region, draw_rows_into, name_seed
 from ._stats import Stat, UnitMoments
 from ._tensor_init import LOW_PRECISION
 
-__all__ = ["ActivationUse", "Context", "InitWriteError", "LayerPlan", "Recipe", "qualify"]
+__all__ = ["ActivationUse", "Context", "InitWriteError", "LayerPlan", "Recipe", "keeps_draws", "qualify"]
 
 
 def qualify(prefix: str, name: str) -> str:
@@ -156,6 +156,10 @@ class Context:
     # which would stay in the process's heap).
     buffers: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = field(default_factory=dict)
     largest: dict[tuple[torch.device, torch.dtype], int] = field(default_factory=dict)
+    # Small models (see ``keeps_draws``): whole-tensor draws kept between planning and writing, by id of the
+    # parameter, with the std they were drawn at (not made twice: sampling costs more than the rest of a layer).
+    keep_draws: bool = False
+    kept: dict[int, tuple[float, torch.Tensor]] = field(default_factory=dict)
 
     def name_of(self, param: torch.Tensor) -> str:
         return self.param_names.get(id(param), "<parameter>")
@@ -292,6 +296,19 @@ class Context:
         """Rows ``first...`` of the parameter's draw at ``std`` into ``target``; returns the multiplications still to
         do. float32/float64: the unit-std draw, then times ``std``; float16/bfloat16: drawn at ``std`` in float32
         before their one rounding (see _tensor_init.draw)."""
+        if self.keep_draws and first == 0 and target.shape == param.shape and param.dim():
+            kept = self.kept.get(id(param))
+            if kept is None or kept[0] != std:
+                value = torch.empty(param.shape, dtype=param.dtype, device=param.device)
+                self.kept[id(param)] = kept = (std, value)
+                operations = self._draw_fresh(value, param, std, first, seed)
+            else:
+                operations = [] if param.dtype in LOW_PRECISION or std == 1.0 else [std]
+            target.copy_(kept[1])
+            return operations
+        return self._draw_fresh(target, param, std, first, seed)
+
+    def _draw_fresh(self, target: torch.Tensor, param: torch.Tensor, std: float, first: int, seed: int) -> list[float]:
         shape = tuple(param.shape)
         if param.dim() == 0:
             value = draw_region(
@@ -357,15 +374,46 @@ class Context:
                     ) from error
                 written.append(self.name_of(recipe.param))
         self.buffers.clear()
+        self.kept.clear()
 
     def _write_one(self, recipe: Recipe) -> None:
         param = recipe.param
         if is_dtensor(param):
             _store(param, self._make_dtensor(recipe), None)
             return
+        kept = self.kept.get(id(param))
+        segment = recipe.segments[0] if len(recipe.segments) == 1 else None
+        if (
+            kept is not None
+            and segment is not None
+            and segment.rows is None
+            and segment.kind == "draw"
+            and segment.value == kept[0]
+            and not recipe.zero_rows
+        ):  # straight from the kept draw
+            del self.kept[id(param)]
+            low = param.dtype in LOW_PRECISION
+            operations = ([] if low or segment.value == 1.0 else [segment.value]) + segment.factors
+            for earlier in operations[:-1]:
+                kept[1].mul_(earlier)
+            _store(param, kept[1], operations[-1] if operations else None)
+            return
         value = self.scratch(param.numel(), param.device, param.dtype, "work").view(param.shape)
         factor = self._make(recipe, value, 0, _rows_of(param), defer=True)
         _store(param, value, factor)
+
+
+# Models with at most this many bytes of parameters keep their draws between planning and writing (a copy of at
+# most 64 MiB, small next to the process itself: ~300 MB with torch); larger ones make each draw again when needed,
+# so that init_model's peak stays the model plus O(largest parameter).
+KEEP_DRAWS_BYTES = 64 << 20
+
+
+def keeps_draws(params: list[torch.Tensor]) -> bool:
+    """Whether a model with these parameters keeps its draws (``KEEP_DRAWS_BYTES``; never a sharded one)."""
+    if any(is_dtensor(param) for param in params):
+        return False
+    return sum(param.numel() * param.element_size() for param in params) <= KEEP_DRAWS_BYTES
 
 
 def _bounds(rows: slice) -> tuple[int, int]:
