@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from .._errors import VarpropTypeError, VarpropValueError
-from .._gains import DISTRIBUTIONS
 from .._validation import check_real
 from . import _distributed
 from ._calibrate import calibrate as run_calibration
@@ -27,7 +26,7 @@ from ._propagate import canonical, output_stats, propagate
 from ._report import InitReport
 from ._residual import RESIDUAL_POLICIES, STREAM_OPS
 from ._sharded_random import fresh_seed
-from ._tensor_init import check_choice, check_generator
+from ._tensor_init import TORCH_DISTRIBUTIONS, check_choice, check_generator
 
 __all__ = ["init_model"]
 
@@ -194,7 +193,10 @@ def init_model(
         input_var: variance of the input; defaults to the example's measured variance (1 for a shape).
         calibrate: ``None``, ``"gaussian"`` (a fresh N(mean, input_var) batch shaped like the example) or a batch
             (tensor or tuple of tensors).
-        distribution: ``"normal"``, ``"truncated_normal"`` or ``"uniform"`` (same std).
+        distribution: ``"normal"``, ``"truncated_normal"``, ``"uniform"``, ``"orthogonal"`` (each weight matrix a
+            scaled Haar semi-orthogonal one, Saxe et al. 2014) or ``"delta_orthogonal"`` (convolutions: an orthogonal
+            matrix at the kernel's centre tap, zero elsewhere, Xiao et al. 2018); all of the same std (see ``init_``).
+            Attention's packed q/k/v rows are three orthogonal blocks.
         generator: ``torch.Generator`` for every random draw.
         strict: raise instead of assuming identity for operations and modules that are not recognized.
         residual: ``"scaled"`` (default: the stream's variance doubles over a whole chain, at any depth), ``"none"``
@@ -239,7 +241,7 @@ def init_model(
         raise VarpropTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     target = check_real("target_var", target_var, minimum=0.0, strict=True)
     input_variance = None if input_var is None else check_real("input_var", input_var, minimum=0.0)
-    check_choice("distribution", distribution, DISTRIBUTIONS)
+    check_choice("distribution", distribution, TORCH_DISTRIBUTIONS)
     check_choice("residual", residual, RESIDUAL_POLICIES)
     check_generator(generator)
     if not isinstance(strict, bool) or not isinstance(realized, (bool, type(None))):

@@ -13,7 +13,8 @@ import torch
 
 from .._activation import Activation
 from ._distributed import is_dtensor, rank_invariant_draw
-from ._sharded_random import draw_many, draw_region, name_seed
+from ._orthogonal import ORTHOGONAL_DISTRIBUTIONS
+from ._sharded_random import block_seed, draw_many, draw_region, name_seed
 from ._stats import Stat, UnitMoments
 from ._tensor_init import LOW_PRECISION
 
@@ -140,6 +141,18 @@ class Context:
             unit = self.prefetched.pop(id(param), None)
             if unit is None:
                 unit = rank_invariant_draw(param, drawn_std, self.distribution, seed)
+        elif self.distribution in ORTHOGONAL_DISTRIBUTIONS:  # a block of rows (q, k or v) is orthogonal by itself
+            start = int(rows.start or 0)
+            block = (int(rows.stop) - start, *param.shape[1:])
+            unit = draw_region(
+                block,
+                [None] * len(block),
+                drawn_std,
+                dtype=param.dtype,
+                device=param.device,
+                distribution=self.distribution,
+                seed=block_seed(seed, start),
+            )
         else:
             shape = tuple(param.shape)
             index: list[torch.Tensor | None] = [torch.arange(int(rows.start or 0), int(rows.stop))]
