@@ -18,6 +18,7 @@ from .._errors import VarpropTypeError, VarpropValueError
 from .._validation import check_real
 from . import _distributed
 from ._calibrate import calibrate as run_calibration
+from ._critical import OBJECTIVES, critical_settings, model_critical_point
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ._graph import Graph, build_graph
 from ._layers import DROPOUT_TYPES, input_stat
@@ -166,6 +167,7 @@ def init_model(
     strict: bool = False,
     residual: str = "scaled",
     realized: bool | None = None,
+    objective: str = "variance",
 ) -> InitReport:
     """Initialize every weight layer of ``model`` so that each pre-activation has variance ``target_var``.
 
@@ -204,6 +206,15 @@ def init_model(
         realized: correct each layer for its drawn weights, or use the mean-field value only. Default (``None``):
             realized without calibration; mean-field with it (calibration measures the drawn weights on the batch
             and replaces the correction, so computing it first would only cost time).
+        objective: ``"variance"`` (every pre-activation at ``target_var``, biases 0) or ``"critical"``: the edge of
+            chaos of the model's activation (``varprop._criticality.critical_point``; Poole et al. 2016, Schoenholz
+            et al. 2017): every pre-activation at the fixed point q*, biases drawn from N(0, sigma_b^2) (a layer's
+            weights then aim at q* - sigma_b^2), so that chi1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] = 1 and the
+            gradient keeps its size through depth. q* is the point's (1/64 for tanh-like activations: with
+            ``distribution="orthogonal"`` dynamical isometry, Pennington et al. 2017), so ``target_var`` must stay
+            1. One activation per model; for ReLU-like ones (no non-trivial point) a warning, and the
+            variance-preserving weights. The report's ``settings["critical"]`` holds sigma_w, sigma_b, q*, chi1,
+            xi_q, xi_c and chi1^depth. Not for sharded models yet.
 
     Random numbers: one seed is drawn from ``generator`` (the global RNG when ``None``); each parameter's values
     depend only on that seed and the parameter's qualified name, drawn in seeded blocks of rows
@@ -244,6 +255,12 @@ def init_model(
     check_choice("distribution", distribution, TORCH_DISTRIBUTIONS)
     check_choice("residual", residual, RESIDUAL_POLICIES)
     check_generator(generator)
+    check_choice("objective", objective, OBJECTIVES)
+    if objective == "critical" and target != 1.0:
+        raise VarpropValueError(
+            f"objective='critical' chooses the pre-activation variance q* itself; got target_var={target_var!r}: "
+            "leave target_var at 1, or use objective='variance' for a variance of your choice"
+        )
     if not isinstance(strict, bool) or not isinstance(realized, (bool, type(None))):
         raise VarpropTypeError(f"strict must be a bool and realized a bool or None, got {strict!r} and {realized!r}")
     mesh = _distributed.prepare_model(model)  # None unless sharded (DTensor parameters)
@@ -258,6 +275,7 @@ def init_model(
         residual=residual,
         realized=(batch is None) if realized is None else realized,
         strict=strict,
+        objective=objective,
     )
     with _collection_paused():
         return _initialize(model, example, synthetic, batch, seed, mesh, options, started)
@@ -289,6 +307,7 @@ class _Options:
     residual: str
     realized: bool
     strict: bool
+    objective: str = "variance"
 
 
 _WEIGHT_MODULES: tuple[type[nn.Module], ...] = (nn.Linear, *CONV_LAYERS, *CONV_TRANSPOSE_LAYERS)
@@ -330,6 +349,18 @@ def _initialize(
         seed=seed,
         mesh=mesh,
     )
+    point, critical_warning = None, None
+    if options.objective == "critical":
+        if mesh is not None:
+            raise VarpropValueError(
+                "objective='critical' is not supported on sharded models yet; initialize the unsharded model, "
+                "then shard it"
+            )
+        point, critical_warning = model_critical_point(graph, model)
+        if critical_warning is not None:
+            ctx.warn(critical_warning)
+        if point is not None:
+            ctx.target_var, ctx.bias_std = point.q, point.bias_std
     input_variance = options.input_var
     stat_of = input_stat if mesh is None else functools.partial(_distributed.pooled_input_stat, mesh=mesh)
     inputs = [
@@ -367,6 +398,10 @@ def _initialize(
         "realized": options.realized,
         "graph": graph.method,
     }
+    if options.objective != "variance":
+        settings["objective"] = options.objective
+    if point is not None:
+        settings["critical"] = critical_settings(point, len(ctx.layers))
     if graph.note:
         settings["note"] = graph.note
     if mesh is not None:

@@ -90,6 +90,8 @@ class Context:
     pending_scale: dict[int, float] = field(default_factory=dict)
     # One float32 work buffer per device, reused by every layer (see ``scratch``).
     buffers: dict[torch.device, torch.Tensor] = field(default_factory=dict)
+    # sigma_b of objective="critical": biases drawn from N(0, bias_std^2) (0: biases are zeroed).
+    bias_std: float = 0.0
 
     def name_of(self, param: torch.Tensor) -> str:
         return self.param_names.get(id(param), "<parameter>")
@@ -167,6 +169,10 @@ class Context:
                 seed=seed,
             )
         return unit if scale == 1.0 else unit.mul_(scale)
+
+    def draw_bias(self, param: torch.Tensor, std: float) -> torch.Tensor:
+        """N(0, std^2) values for the bias ``param`` (always normal), seeded by ``seed`` and the parameter's name."""
+        return rank_invariant_draw(param, std, "normal", name_seed(self.seed, self.name_of(param)))
 
     def new_value(self, param: torch.Tensor) -> torch.Tensor:
         """The new tensor of a handled parameter (its pending scale applied), created (as a copy of the current
