@@ -541,7 +541,7 @@ def stability(act: Any, var: Any = 1.0) -> Stability:
         ('unstable', 1.173)
         >>> t = stability("tanh")
         >>> t.kind, t.phase, round(t.chi1, 4)
-        ('stable', 'chaotic', 1.1776)
+        ('stable', 'chaotic', 1.1778)
     """
     activation = resolve_activation(act)
     q = as_real_array("var", var, minimum=0.0)

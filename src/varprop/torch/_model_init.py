@@ -7,6 +7,7 @@ import functools
 import gc
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import VarpropTypeError, VarpropValueError
+from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
 from .._validation import check_real
 from . import _distributed
 from ._calibrate import calibrate as run_calibration
@@ -359,6 +360,7 @@ def _initialize(
         point, critical_warning = model_critical_point(graph, model)
         if critical_warning is not None:
             ctx.warn(critical_warning)
+            warnings.warn(critical_warning, VarpropWarning, stacklevel=3)  # _initialize <- init_model <- the caller
         if point is not None:
             ctx.target_var, ctx.bias_std = point.q, point.bias_std
     input_variance = options.input_var
