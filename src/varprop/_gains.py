@@ -14,9 +14,9 @@ from ._validation import as_real_array, check_positive_int
 __all__ = ["DISTRIBUTIONS", "MODES", "TRUNCATED_NORMAL_STD", "gain", "weight_std"]
 
 Mode = Literal["fan_in", "fan_out", "fan_avg"]
-Distribution = Literal["normal", "truncated_normal", "uniform"]
+Distribution = Literal["normal", "truncated_normal", "uniform", "orthogonal"]
 MODES: tuple[str, ...] = ("fan_in", "fan_out", "fan_avg")
-DISTRIBUTIONS: tuple[str, ...] = ("normal", "truncated_normal", "uniform")
+DISTRIBUTIONS: tuple[str, ...] = ("normal", "truncated_normal", "uniform", "orthogonal")
 
 # Standard deviation of a standard normal truncated to (-2, 2):
 # sqrt(1 - 4 phi(2) / (Phi(2) - Phi(-2))) = 0.87962566103423978 (the constant JAX uses).
@@ -101,7 +101,10 @@ def weight_std(
             ``"normal"``: the standard deviation sqrt(Var[w]);
             ``"truncated_normal"``: the std of the normal *before* truncation at +-2 of its std, so that
             the truncated weights have standard deviation sqrt(Var[w]) (divided by 0.87962566103423978);
-            ``"uniform"``: the bound a of U(-a, a), a = sqrt(3 Var[w]).
+            ``"uniform"``: the bound a of U(-a, a), a = sqrt(3 Var[w]);
+            ``"orthogonal"``: the root mean square sqrt(Var[w]) of the elements of a scaled (semi-)orthogonal
+            matrix (Saxe et al. 2014), the normal's std: sqrt(max(rows, cols)) sqrt(Var[w]) Q with Q Haar
+            semi-orthogonal, so that n Var[w] = gain^2 as for the normal (``varprop.torch.init_`` draws it).
 
     Returns:
         A float (or array for array ``var``).

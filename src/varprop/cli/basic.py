@@ -157,7 +157,12 @@ def _scales(act: Any, fan_in: int, fan_out: int | None, var: float, mode: str) -
     }
 
 
-_SCALE_KEY = {"normal": "weight_std", "truncated_normal": "truncated_normal_std", "uniform": "uniform_bound"}
+_SCALE_KEY = {
+    "normal": "weight_std",
+    "truncated_normal": "truncated_normal_std",
+    "uniform": "uniform_bound",
+    "orthogonal": "weight_std",  # the elements' root mean square, as the normal's std
+}
 
 
 def run_gain(args: argparse.Namespace) -> int:

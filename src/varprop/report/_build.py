@@ -113,6 +113,9 @@ def _stability(act: Any, var: float, act_gain: float) -> StabilityResult:
         doubling_depth=float(result.doubling_depth),
         verdict=str(result.verdict),
         fixed_points=tuple((float(point.q), float(point.slope), str(point.kind)) for point in points),
+        phase=str(result.phase),
+        depth_scale_q=float(result.depth_scale_q),
+        depth_scale_c=float(result.depth_scale_c),
     )
 
 

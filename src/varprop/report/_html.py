@@ -220,7 +220,8 @@ def _stability_section(summary: ReportSummary) -> str:
 F(q) = n·Var[w]·E[φ(√q z)²] (Poole et al. 2016) has q = {summary.var:g} as a fixed point by construction.
 Whether a deep network stays there depends on the slope F′ (<code>varprop.stability</code>):
 at q = {summary.var:g} it is {_num(stability.slope, 6)} (<b>{_e(stability.kind)}</b>);
-the gradient's second moment changes by χ₁ = {_num(stability.chi1, 6)} per layer.
+the gradient's second moment changes by χ₁ = {_num(stability.chi1, 6)} per layer
+(<b>{_e(stability.phase)}</b>: ordered below 1, critical at 1, chaotic above; Schoenholz et al. 2017).
 {_e(verdict)}.</p>
 {table}
 {figure}

@@ -26,7 +26,7 @@ from . import _distributed
 from ._activations import activation_of_module
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, conv_coverage
 from ._graph import TensorMeta
-from ._plan import ActivationUse, Context, LayerPlan, std_for
+from ._plan import ActivationUse, Context, LayerPlan, as_numpy, std_for
 from ._stats import IndexStat, Stat, apply_activation, as_array, channel_view, collapse, scalar_stat
 
 __all__ = [
@@ -256,12 +256,19 @@ def weight_layer(
             f"{key}: its input has second moment {second:g} (a dead or diverging signal); std set as for E[x^2] = 1"
         )
         second = 1.0
-    std = std_for(target, effective_fan, second)
+    # objective="critical": a bias of variance sigma_b^2 takes its share of the target (Poole et al. 2016)
+    bias_var = ctx.bias_std**2 if bias is not None and rows is None else 0.0
+    std = std_for(target - bias_var, effective_fan, second)
     # Realized weights: draw a unit-std sample and scale it once, by the factor that its own statistics call for.
     drawn_std = 1.0 if ctx.realized and std > 0.0 else std
     ctx.plan_draw(weight, drawn_std, rows)
+    bias_values = None
     if bias is not None:
-        ctx.zero(bias, rows)
+        if bias_var > 0.0:
+            ctx.plan_bias_draw(bias, ctx.bias_std)
+            bias_values = as_numpy(ctx.read(bias))
+        else:
+            ctx.zero(bias, rows)
     plan = LayerPlan(
         name=key,
         layer_type=layer_type,
@@ -280,17 +287,20 @@ def weight_layer(
     elif ctx.realized:
         mean, within, shared = realized(ctx.read(weight, rows))
         pooled = (float(mean @ mean) + float(within.sum())) / mean.size + shared
-        factor = math.sqrt(target / pooled) if pooled > 0.0 else std
+        factor = math.sqrt((target - bias_var) / pooled) if pooled > 0.0 else std
         ctx.scale(weight, factor, rows)
         plan.std = factor
         plan.realized_scale = factor / std
-        out = Stat(mean * factor, within * factor**2, shared * factor**2, out_axis, out_ndim, out_spatial)
+        out_mean = mean * factor
+        if bias_values is not None:  # the drawn biases, per channel (repeated over positions of a spatial map)
+            out_mean = out_mean + np.repeat(bias_values, out_mean.size // bias_values.size)
+        out = Stat(out_mean, within * factor**2, shared * factor**2, out_axis, out_ndim, out_spatial)
     else:
         variance = std * std * effective_fan
         out = Stat(
             np.zeros(1),
             np.array([variance * float(np.mean(x_in.var))]),
-            variance * (float(np.mean(x_in.mean * x_in.mean)) + x_in.shared),
+            variance * (float(np.mean(x_in.mean * x_in.mean)) + x_in.shared) + bias_var,  # biases: unknown offsets
             None,
             out_ndim,
         )

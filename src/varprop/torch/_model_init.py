@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
-from .._gains import DISTRIBUTIONS
 from .._validation import check_real
 from . import _distributed
 from ._calibrate import calibrate as run_calibration
+from ._critical import OBJECTIVES, critical_settings, model_critical_point
 from ._graph import Graph, build_graph
 from ._keep import resolve_keep
 from ._layers import DROPOUT_TYPES, input_stat
@@ -28,7 +28,7 @@ from ._propagate import canonical, output_stats, propagate
 from ._report import InitReport
 from ._residual import RESIDUAL_POLICIES, STREAM_OPS
 from ._sharded_random import fresh_seed
-from ._tensor_init import check_choice, check_generator
+from ._tensor_init import TORCH_DISTRIBUTIONS, check_choice, check_generator
 
 __all__ = ["init_model"]
 
@@ -169,6 +169,7 @@ def init_model(
     residual: str = "scaled",
     realized: bool | None = None,
     keep: Any = None,
+    objective: str = "variance",
 ) -> InitReport:
     """Initialize every weight layer of ``model`` so that each pre-activation has variance ``target_var``.
 
@@ -196,7 +197,10 @@ def init_model(
         input_var: variance of the input; defaults to the example's measured variance (1 for a shape).
         calibrate: ``None``, ``"gaussian"`` (a fresh N(mean, input_var) batch shaped like the example) or a batch
             (tensor or tuple of tensors).
-        distribution: ``"normal"``, ``"truncated_normal"`` or ``"uniform"`` (same std).
+        distribution: ``"normal"``, ``"truncated_normal"``, ``"uniform"``, ``"orthogonal"`` (each weight matrix a
+            scaled Haar semi-orthogonal one, Saxe et al. 2014) or ``"delta_orthogonal"`` (convolutions: an orthogonal
+            matrix at the kernel's centre tap, zero elsewhere, Xiao et al. 2018); all of the same std (see ``init_``).
+            Attention's packed q/k/v rows are three orthogonal blocks.
         generator: ``torch.Generator`` for every random draw.
         strict: raise instead of assuming identity for operations and modules that are not recognized.
         residual: ``"scaled"`` (default: the stream's variance doubles over a whole chain, at any depth), ``"none"``
@@ -204,6 +208,15 @@ def init_model(
         realized: correct each layer for its drawn weights, or use the mean-field value only. Default (``None``):
             realized without calibration; mean-field with it (calibration measures the drawn weights on the batch
             and replaces the correction, so computing it first would only cost time).
+        objective: ``"variance"`` (every pre-activation at ``target_var``, biases 0) or ``"critical"``: the edge of
+            chaos of the model's activation (``varprop._criticality.critical_point``; Poole et al. 2016, Schoenholz
+            et al. 2017): every pre-activation at the fixed point q*, biases drawn from N(0, sigma_b^2) (a layer's
+            weights then aim at q* - sigma_b^2), so that chi1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] = 1 and the
+            gradient keeps its size through depth. q* is the point's (1/64 for tanh-like activations: with
+            ``distribution="orthogonal"`` dynamical isometry, Pennington et al. 2017), so ``target_var`` must stay
+            1. One activation per model; for ReLU-like ones (no non-trivial point) a warning, and the
+            variance-preserving weights. The report's ``settings["critical"]`` holds sigma_w, sigma_b, q*, chi1,
+            xi_q, xi_c and chi1^depth. Not for sharded models yet.
 
     Random numbers: one seed is drawn from ``generator`` (the global RNG when ``None``); each parameter's values
     depend only on that seed and the parameter's qualified name, drawn in seeded blocks of rows
@@ -241,9 +254,15 @@ def init_model(
         raise VarpropTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     target = check_real("target_var", target_var, minimum=0.0, strict=True)
     input_variance = None if input_var is None else check_real("input_var", input_var, minimum=0.0)
-    check_choice("distribution", distribution, DISTRIBUTIONS)
+    check_choice("distribution", distribution, TORCH_DISTRIBUTIONS)
     check_choice("residual", residual, RESIDUAL_POLICIES)
     check_generator(generator)
+    check_choice("objective", objective, OBJECTIVES)
+    if objective == "critical" and target != 1.0:
+        raise VarpropValueError(
+            f"objective='critical' chooses the pre-activation variance q* itself; got target_var={target_var!r}: "
+            "leave target_var at 1, or use objective='variance' for a variance of your choice"
+        )
     if not isinstance(strict, bool) or not isinstance(realized, (bool, type(None))):
         raise VarpropTypeError(f"strict must be a bool and realized a bool or None, got {strict!r} and {realized!r}")
     kept = resolve_keep(model, keep)
@@ -260,6 +279,7 @@ def init_model(
         realized=(batch is None) if realized is None else realized,
         strict=strict,
         kept=kept,
+        objective=objective,
     )
     with _collection_paused():
         return _initialize(model, example, synthetic, batch, seed, mesh, options, started)
@@ -292,6 +312,7 @@ class _Options:
     realized: bool
     strict: bool
     kept: dict[int, str] = field(default_factory=dict)  # (id of a parameter: its name) for keep=
+    objective: str = "variance"
 
 
 def _initialize(
@@ -321,6 +342,19 @@ def _initialize(
         if not _distributed.is_dtensor(param):
             where = (param.device, param.dtype)
             ctx.largest[where] = max(ctx.largest.get(where, 0), param.numel())
+    point, critical_warning = None, None
+    if options.objective == "critical":
+        if mesh is not None:
+            raise VarpropValueError(
+                "objective='critical' is not supported on sharded models yet; initialize the unsharded model, "
+                "then shard it"
+            )
+        point, critical_warning = model_critical_point(graph, model)
+        if critical_warning is not None:
+            ctx.warn(critical_warning)
+            warnings.warn(critical_warning, VarpropWarning, stacklevel=3)  # _initialize <- init_model <- the caller
+        if point is not None:
+            ctx.target_var, ctx.bias_std = point.q, point.bias_std
     input_variance = options.input_var
     stat_of = input_stat if mesh is None else functools.partial(_distributed.pooled_input_stat, mesh=mesh)
     inputs = [
@@ -356,6 +390,10 @@ def _initialize(
         "realized": options.realized,
         "graph": graph.method,
     }
+    if options.objective != "variance":
+        settings["objective"] = options.objective
+    if point is not None:
+        settings["critical"] = critical_settings(point, len(ctx.layers))
     if graph.note:
         settings["note"] = graph.note
     if mesh is not None:

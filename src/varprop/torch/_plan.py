@@ -27,7 +27,8 @@ import torch
 from .._activation import Activation
 from .._errors import VarpropError
 from ._distributed import is_dtensor, rank_invariant_draw, zero_row_
-from ._sharded_random import draw_region, draw_rows_into, name_seed
+from ._orthogonal import ORTHOGONAL_DISTRIBUTIONS
+from ._sharded_random import block_seed, draw_region, draw_rows_into, name_seed
 from ._stats import Stat, UnitMoments
 from ._tensor_init import LOW_PRECISION
 
@@ -83,8 +84,9 @@ class InitWriteError(VarpropError, RuntimeError):
 @dataclass
 class _Segment:
     """Rows ``[start, stop)`` of dim 0 (``None``: the whole tensor) made one way: ``kind`` ``"draw"`` (the parameter's
-    rank-invariant draw at std ``value``), ``"zero"``, ``"fill"`` (the constant ``value``) or ``"value"`` (the whole
-    new value, ``tensor``); then multiplied by each
+    rank-invariant draw at std ``value``), ``"zero"``, ``"fill"`` (the constant ``value``), ``"bias"`` (a normal draw of
+    std ``value`` whatever the weights' distribution: objective="critical"'s sigma_b) or ``"value"`` (the whole new
+    value, ``tensor``); then multiplied by each
     of ``factors`` in turn (the order of the roundings is part of the promise "same seed, same bits")."""
 
     rows: tuple[int, int] | None
@@ -163,6 +165,8 @@ class Context:
     # parameter, with the std they were drawn at (not made twice: sampling costs more than the rest of a layer).
     keep_draws: bool = False
     kept: dict[int, tuple[float, torch.Tensor]] = field(default_factory=dict)
+    # sigma_b of objective="critical": biases drawn from N(0, bias_std^2) (0: biases are zeroed).
+    bias_std: float = 0.0
 
     def name_of(self, param: torch.Tensor) -> str:
         return self.param_names.get(id(param), "<parameter>")
@@ -221,6 +225,10 @@ class Context:
     def fill(self, param: torch.Tensor | None, value: float) -> None:
         if isinstance(param, torch.Tensor):
             self._add(param, _Segment(None, "fill", value))
+
+    def plan_bias_draw(self, param: torch.Tensor, std: float) -> None:
+        """N(0, std^2) values for the bias ``param`` (always normal), seeded by ``seed`` and the parameter's name."""
+        self._add(param, _Segment(None, "bias", std))
 
     def set_value(self, param: torch.Tensor, value: torch.Tensor) -> None:
         """The whole new value of ``param``, given (kept until the write: only for values computed from another
@@ -285,11 +293,13 @@ class Context:
             target = _rows_view(out, low - start, high - start)
             factors = list(segment.factors)
             if segment.kind == "draw":
-                factors = self._draw_into(target, param, segment.value, low, recipe.seed) + factors
+                factors = self._draw_into(target, param, segment, low, recipe.seed) + factors
             elif segment.kind == "zero":
                 target.zero_()
             elif segment.kind == "value" and segment.tensor is not None:
                 target.copy_(_rows_view(segment.tensor, low, high))
+            elif segment.kind == "bias":
+                target.copy_(_rows_view(rank_invariant_draw(param, segment.value, "normal", recipe.seed), low, high))
             else:
                 target.fill_(segment.value)
             if defer and factors and segment.rows is None and len(recipe.segments) == 1 and not recipe.zero_rows:
@@ -302,23 +312,31 @@ class Context:
                 out[row - start].zero_()
         return pending
 
-    def _draw_into(self, target: torch.Tensor, param: torch.Tensor, std: float, first: int, seed: int) -> list[float]:
+    def _draw_into(
+        self, target: torch.Tensor, param: torch.Tensor, segment: _Segment, first: int, seed: int
+    ) -> list[float]:
         """Rows ``first...`` of the parameter's draw at ``std`` into ``target``; returns the multiplications still to
         do. float32/float64: the unit-std draw, then times ``std``; float16/bfloat16: drawn at ``std`` in float32
         before their one rounding (see _tensor_init.draw)."""
+        std = segment.value
         if self.keep_draws and first == 0 and target.shape == param.shape and param.dim():
             kept = self.kept.get(id(param))
             if kept is None or kept[0] != std:
                 value = torch.empty(param.shape, dtype=param.dtype, device=param.device)
                 self.kept[id(param)] = kept = (std, value)
-                operations = self._draw_fresh(value, param, std, first, seed)
+                operations = self._draw_fresh(value, param, segment, first, seed)
             else:
                 operations = [] if param.dtype in LOW_PRECISION or std == 1.0 else [std]
             target.copy_(kept[1])
             return operations
-        return self._draw_fresh(target, param, std, first, seed)
+        return self._draw_fresh(target, param, segment, first, seed)
 
-    def _draw_fresh(self, target: torch.Tensor, param: torch.Tensor, std: float, first: int, seed: int) -> list[float]:
+    def _draw_fresh(
+        self, target: torch.Tensor, param: torch.Tensor, segment: _Segment, first: int, seed: int
+    ) -> list[float]:
+        std = segment.value
+        if self.distribution in ORTHOGONAL_DISTRIBUTIONS:
+            return self._draw_orthogonal(target, param, segment, first, seed)
         shape = tuple(param.shape)
         if param.dim() == 0:
             value = draw_region(
@@ -338,6 +356,35 @@ class Context:
         draw_rows_into(target, shape, first, 1.0, self.distribution, seed)
         return [] if std == 1.0 else [std]
 
+    def _draw_orthogonal(
+        self, target: torch.Tensor, param: torch.Tensor, segment: _Segment, first: int, seed: int
+    ) -> list[float]:
+        """Rows ``first...`` of a (delta-)orthogonal draw into ``target``. A QR needs the whole matrix: a whole-tensor
+        segment draws the whole tensor (then keeps its rows); a block of rows (q, k or v of a fused projection) is
+        orthogonal by itself, seeded by its first row."""
+        low_precision = param.dtype in LOW_PRECISION
+        drawn_std = segment.value if low_precision else 1.0
+        if segment.rows is None:
+            shape, offset, block = tuple(param.shape), 0, seed
+        else:
+            start, stop = segment.rows
+            shape, offset, block = (stop - start, *param.shape[1:]), start, block_seed(seed, start)
+        index: list[torch.Tensor | None] = [None] * len(shape)
+        if (first - offset, int(target.shape[0])) != (0, shape[0]):
+            index[0] = torch.arange(first - offset, first - offset + int(target.shape[0]))
+        target.copy_(
+            draw_region(
+                shape,
+                index,
+                drawn_std,
+                dtype=param.dtype,
+                device=param.device,
+                distribution=self.distribution,
+                seed=block,
+            )
+        )
+        return [] if low_precision or segment.value == 1.0 else [segment.value]
+
     def _make_dtensor(self, recipe: Recipe) -> torch.Tensor:
         """A DTensor parameter's new value (this rank's elements; whole-tensor segments only)."""
         param = recipe.param
@@ -354,6 +401,8 @@ class Context:
                 value = torch.zeros_like(param)
             elif segment.kind == "value" and segment.tensor is not None:
                 value = segment.tensor.clone()
+            elif segment.kind == "bias":
+                value = rank_invariant_draw(param, segment.value, "normal", recipe.seed)
             else:
                 value = torch.full_like(param, segment.value)
             for factor in segment.factors:

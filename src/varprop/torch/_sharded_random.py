@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from ._orthogonal import ORTHOGONAL_DISTRIBUTIONS, orthogonal_unit
 from ._tensor_init import LOW_PRECISION, draw, fill
 
 __all__ = [
@@ -146,7 +147,7 @@ def draw_many(
     outs: list[torch.Tensor] = []
     by_device: dict[torch.device, list[_Block]] = {}
     for shape, dtype, device, seed in requests:
-        if dtype in LOW_PRECISION or len(shape) == 0:
+        if dtype in LOW_PRECISION or len(shape) == 0 or distribution in ORTHOGONAL_DISTRIBUTIONS:
             outs.append(
                 draw_region(
                     shape, [None] * len(shape), std, dtype=dtype, device=device, distribution=distribution, seed=seed
@@ -200,6 +201,8 @@ def draw_region(
     Memory: the result plus one block. Cost: the blocks that cover ``index[0]`` (a rank that holds columns only, as
     with a ``Shard(1)`` placement, draws every block and keeps its columns of each).
     """
+    if distribution in ORTHOGONAL_DISTRIBUTIONS:
+        return _orthogonal_region(shape, index, std, dtype=dtype, device=device, distribution=distribution, seed=seed)
     if len(shape) == 0:
         return draw_region((1,), [None], std, dtype=dtype, device=device, distribution=distribution, seed=seed)[0]
     local_shape = tuple(
@@ -232,6 +235,28 @@ def draw_region(
         values = _keep_columns(values.index_select(0, (rows[positions] - block * per_block).to(device)), index)
         out.index_copy_(0, positions.to(device), values)
     return out
+
+
+def _orthogonal_region(
+    shape: tuple[int, ...],
+    index: list[torch.Tensor | None],
+    std: float,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    distribution: str,
+    seed: int,
+) -> torch.Tensor:
+    """``draw_region`` for (delta-)orthogonal weights: the whole unit-std normal draw of the global tensor (in float32
+    for half precision), made orthogonal (``orthogonal_unit``), scaled, then the part ``index``. A QR needs the whole
+    matrix, so each rank holding a part of a sharded tensor computes the whole one: memory and time of the global
+    tensor on every rank (same global tensor for any number of ranks)."""
+    work = torch.float32 if dtype in LOW_PRECISION else dtype
+    gaussian = draw_region(shape, [None] * len(shape), 1.0, dtype=work, device=device, distribution="normal", seed=seed)
+    values = orthogonal_unit(gaussian, distribution).mul_(std)
+    if index and index[0] is not None:
+        values = values.index_select(0, index[0].to(values.device, torch.int64))
+    return _keep_columns(values, index).to(dtype)
 
 
 def _keep_columns(values: torch.Tensor, index: list[torch.Tensor | None]) -> torch.Tensor:
