@@ -42,7 +42,7 @@ import numpy as np
 
 from ._activation import Activation
 from ._errors import VarpropTypeError, VarpropValueError, VarpropWarning
-from ._expression_calculus import _differentiate, _structure
+from ._expression_calculus import _differentiate, _pole_candidates, _structure
 from ._expression_tree import (
     _BINARY_OPS,
     _FUNCTIONS,
@@ -57,6 +57,7 @@ from ._expression_tree import (
     _Node,
     _render,
 )
+from ._singular import singular_points
 
 __all__ = [
     "ALLOWED_FUNCTIONS",
@@ -329,6 +330,10 @@ def expression_activation(
             stacklevel=3,
         )
     all_kinks = sorted({*expression.kinks, *(float(kink) for kink in (kinks or ()))})
+    # Poles and other unbounded points: integrated exactly or reported as divergent by the moment engine.
+    singular = singular_points(
+        expression.function, expression.derivative, [*all_kinks, *_pole_candidates(expression._tree)]
+    )
     return Activation(
         name=EXPRESSION_PREFIX + expression.text,
         function=expression.function,
@@ -336,5 +341,9 @@ def expression_activation(
         kinks=tuple(all_kinks),
         features=tuple(features) if features is not None else expression.features,
         description=f"expression {expression.text}",
-        extra={"expression": expression.text, "derivative_expression": expression.derivative_text},
+        extra={
+            "expression": expression.text,
+            "derivative_expression": expression.derivative_text,
+            "singular_points": singular,
+        },
     )

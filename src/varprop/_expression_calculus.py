@@ -153,3 +153,41 @@ def _structure(node: _Node) -> tuple[list[float], list[tuple[float, float]], lis
         elif math.isfinite(location):
             kinks.append(location)
     return sorted(set(kinks)), sorted(set(features)), sorted(set(unlocated))
+
+
+def _zeros(node: _Node) -> list[float]:
+    """Points where ``node`` vanishes that can be read off its structure: zeros of affine factors."""
+    coefficients = _affine(node)
+    if coefficients is not None:
+        slope, intercept = coefficients
+        return [-intercept / slope] if slope != 0.0 else []
+    if isinstance(node, _Neg):
+        return _zeros(node.operand)
+    if isinstance(node, _Binary) and node.op == "*":
+        return _zeros(node.left) + _zeros(node.right)
+    if isinstance(node, _Binary) and node.op in "/**" and isinstance(node.right, _Const) and node.right.value > 0:
+        return _zeros(node.left)  # u / c and u ** c (c > 0) vanish with u
+    if isinstance(node, _Call) and node.name in ("abs", "sqrt", "sign", "sin", "tan", "sinh", "arctan", "arcsinh"):
+        return _zeros(node.args[0])  # functions that vanish exactly where their argument does
+    return []
+
+
+def _pole_candidates(node: _Node) -> list[float]:
+    """Candidate singular points: zeros of denominators and of the bases of negative powers.
+
+    Whether the formula is really unbounded there (``sin(x)/x`` is not) is decided numerically by
+    ``varprop._singular.singular_points``; the kinks (zeros of log and sqrt arguments, ...) are
+    candidates too.
+    """
+    candidates: list[float] = []
+    for current in _walk(node):
+        if isinstance(current, _Binary) and current.op == "/":
+            candidates += _zeros(current.right)
+        elif (
+            isinstance(current, _Binary)
+            and current.op == "**"
+            and isinstance(current.right, _Const)
+            and current.right.value < 0
+        ):
+            candidates += _zeros(current.left)
+    return sorted({candidate for candidate in candidates if math.isfinite(candidate)})

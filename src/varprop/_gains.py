@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._errors import VarpropValueError
+from ._errors import ConvergenceError, VarpropValueError
 from ._moments import Scalar, _unwrap, moments
 from ._validation import as_real_array, check_positive_int
 
@@ -30,13 +30,21 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
         raise VarpropValueError(f"unknown {name} {value!r}; valid choices: {', '.join(map(repr, choices))}")
 
 
-def _gains(act: Any, var: Any) -> tuple[Scalar, Scalar]:
+def _gains(act: Any, var: Any, mode: str = "fan_avg") -> tuple[Scalar, Scalar]:
+    """(forward, backward) gains; the one that ``mode`` does not use is nan and never refused."""
     result = moments(act, var=var)
     var_array = as_real_array("var", var, minimum=0.0)
+    second, deriv = np.asarray(result.second_moment), np.asarray(result.deriv_second_moment)
+    if mode != "fan_in" and np.isinf(deriv).any():
+        raise ConvergenceError(
+            f"E[phi'^2] of {act!r} diverges at var={var!r} (phi' has a non-integrable singularity): no "
+            "fan_out or fan_avg gain exists; use mode='fan_in'"
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
-        forward = np.sqrt(var_array / np.asarray(result.second_moment))
-        backward = 1.0 / np.sqrt(np.asarray(result.deriv_second_moment))
-    if not (np.all(np.isfinite(forward)) and np.all(np.isfinite(backward))):
+        forward = np.sqrt(var_array / second) if mode != "fan_out" else np.full(second.shape, np.nan)
+        backward = 1.0 / np.sqrt(deriv) if mode != "fan_in" else np.full(deriv.shape, np.nan)
+    used = [forward] if mode == "fan_in" else [backward] if mode == "fan_out" else [forward, backward]
+    if not all(np.all(np.isfinite(gain_value)) for gain_value in used):
         raise VarpropValueError(
             f"no finite gain for {act!r} at var={var!r}: E[phi^2] or E[phi'^2] is zero there "
             "(the activation kills the signal; choose another target variance)"
@@ -69,7 +77,7 @@ def gain(act: Any, var: Any = 1.0, mode: Mode = "fan_in") -> Scalar:
         1.550518808068
     """
     _check_choice("mode", mode, MODES)
-    forward, backward = _gains(act, var)
+    forward, backward = _gains(act, var, mode)
     if mode == "fan_in":
         return forward
     if mode == "fan_out":
@@ -113,7 +121,7 @@ def weight_std(
     _check_choice("mode", mode, MODES)
     _check_choice("distribution", distribution, DISTRIBUTIONS)
     n_in = check_positive_int("fan_in", fan_in)
-    forward, backward = _gains(act, var)
+    forward, backward = _gains(act, var, mode)
     forward_a, backward_a = np.asarray(forward), np.asarray(backward)
     if mode == "fan_in":
         variance = forward_a**2 / n_in

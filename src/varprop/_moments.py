@@ -11,8 +11,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._activation import Activation, ClosedForm
-from ._errors import VarpropValueError
+from ._errors import ConvergenceError, VarpropValueError
 from ._quadrature import DEFAULT_ORDER, _scalar_expectation, gaussian_expectation
+from ._singular import DIVERGENT_EXPONENT, SingularPoint, singular_expectation
 from ._validation import as_real_array, check_positive_int, check_real
 
 __all__ = ["Moments", "MonteCarloMoments", "moments", "monte_carlo_moments", "resolve_activation"]
@@ -142,6 +143,10 @@ def moments(
     activation = resolve_activation(act)
     if method == "closed_form" and activation.closed_form is None:
         raise VarpropValueError(f"activation {activation.spec!r} has no closed form; use method='auto' or 'quadrature'")
+    if activation.extra.get("singular_points"):
+        return _singular_moments(
+            activation, as_real_array("mean", mean), as_real_array("var", var, minimum=0.0), with_error
+        )
     if not with_error and isinstance(var, (float, int)) and isinstance(mean, (float, int)):
         return _scalar_moments(activation, check_real("mean", mean), check_real("var", var, minimum=0.0), method)
     var_array = as_real_array("var", var, minimum=0.0)
@@ -292,6 +297,71 @@ def _array_moments(
         deriv_second_moment=deriv,
         error=error,  # type: ignore[arg-type]
         method=method_name,
+    )
+
+
+def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray, with_error: bool) -> Moments:
+    """Moments of an activation that is unbounded somewhere (``_singular``): split, transform, or raise.
+
+    E[phi^2] must converge (|phi| ~ d^-b with 2 b < 1 at every singular point), else the moments are
+    undefined and ``ConvergenceError`` says where; a divergent E[phi'^2] alone is returned as inf.
+    """
+    points: tuple[SingularPoint, ...] = activation.extra["singular_points"]
+    where = [point for point, phi_exponent, _ in points if 2.0 * phi_exponent >= DIVERGENT_EXPONENT]
+    if where:
+        exponent = max(phi_exponent for _, phi_exponent, _ in points)
+        raise ConvergenceError(
+            f"E[phi^2] of {activation.spec!r} diverges: non-integrable singularity at x={where[0]!r} "
+            f"(|phi| grows like |x - {where[0]!r}|^-{exponent:.6g}; E[phi^2] needs an exponent < 1/2). "
+            "No variance-preserving scale exists; use a formula that stays bounded or grows more slowly"
+        )
+    locations = [point for point, _, _ in points]
+    phi_exponent = max(exponent for _, exponent, _ in points)
+    deriv_exponent = max(exponent for _, _, exponent in points)
+    deriv_converges = 2.0 * deriv_exponent < DIVERGENT_EXPONENT
+    function, derivative = activation.function, activation.derivative
+
+    def integrand(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
+        value = function(y)
+        slope = derivative(y) if deriv_converges else np.zeros_like(y)
+        return [value, value * value, slope * slope]
+
+    exponents = [phi_exponent, 2.0 * phi_exponent, 2.0 * deriv_exponent if deriv_converges else 0.0]
+    mean_b, var_b = np.broadcast_arrays(mean, var)
+    values = np.empty((4, mean_b.size))  # rows: E[phi], E[phi^2], E[phi'^2], Var[phi]
+    errors = np.empty((4, mean_b.size))
+    for index, (centre, variance) in enumerate(zip(mean_b.ravel(), var_b.ravel(), strict=True)):
+        if variance > 0.0:
+            values[:3, index], errors[:3, index] = singular_expectation(
+                integrand,
+                float(centre),
+                float(variance),
+                locations,
+                exponents,
+                kinks=activation.kinks,
+                features=activation.features,
+            )
+        else:
+            with np.errstate(all="ignore"):
+                values[:3, index] = [row[0] for row in integrand(np.array([float(centre)]), np.zeros(1, np.intp))]
+            if not np.isfinite(values[:3, index]).all():
+                raise ConvergenceError(f"{activation.spec!r} is not finite at mean={float(centre)!r} (var=0)")
+            errors[:3, index] = 0.0
+    if not deriv_converges:
+        values[2], errors[2] = np.inf, np.inf
+    first, second = values[0], values[1]
+    values[3] = np.maximum(second - first * first, 0.0)
+    errors[3] = errors[1] + 2 * np.abs(first) * errors[0] + 4 * np.finfo(np.float64).eps * second
+    shape = mean_b.shape
+    first_v, second_v, variance_v, deriv_v = (_unwrap(values[i].reshape(shape)) for i in (0, 1, 3, 2))
+    error = tuple(_unwrap(errors[i].reshape(shape)) for i in (0, 1, 3, 2)) if with_error else None
+    return Moments(
+        mean=first_v,
+        second_moment=second_v,
+        variance=variance_v,
+        deriv_second_moment=deriv_v,
+        error=error,  # type: ignore[arg-type]
+        method="quadrature",
     )
 
 
