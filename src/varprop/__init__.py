@@ -21,7 +21,7 @@ from ._dynamics import (
 )
 from ._edge_of_chaos import EdgeOfChaos, PhaseDiagram, edge_of_chaos, edge_of_chaos_curve, phase_diagram
 from ._errors import ConvergenceError, VarpropError, VarpropTypeError, VarpropValueError, VarpropWarning
-from ._gains import gain, weight_std
+from ._gains import gain, truncated_normal_scale, uniform_bound, weight_std
 from ._moments import Moments, MonteCarloMoments, moments, monte_carlo_moments
 from ._registry import activation, registered_activations
 from ._reproduce import ReproRow, ReproTable, reproduce_table
@@ -68,6 +68,8 @@ __all__ = [
     "selu_parameters",
     "simulate_plain_network",
     "stability",
+    "truncated_normal_scale",
+    "uniform_bound",
     "variance_map",
     "weight_std",
 ]

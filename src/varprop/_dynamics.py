@@ -63,8 +63,16 @@ _IDENTITY_TOLERANCE = 1e-12  # |F(q) - q| <= this * q on the whole scan: the map
 
 
 def check_std(name: str, value: Any) -> float:
-    """A standard deviation: a finite real number >= 0 (the message names the bad value)."""
-    return check_real(name, value, minimum=0.0)
+    """A standard deviation: a finite real number >= 0 whose square is finite (the message names the bad value)."""
+    std = check_real(name, value, minimum=0.0)
+    if std > _MAX_STD:
+        raise VarpropValueError(
+            f"{name}={std!r} is too large: its square (the variance) exceeds the float64 range; use {name} <= 1e154"
+        )
+    return std
+
+
+_MAX_STD = math.sqrt(float(np.finfo(np.float64).max))  # 1.34e154: the largest std whose square is finite
 
 
 # ---------------------------------------------------------------------------------------------- engine

@@ -42,17 +42,20 @@ import numpy as np
 
 from ._activation import Activation
 from ._errors import VarpropTypeError, VarpropValueError, VarpropWarning
-from ._expression_calculus import _differentiate, _pole_candidates, _structure
+from ._expression_calculus import _affine, _differentiate, _pole_candidates, _structure
 from ._expression_tree import (
     _BINARY_OPS,
     _FUNCTIONS,
     _X,
     FloatArray,
+    _Binary,
     _binary,
+    _Call,
     _call,
     _Const,
     _evaluate,
     _finite_constant,
+    _Neg,
     _neg,
     _Node,
     _render,
@@ -61,12 +64,14 @@ from ._singular import singular_points
 
 __all__ = [
     "ALLOWED_FUNCTIONS",
+    "EXPONENTIAL_FUNCTIONS",
     "EXPRESSION_PREFIX",
     "MAX_DEPTH",
     "MAX_LENGTH",
     "MAX_NODES",
     "Expression",
     "canonical_expression",
+    "exponential_form",
     "expression_activation",
     "parse_expression",
 ]
@@ -347,3 +352,33 @@ def expression_activation(
             "singular_points": singular,
         },
     )
+
+
+#: The functions whose Gaussian cross moments have closed forms (``varprop._correlation``).
+EXPONENTIAL_FUNCTIONS = ("sin", "cos", "exp")
+
+
+def exponential_form(text: str) -> tuple[str, float, float, float] | None:
+    """``(name, amplitude, slope, intercept)`` if the formula is amplitude * name(slope * x + intercept).
+
+    ``name`` is one of :data:`EXPONENTIAL_FUNCTIONS` (a linear combination of complex exponentials, whose
+    Gaussian expectations are exact); None for any other formula.
+
+    Example:
+        >>> exponential_form("2*sin(3*x + 1)")
+        ('sin', 2.0, 3.0, 1.0)
+    """
+    node = _parse(_strip_prefix(text))[0]
+    amplitude = 1.0
+    if isinstance(node, _Neg):
+        amplitude, node = -1.0, node.operand
+    if isinstance(node, _Binary) and node.op == "*" and isinstance(node.left, _Const):
+        amplitude, node = amplitude * node.left.value, node.right
+    elif isinstance(node, _Binary) and node.op == "/" and isinstance(node.right, _Const):
+        amplitude, node = amplitude / node.right.value, node.left
+    if not (isinstance(node, _Call) and node.name in EXPONENTIAL_FUNCTIONS):
+        return None
+    coefficients = _affine(node.args[0])
+    if coefficients is None or coefficients[0] == 0.0:
+        return None
+    return node.name, amplitude, coefficients[0], coefficients[1]

@@ -235,10 +235,24 @@ def _scalar_closed_moments(
     if method == "auto" and not valid[0]:
         return _scalar_quadrature_moments(activation, mean, var)
     first, second, deriv = float(first_row[0]), float(second_row[0]), float(deriv_row[0])
+    _check_finite(activation, np.array([mean]), np.array([var]), np.array([[first], [second], [deriv]]))
     variance = max(second - first * first, 0.0)
     if _cancels(first, second):
         variance = _scalar_centred_variance(activation, mean, math.sqrt(var))
     return Moments(mean=first, second_moment=second, variance=variance, deriv_second_moment=deriv, method="closed form")
+
+
+def _check_finite(activation: Activation, mean: FloatArray, var: FloatArray, values: FloatArray) -> None:
+    """Refuse moments beyond the float64 range (exp(x) at mean 1000 gave mean=inf, variance=nan)."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, index = (int(axis[0]) for axis in np.nonzero(bad))
+        name = ("E[phi]", "E[phi^2]", "E[phi'^2]")[row]
+        raise ConvergenceError(
+            f"{name} of {activation.spec!r} at mean={float(mean[index])!r}, var={float(var[index])!r} is "
+            f"{float(values[row, index])!r}: it overflows the float64 range (or is undefined there); use a "
+            "smaller mean or variance"
+        )
 
 
 def _array_moments(
@@ -272,6 +286,7 @@ def _array_moments(
         values[:3, quadrature], errors[:3, quadrature] = _quadrature_moments(
             activation, mean_f[quadrature], var_f[quadrature], with_error
         )
+    _check_finite(activation, mean_f, var_f, values[:3])
     first, second = values[0], values[1]
     values[3] = np.maximum(second - first * first, 0.0)
     errors[3] = errors[1] + 2 * np.abs(first) * errors[0]

@@ -302,7 +302,8 @@ def gaussian_expectation(
     evaluations = 0
     degenerate = np.flatnonzero(~random)
     if degenerate.size:
-        point_values = np.stack(_rows(integrand(mean_f[degenerate], degenerate)))
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are refused by the caller
+            point_values = np.stack(_rows(integrand(mean_f[degenerate], degenerate)))
         pieces.append((degenerate, point_values, np.zeros_like(point_values), np.abs(point_values)))
         evaluations += degenerate.size
     active = np.flatnonzero(random)
