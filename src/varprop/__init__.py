@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._activation import Activation
 from ._correlation import CorrelationMap, arccos_cross_moment, correlation_map, cross_moment
+from ._deriv_mean import deriv_mean
 from ._drift import DriftPrediction, PlainNetworkSimulation, predict_drift, simulate_plain_network
 from ._dynamics import (
     NEUTRAL_TOLERANCE,
@@ -52,6 +53,7 @@ __all__ = [
     "arccos_cross_moment",
     "correlation_map",
     "cross_moment",
+    "deriv_mean",
     "edge_of_chaos",
     "edge_of_chaos_curve",
     "fixed_point",
