@@ -64,10 +64,11 @@ def test_power_poles_centred(power: float, point: float, var: float) -> None:
     error = abs(result.second_moment - exact)
     assert result.error is not None
     assert error <= result.error[1], f"true error {error:.3e} > estimate {result.error[1]:.3e}"
-    # Accuracy: full at p = 0; p != 0 rounds p + d to |p| eps, which the estimate accounts for.
-    tolerance = 1e-13 if point == 0.0 and power < 0.49 else 1e-9 if point == 0.0 else 1e-4
+    # Full accuracy at every p (formulas are evaluated at p + d with exact offsets d); at 2a = 0.98 the
+    # integrand decays so slowly in the tanh-sinh variable that the window's end correction leaves 3e-10.
+    tolerance = 1e-13 if power < 0.49 else 1e-9
     assert error <= tolerance * exact, f"relative error {error / exact:.3e}"
-    assert result.error[1] <= max(1e4 * error, 1e-13 * exact)  # not absurdly loose
+    assert result.error[1] <= max(1e4 * error, 1e-13 * exact)  # not absurdly loose (rounding floor 128 eps)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +89,7 @@ def test_singular_second_moments_against_mpmath(
     error = abs(result.second_moment - exact)
     assert result.error is not None
     assert error <= result.error[1], f"true error {error:.3e} > estimate {result.error[1]:.3e}"
-    assert error <= (1e-13 if point == 0.0 else 1e-7) * exact, f"relative error {error / exact:.3e}"
+    assert error <= 1e-13 * exact, f"relative error {error / exact:.3e}"
 
 
 @pytest.mark.parametrize(

@@ -243,6 +243,8 @@ def _singular_deriv_mean(
             f"(|phi'| grows like |x - {where[0]!r}|^-{exponent:.6g}; E[phi'] needs an exponent < 1)"
         )
     derivative = activation.derivative
+    near_pair = activation.extra.get("near")  # formulas: phi' at p + d with exact offsets d
+    near = None if near_pair is None else (lambda point, offset: [near_pair[1](point, offset)])
     values, errors = np.empty(mean.size), np.empty(mean.size)
     for index, (centre, variance) in enumerate(zip(mean, var, strict=True)):
         (values[index],), (errors[index],) = singular_expectation(
@@ -253,5 +255,6 @@ def _singular_deriv_mean(
             [exponent],
             kinks=activation.kinks,
             features=activation.features,
+            near=near,
         )
     return values, errors

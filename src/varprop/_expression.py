@@ -42,7 +42,7 @@ import numpy as np
 
 from ._activation import Activation
 from ._errors import VarpropTypeError, VarpropValueError, VarpropWarning
-from ._expression_calculus import _affine, _differentiate, _pole_candidates, _structure
+from ._expression_calculus import _affine, _differentiate, _evaluate_near, _pole_candidates, _structure
 from ._expression_tree import (
     _BINARY_OPS,
     _FUNCTIONS,
@@ -240,6 +240,15 @@ class Expression:
         """Evaluate the exact derivative at ``x``."""
         return _evaluate_to_array(self._derivative_tree, x)
 
+    def function_near(self, point: float, offset: FloatArray) -> FloatArray:
+        """The expression at ``point + offset`` without rounding the offset against the point (poles)."""
+        return np.array(_evaluate_near(self._tree, point, np.asarray(offset, dtype=np.float64), {}), dtype=np.float64)
+
+    def derivative_near(self, point: float, offset: FloatArray) -> FloatArray:
+        """The derivative at ``point + offset``, as ``function_near``."""
+        tree = self._derivative_tree
+        return np.array(_evaluate_near(tree, point, np.asarray(offset, dtype=np.float64), {}), dtype=np.float64)
+
 
 def _evaluate_to_array(node: _Node, x: FloatArray) -> FloatArray:
     points = np.asarray(x, dtype=np.float64)
@@ -336,8 +345,9 @@ def expression_activation(
         )
     all_kinks = sorted({*expression.kinks, *(float(kink) for kink in (kinks or ()))})
     # Poles and other unbounded points: integrated exactly or reported as divergent by the moment engine.
+    near = (expression.function_near, expression.derivative_near)
     singular = singular_points(
-        expression.function, expression.derivative, [*all_kinks, *_pole_candidates(expression._tree)]
+        expression.function, expression.derivative, [*all_kinks, *_pole_candidates(expression._tree)], near
     )
     return Activation(
         name=EXPRESSION_PREFIX + expression.text,
@@ -350,6 +360,7 @@ def expression_activation(
             "expression": expression.text,
             "derivative_expression": expression.derivative_text,
             "singular_points": singular,
+            "near": near,
         },
     )
 

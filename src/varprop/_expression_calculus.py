@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ._expression_tree import (
     _FUNCTIONS,
+    _NUMPY_OPS,
     _ONE,
     _ZERO,
+    FloatArray,
     _add,
     _Binary,
     _Call,
@@ -191,3 +195,34 @@ def _pole_candidates(node: _Node) -> list[float]:
         ):
             candidates += _zeros(current.left)
     return sorted({candidate for candidate in candidates if math.isfinite(candidate)})
+
+
+def _evaluate_near(node: _Node, point: float, offset: FloatArray, cache: dict[int, FloatArray]) -> FloatArray:
+    """``node`` at x = point + offset with every affine subexpression a x + b computed as a offset + (a point + b).
+
+    Next to a zero of a x + b (a pole of 1/(x - 1), say) the offset is then not rounded against the
+    point: (1 + 1e-200) - 1 is 0 in floating point, while 1 * 1e-200 + (1 - 1) is 1e-200.
+    """
+    key = id(node)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    coefficients = _affine(node)
+    result: FloatArray
+    if coefficients is not None and coefficients[0] != 0.0:
+        slope, intercept = coefficients
+        result = slope * offset + (slope * point + intercept)
+    elif isinstance(node, _Const):
+        result = np.full(offset.shape, node.value)
+    elif isinstance(node, _Neg):
+        result = -_evaluate_near(node.operand, point, offset, cache)
+    elif isinstance(node, _Binary):
+        left = _evaluate_near(node.left, point, offset, cache)
+        right = _evaluate_near(node.right, point, offset, cache)
+        result = _NUMPY_OPS[node.op](left, right)
+    elif isinstance(node, _Call):
+        result = _FUNCTIONS[node.name].numpy(*(_evaluate_near(arg, point, offset, cache) for arg in node.args))
+    else:  # pragma: no cover - _Var is affine
+        raise TypeError(node)
+    cache[key] = result
+    return result

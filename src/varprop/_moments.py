@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from ._activation import Activation, ClosedForm
 from ._errors import ConvergenceError, VarpropValueError
 from ._quadrature import DEFAULT_ORDER, _scalar_expectation, gaussian_expectation
-from ._singular import DIVERGENT_EXPONENT, SingularPoint, singular_expectation
+from ._singular import DIVERGENT_EXPONENT, NearFunction, SingularPoint, singular_expectation
 from ._validation import as_real_array, check_positive_int, check_real
 
 __all__ = ["Moments", "MonteCarloMoments", "moments", "monte_carlo_moments", "resolve_activation"]
@@ -357,6 +357,15 @@ def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray,
         return [value, value * value, slope * slope]
 
     exponents = [phi_exponent, 2.0 * phi_exponent, 2.0 * deriv_exponent if deriv_converges else 0.0]
+    near_pair: tuple[NearFunction, NearFunction] | None = activation.extra.get("near")  # formulas: exact offsets
+
+    def near(point: float, offset: FloatArray) -> list[FloatArray]:
+        assert near_pair is not None  # only passed on when there is one
+        near_function, near_derivative = near_pair
+        value = near_function(point, offset)
+        slope = near_derivative(point, offset) if deriv_converges else np.zeros_like(offset)
+        return [value, value * value, slope * slope]
+
     mean_b, var_b = np.broadcast_arrays(mean, var)
     values = np.empty((4, mean_b.size))  # rows: E[phi], E[phi^2], E[phi'^2], Var[phi]
     errors = np.empty((4, mean_b.size))
@@ -370,6 +379,7 @@ def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray,
                 exponents,
                 kinks=activation.kinks,
                 features=activation.features,
+                near=near if near_pair is not None else None,
             )
         else:
             with np.errstate(all="ignore"):

@@ -14,7 +14,8 @@ which is exact for a pure power and ~log(2)/log(d1/d2) for a logarithm.
 ``singular_expectation`` integrates an integrable singularity exactly. The line is split at every
 singular point p; a window |y - p| < w is cut out (w = min(sigma, half the distance to the next split
 point, the narrowest feature)) and the rest integrated by the graded Gauss-Legendre engine of
-``_quadrature`` with the integrand set to 0 in the windows. Each half window is integrated by tanh-sinh
+``_quadrature`` with the integrand set to 0 in the windows (and each singular point declared a feature of
+width w, so that the panels outside grow from width w). Each half window is integrated by tanh-sinh
 quadrature (Takahasi & Mori 1974) in the distance d = w expit(pi sinh t) from p: the nodes cluster
 double-exponentially at d = 0 and are computed as distances (no rounding of p + d against p when
 p = 0), so d^-b h(d) with analytic h converges exponentially for every b < 1.
@@ -23,8 +24,11 @@ Error estimate of a half window: with I_h, I_2h, I_4h the sums at steps h, 2h, 4
 |I_h - I_2h|^2 / |I_2h - I_4h| (the error squares when h halves, Bailey's estimate), at least
 |I_h - I_2h| / 1e3, plus the rounding bound sum |w g| (eps + b eps |p| / d) (the node p + d is
 rounded to |p| eps, which moves g by b |p| eps / d relative). The part of the window below the
-smallest node d_min (1e-304 w at p = 0, 1e-12 |p| elsewhere) is added as the power law integrated,
-g(d_min) d_min / (1 - b), with a 1e-6 relative uncertainty.
+smallest node d_min is added as the power law integrated, g(d_min) d_min / (1 - b), with Euler-Maclaurin's
+end corrections. Formulas are evaluated at p + d with exact offsets d (``near``: each affine
+subexpression a x + b as a d + (a p + b)), so d_min = 1e-304 w at any p and the exponent b is measured
+exactly; a black-box function is evaluated at the rounded p + d, and its windows stop at d = 1e-12 |p|
+(the estimate then carries the rounding, b eps |p| / d relative per node).
 """
 
 from __future__ import annotations
@@ -40,12 +44,16 @@ from scipy.special import expit
 from ._errors import ConvergenceError
 from ._quadrature import Integrand, _rows, gaussian_expectation
 
-__all__ = ["DIVERGENT_EXPONENT", "SingularPoint", "singular_expectation", "singular_points"]
+__all__ = ["DIVERGENT_EXPONENT", "NearFunction", "NearRows", "SingularPoint", "singular_expectation", "singular_points"]
 
 FloatArray = NDArray[np.float64]
 RealFunction = Callable[[FloatArray], FloatArray]
 # (location p, growth exponent of |phi| at p, growth exponent of |phi'| at p): |phi(p + d)| ~ |d|^-b.
 SingularPoint = tuple[float, float, float]
+# near(point, d) = g(point + d) evaluated without rounding d against the point (formulas: each affine
+# subexpression a x + b as a d + (a point + b)); near rows(point, d) -> the integrand's rows there.
+NearFunction = Callable[[float, FloatArray], FloatArray]
+NearRows = Callable[[float, FloatArray], list[FloatArray]]
 
 # An integrand growing like d^-b is integrable iff b < 1. The exponent is measured to ~1e-12 for a pure
 # power; b within 1e-6 of 1 is treated as divergent (the integral would exceed 1e6 anyway).
@@ -67,23 +75,31 @@ _TANH_SINH_T = 6.2
 _TANH_SINH_LEVEL = 6
 
 
-def _growth(function: RealFunction, point: float, side: float) -> float:
-    """The exponent b of |function(point + side d)| ~ d^-b as d -> 0 (inf if it overflows, nan if undefined)."""
-    offsets = _ZERO_OFFSETS if point == 0.0 else tuple(offset * abs(point) for offset in _OFFSETS)
-    y = np.array([point + side * offsets[0], point + side * offsets[1]])
+def _growth(function: RealFunction, point: float, side: float, near: NearFunction | None) -> float:
+    """The exponent b of |function(point + side d)| ~ d^-b as d -> 0 (inf if it overflows, nan if undefined).
+
+    ``near(point, d)``, where given, evaluates at point + d without rounding d against the point.
+    """
+    exact = point == 0.0 or near is not None
+    offsets = _ZERO_OFFSETS if exact else tuple(offset * abs(point) for offset in _OFFSETS)
+    signed = np.array([side * offsets[0], side * offsets[1]])
     with np.errstate(all="ignore"):
-        near = np.abs(np.asarray(function(y), dtype=np.float64))
-    if np.isnan(near).any():
+        values = near(point, signed) if near is not None else function(point + signed)
+        near_values = np.abs(np.asarray(values, dtype=np.float64))
+    if np.isnan(near_values).any():
         return math.nan
-    if np.isinf(near[1]):
+    if np.isinf(near_values[1]):
         return math.inf
-    if near[0] == 0.0 or near[1] == 0.0:
-        return -math.inf if near[1] == 0.0 else math.inf
-    return float(math.log(near[1] / near[0]) / math.log(offsets[0] / offsets[1]))
+    if near_values[0] == 0.0 or near_values[1] == 0.0:
+        return -math.inf if near_values[1] == 0.0 else math.inf
+    return float(math.log(near_values[1] / near_values[0]) / math.log(offsets[0] / offsets[1]))
 
 
 def singular_points(
-    function: RealFunction, derivative: RealFunction, candidates: Sequence[float]
+    function: RealFunction,
+    derivative: RealFunction,
+    candidates: Sequence[float],
+    near: tuple[NearFunction, NearFunction] | None = None,
 ) -> tuple[SingularPoint, ...]:
     """The candidates at which ``function`` or ``derivative`` grows without bound, with both exponents.
 
@@ -95,10 +111,10 @@ def singular_points(
     for point in sorted(set(float(candidate) for candidate in candidates)):
         if not math.isfinite(point):
             continue
-        threshold = _ZERO_THRESHOLD if point == 0.0 else _THRESHOLD
+        threshold = _ZERO_THRESHOLD if point == 0.0 or near is not None else _THRESHOLD
         exponents = []
-        for part in (function, derivative):
-            sides = [_growth(part, point, side) for side in (-1.0, 1.0)]
+        for index, part in enumerate((function, derivative)):
+            sides = [_growth(part, point, side, None if near is None else near[index]) for side in (-1.0, 1.0)]
             defined = [value for value in sides if not math.isnan(value)]
             exponents.append(max(defined) if defined else -math.inf)
         if max(exponents) > threshold:
@@ -140,6 +156,7 @@ def singular_expectation(
     *,
     kinks: Sequence[float] = (),
     features: Sequence[tuple[float, float]] = (),
+    near: NearRows | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """E[g_i(y)], y ~ N(mean, var > 0), for rows g_i singular at ``points``, with error estimates.
 
@@ -151,6 +168,8 @@ def singular_expectation(
         row_exponents: for each row, the largest growth exponent b (< 1) of |g_i| at the points.
         kinks: kinks of the rows (splits of the regular part).
         features: smooth bends of the rows.
+        near: the rows at point + d with exact offsets d (see ``NearRows``); without it, p + d is rounded
+            and the windows stop at d = 1e-12 |p|.
 
     Returns:
         ``(values, abserr)``, one entry per row.
@@ -173,7 +192,8 @@ def singular_expectation(
         np.asarray(mean),
         np.asarray(var),
         kinks=sorted({*kinks, *points, *extra}),
-        features=features,
+        # The singularity is a bend of width w for the panels outside the window: they grow from w.
+        features=[*features, *windows],
         with_error=True,
     )
     values = np.array(outer.value, dtype=np.float64).reshape(-1)
@@ -184,14 +204,19 @@ def singular_expectation(
     for point, width in windows:
         for side in (-1.0, 1.0):
             distance = width * node
-            floor = _FLOOR * abs(point)  # p + d is rounded to |p| eps: stay where that is ~1e-4 of d
+            # p + d is rounded to |p| eps: without exact offsets, stay where that is ~1e-4 of d.
+            floor = 0.0 if near is not None else _FLOOR * abs(point)
             usable = distance > floor
             d, w, k = distance[usable], width * weight[usable], index[usable]
             y = point + side * d
-            z = (y - mean) / sigma
+            z = (point - mean) / sigma + side * d / sigma
             density = np.exp(-0.5 * z * z) / (sigma * math.sqrt(2.0 * math.pi))
             with np.errstate(all="ignore"):
-                rows = np.stack(_rows(integrand(y, np.zeros(y.size, dtype=np.intp))))
+                if near is not None:
+                    rows = np.stack(_rows(near(point, side * d)))
+                else:
+                    rows = np.stack(_rows(integrand(y, np.zeros(y.size, dtype=np.intp))))
+            rounded = 0.0 if near is not None else abs(point)  # how far p + d is rounded, relative to eps
             weighted = rows * (w * density)
             weighted = np.where(density > 0.0, weighted, 0.0)  # 0 * inf where the Gaussian underflows
             if not np.isfinite(weighted).all():
@@ -207,7 +232,7 @@ def singular_expectation(
                 converged = np.where((previous > change) & (previous > 0.0), change * change / previous, change)
             estimate = np.maximum(converged, 1e-3 * change)
             magnitude = np.abs(weighted)
-            rounding = (magnitude * (_EPS + exponents[:, None] * _EPS * abs(point) / d)).sum(axis=1)
+            rounding = (magnitude * (_EPS + exponents[:, None] * _EPS * rounded / d)).sum(axis=1)
             # The sum starts at the smallest node d_min, where the integrand has not decayed: Euler-Maclaurin's
             # end corrections -F_0/2 + (F_1 - F_0)/12 (F_k the weighted terms), and the part closer to p than
             # d_min, g ~ g(d_min) (d/d_min)^-b integrated: g(d_min) d_min / (1 - b). Its uncertainty: the
@@ -215,7 +240,8 @@ def singular_expectation(
             first, second = weighted[:, 0], weighted[:, 1]  # nodes are in increasing d
             below = first / w[0] * d[0] / (1.0 - exponents)
             end = -0.5 * first + (second - first) / 12.0
-            slack = (1e-12 if point == 0.0 else 1e-6) * (abs(math.log(d[0] / width)) + 1.0 / (1.0 - exponents))
+            exact = point == 0.0 or near is not None  # the exponent was measured at exact offsets
+            slack = (1e-12 if exact else 1e-6) * (abs(math.log(d[0] / width)) + 1.0 / (1.0 - exponents))
             values += fine + end + below
             errors += estimate + rounding + np.abs(below) * slack + np.abs(second - first) / 12.0
     return values, errors
