@@ -128,3 +128,24 @@ def test_cli_gain_of_divergent_formula_exits_2(capsys: pytest.CaptureFixture[str
 
     assert main(["gain", "1/x"]) == 2
     assert "diverges: non-integrable singularity at x=0.0" in capsys.readouterr().err
+
+
+def test_computations_without_the_transform_refuse_singular_formulas() -> None:
+    """fixed_point("1/abs(x)**0.4", 1.0) returned q* = 2.24 with chi1 = 1759 (E[phi'^2] is infinite)."""
+    for call in (
+        lambda: varprop.fixed_point("1/abs(x)**0.4", 1.0),
+        lambda: varprop.cross_moment("1/abs(x)**0.4", 0.5),
+        lambda: varprop.correlation_map("sqrt(abs(x))", 1.0, var=1.0),
+    ):
+        with pytest.raises(ConvergenceError, match=r"is not computed: the formula is unbounded at x=0\.0"):
+            call()
+
+
+def test_first_two_moments_use_the_transform() -> None:
+    import numpy as np
+
+    from varprop._moments import first_two_moments
+
+    first, second = first_two_moments(varprop.activation("1/abs(x)**0.4"), np.array([0.0]), np.array([1.0]))
+    assert second[0] == pytest.approx(_absolute_moment(0.8), rel=1e-14)
+    assert first[0] == pytest.approx(_absolute_moment(0.4), rel=1e-14)

@@ -38,6 +38,7 @@ from ._errors import ConvergenceError, VarpropValueError
 from ._expression import exponential_form
 from ._moments import Scalar, _unwrap, resolve_activation
 from ._quadrature import gaussian_expectation
+from ._singular import refuse_singular
 from ._validation import as_real_array, check_real
 
 __all__ = ["CorrelationMap", "arccos_cross_moment", "correlation_map", "cross_moment"]
@@ -224,6 +225,7 @@ def cross_moment(
         0.304498890522
     """
     activation = resolve_activation(act)
+    refuse_singular(activation.spec, activation.extra.get("singular_points", ()), "cross_moment")
     corr_a = as_real_array("corr", corr)
     if (np.abs(corr_a) > 1.0).any():
         raise VarpropValueError(f"corr must lie in [-1, 1], got {float(corr_a[np.abs(corr_a) > 1.0].flat[0])!r}")

@@ -35,6 +35,7 @@ from ._errors import VarpropValueError
 from ._moments import Scalar, _unwrap, resolve_activation
 from ._quadrature import gaussian_expectation
 from ._roots import ROOT_NOISE, scan_roots
+from ._singular import refuse_singular
 from ._validation import as_real_array, check_real
 
 __all__ = [
@@ -91,6 +92,7 @@ def gaussian_rows(act: Activation, mean: Any, var: Any, rows: Sequence[Row]) -> 
     Returns:
         Array of shape ``(len(rows), *broadcast_shape)``.
     """
+    refuse_singular(act.spec, act.extra.get("singular_points", ()), "the depth dynamics")  # issue 12: poles
     mean_b, var_b = np.broadcast_arrays(np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64))
     shape = mean_b.shape
     mean_f, var_f = mean_b.ravel(), var_b.ravel()

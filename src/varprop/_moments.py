@@ -77,6 +77,9 @@ def first_two_moments(act: Activation, mean: FloatArray, var: FloatArray) -> tup
     """E[phi(y)] and E[phi(y)^2] at each (mean, var) (1-D arrays, var >= 0), by quadrature only: the lean part of
     ``moments`` for callers that need no derivative moment and no cancellation-free variance (the per-unit tables of
     ``varprop.torch``), with the same accuracy for these two."""
+    if act.extra.get("singular_points"):  # poles: the exact transform (or the divergence error)
+        exact = _singular_moments(act, np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64), False)
+        return np.asarray(exact.mean, dtype=np.float64), np.asarray(exact.second_moment, dtype=np.float64)
 
     def integrand(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
         value = act.function(y)

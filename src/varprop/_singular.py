@@ -44,7 +44,15 @@ from scipy.special import expit
 from ._errors import ConvergenceError
 from ._quadrature import Integrand, _rows, gaussian_expectation
 
-__all__ = ["DIVERGENT_EXPONENT", "NearFunction", "NearRows", "SingularPoint", "singular_expectation", "singular_points"]
+__all__ = [
+    "DIVERGENT_EXPONENT",
+    "NearFunction",
+    "NearRows",
+    "SingularPoint",
+    "refuse_singular",
+    "singular_expectation",
+    "singular_points",
+]
 
 FloatArray = NDArray[np.float64]
 RealFunction = Callable[[FloatArray], FloatArray]
@@ -245,3 +253,13 @@ def singular_expectation(
             values += fine + end + below
             errors += estimate + rounding + np.abs(below) * slack + np.abs(second - first) / 12.0
     return values, errors
+
+
+def refuse_singular(activation_spec: str, points: Sequence[SingularPoint], what: str) -> None:
+    """Raise for computations that do not integrate singular points (nested or depth-dynamics quadrature)."""
+    if points:
+        raise ConvergenceError(
+            f"{what} of {activation_spec!r} is not computed: the formula is unbounded at x={points[0][0]!r} "
+            "(a pole or singular point), which only moments, gain, weight_std and deriv_mean integrate exactly; "
+            "use a formula that stays bounded"
+        )
