@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._activation import Activation
 from ._correlation import CorrelationMap, arccos_cross_moment, correlation_map, cross_moment
+from ._deriv_mean import deriv_mean
 from ._drift import DriftPrediction, PlainNetworkSimulation, predict_drift, simulate_plain_network
 from ._dynamics import (
     NEUTRAL_TOLERANCE,
@@ -21,7 +22,7 @@ from ._dynamics import (
 )
 from ._edge_of_chaos import EdgeOfChaos, PhaseDiagram, edge_of_chaos, edge_of_chaos_curve, phase_diagram
 from ._errors import ConvergenceError, VarpropError, VarpropTypeError, VarpropValueError, VarpropWarning
-from ._gains import gain, weight_std
+from ._gains import gain, truncated_normal_scale, uniform_bound, weight_std
 from ._moments import Moments, MonteCarloMoments, moments, monte_carlo_moments
 from ._registry import activation, registered_activations
 from ._reproduce import ReproRow, ReproTable, reproduce_table
@@ -52,6 +53,7 @@ __all__ = [
     "arccos_cross_moment",
     "correlation_map",
     "cross_moment",
+    "deriv_mean",
     "edge_of_chaos",
     "edge_of_chaos_curve",
     "fixed_point",
@@ -68,6 +70,8 @@ __all__ = [
     "selu_parameters",
     "simulate_plain_network",
     "stability",
+    "truncated_normal_scale",
+    "uniform_bound",
     "variance_map",
     "weight_std",
 ]

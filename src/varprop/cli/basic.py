@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import VarpropValueError
-from .._gains import DISTRIBUTIONS, MODES, gain, weight_std
+from .._gains import DISTRIBUTIONS, MODES, gain, truncated_normal_scale, uniform_bound, weight_std
 from .._moments import moments, resolve_activation
 from .._qcurve import QCurve, q_curve, stability_slopes
 from .._table import TableRow, gain_table
@@ -146,14 +146,13 @@ def _fans(args: argparse.Namespace) -> tuple[int, int | None] | None:
 
 
 def _scales(act: Any, fan_in: int, fan_out: int | None, var: float, mode: str) -> dict[str, float]:
-    normal = float(weight_std(act, fan_in, fan_out, var=var, mode=mode, distribution="normal"))  # type: ignore[arg-type]
+    normal = float(weight_std(act, fan_in, fan_out, var=var, mode=mode))  # type: ignore[arg-type]
     return {
         "weight_variance": normal * normal,
         "weight_std": normal,
-        "truncated_normal_std": float(
-            weight_std(act, fan_in, fan_out, var=var, mode=mode, distribution="truncated_normal")  # type: ignore[arg-type]
-        ),
-        "uniform_bound": float(weight_std(act, fan_in, fan_out, var=var, mode=mode, distribution="uniform")),  # type: ignore[arg-type]
+        # The normal's std before the +-2 std cut, and the bound a of U(-a, a): parameters, not stds.
+        "truncated_normal_std": float(truncated_normal_scale(act, fan_in, fan_out, var=var, mode=mode)),  # type: ignore[arg-type]
+        "uniform_bound": float(uniform_bound(act, fan_in, fan_out, var=var, mode=mode)),  # type: ignore[arg-type]
     }
 
 

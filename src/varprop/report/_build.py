@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import fixed_point, predict_drift, simulate_plain_network, stability
 from .._errors import VarpropValueError
-from .._gains import gain, weight_std
+from .._gains import gain, truncated_normal_scale, uniform_bound, weight_std
 from .._moments import moments, monte_carlo_moments, resolve_activation
 from .._qcurve import q_curve
 from .._validation import check_positive_int, check_real
@@ -200,8 +200,8 @@ def _compute(
     scales = {
         "weight_variance": std * std,
         "weight_std": std,
-        "truncated_normal_std": float(weight_std(activation, width, var=q, distribution="truncated_normal")),
-        "uniform_bound": float(weight_std(activation, width, var=q, distribution="uniform")),
+        "truncated_normal_std": float(truncated_normal_scale(activation, width, var=q)),  # std before the cut
+        "uniform_bound": float(uniform_bound(activation, width, var=q)),  # a of U(-a, a)
     }
     monte_carlo = _monte_carlo(activation, q, float(exact.second_moment), sizes, seed)
     curve = q_curve(activation, include=(q,))

@@ -253,7 +253,7 @@ def init_model(
     if not isinstance(model, nn.Module):
         raise VarpropTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     target = check_real("target_var", target_var, minimum=0.0, strict=True)
-    input_variance = None if input_var is None else check_real("input_var", input_var, minimum=0.0)
+    input_variance = None if input_var is None else check_real("input_var", input_var, minimum=0.0, strict=True)
     check_choice("distribution", distribution, TORCH_DISTRIBUTIONS)
     check_choice("residual", residual, RESIDUAL_POLICIES)
     check_generator(generator)
