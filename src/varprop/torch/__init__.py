@@ -18,6 +18,7 @@ from __future__ import annotations
 from ..plotting.signal import plot_signal
 from ._calibrate import measure_variances
 from ._fans import Fans, conv_coverage, fans
+from ._jacobian import JacobianSpectrum, jacobian_spectrum
 from ._model_init import init_model
 from ._report import ActivationRow, InitReport, LayerRow
 from ._residual import RESIDUAL_POLICIES
@@ -29,6 +30,7 @@ __all__ = [
     "ActivationRow",
     "Fans",
     "InitReport",
+    "JacobianSpectrum",
     "LayerRow",
     "LayerSignal",
     "SignalStats",
@@ -38,6 +40,7 @@ __all__ = [
     "init_",
     "init_model",
     "init_module_",
+    "jacobian_spectrum",
     "measure_variances",
     "plot_signal",
     "signal_stats",
