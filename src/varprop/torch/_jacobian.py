@@ -29,7 +29,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -94,6 +94,22 @@ class JacobianSpectrum:
         """The pooled ``level``-th percentile (0 < level < 100) of the singular values."""
         values, weights = self.pooled()
         return weighted_percentile(values, weights, level)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-ready dict (percentiles, spread, method, sizes, accuracy; no per-value arrays)."""
+        return {
+            "percentiles": {str(level): value for level, value in self.percentiles.items()},
+            "spread": self.spread,
+            "method": self.method,
+            "inputs": len(self.singular_values),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "iterations": self.iterations,
+            "probes": self.probes,
+            "cdf_error": self.cdf_error,
+            "dtype": self.dtype,
+            "notes": list(self.notes),
+        }
 
     def __str__(self) -> str:
         p10, p50, p90 = (self.percentiles[level] for level in PERCENTILES)
