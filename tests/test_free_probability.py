@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import varprop
-from varprop._errors import VarpropValueError
+from varprop._errors import ConvergenceError, VarpropValueError
 from varprop._free_probability import (
     _Rule,
     _slope_moments,
@@ -158,3 +158,13 @@ def test_bad_input() -> None:
         jacobian_moments("identity", 1.3, 3)
     with pytest.raises(VarpropValueError, match="depth"):
         jacobian_moments("tanh", 1.0, 0)
+
+
+def test_not_converged_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Newton's method that runs out of steps raises ConvergenceError with the point and the last step."""
+    from varprop import _free_probability as free
+
+    monkeypatch.setattr(free, "_NEWTON_STEPS", 1)
+    monkeypatch.setattr(free, "_NEWTON_FLOOR", 0.0)
+    with pytest.raises(ConvergenceError, match=r"did not converge at z=.*last relative step"):
+        predict_jacobian_spectrum("tanh", 1.2, 3)

@@ -271,9 +271,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         from ..torch._jacobian import jacobian_spectrum
 
         batch = _batch(model, shape, args.seed)
-        spectrum = jacobian_spectrum(
-            model, batch, inputs=min(4, shape[0]), generator=_torch().Generator().manual_seed(args.seed)
-        )
+        spectrum = jacobian_spectrum(model, batch, generator=_torch().Generator().manual_seed(args.seed))
     files: list[Path] = []
     if not args.no_plot:
         title = f"{path.name}:{name}, input {'x'.join(map(str, shape))}"

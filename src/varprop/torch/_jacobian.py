@@ -39,11 +39,13 @@ from torch import nn
 from .._errors import VarpropTypeError, VarpropValueError
 from .._validation import check_positive_int
 
-__all__ = ["PERCENTILES", "JacobianSpectrum", "jacobian_spectrum", "weighted_percentile"]
+__all__ = ["DEFAULT_INPUTS", "PERCENTILES", "JacobianSpectrum", "jacobian_spectrum", "weighted_percentile"]
 
 FloatArray = NDArray[np.float64]
 #: The percentiles a ``JacobianSpectrum`` reports.
 PERCENTILES: tuple[int, ...] = (10, 50, 90)
+#: Inputs measured by default (the Jacobian differs from input to input; a few show how much).
+DEFAULT_INPUTS = 4
 _BREAKDOWN = 1e-12  # a Lanczos beta below this times the largest Ritz value: the Krylov space is exhausted
 
 
@@ -224,7 +226,7 @@ def jacobian_spectrum(
     model: nn.Module,
     batch: torch.Tensor,
     *,
-    inputs: int = 4,
+    inputs: int | None = None,
     exact_max_width: int = 1024,
     iterations: int = 100,
     probes: int = 2,
@@ -241,7 +243,7 @@ def jacobian_spectrum(
     Args:
         model: the network.
         batch: a tensor with the batch dimension first; its first ``inputs`` rows are used.
-        inputs: how many inputs to measure at.
+        inputs: how many inputs to measure at (default ``DEFAULT_INPUTS``, or the whole batch if smaller).
         exact_max_width: the largest min(n_in, n_out) for which J is formed and its SVD taken; above
             it, stochastic Lanczos quadrature.
         iterations: Lanczos steps per probe (at most the smaller side of J).
@@ -269,7 +271,7 @@ def jacobian_spectrum(
     if not isinstance(batch, torch.Tensor) or not batch.is_floating_point() or batch.dim() < 1:
         kind = type(batch).__name__ if not isinstance(batch, torch.Tensor) else f"tensor of dtype {batch.dtype}"
         raise VarpropTypeError(f"batch must be a floating-point tensor with the batch dimension first, got {kind}")
-    count = check_positive_int("inputs", inputs)
+    count = min(DEFAULT_INPUTS, batch.shape[0]) if inputs is None else check_positive_int("inputs", inputs)
     width_limit = check_positive_int("exact_max_width", exact_max_width)
     steps = check_positive_int("iterations", iterations)
     starts = check_positive_int("probes", probes)
