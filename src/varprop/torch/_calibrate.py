@@ -107,6 +107,15 @@ def _make_hook(
     return hook
 
 
+def _calibrated(module: nn.Module, plan: LayerPlan) -> bool:
+    """Layers rescaled by calibration: torch's weight modules, and modules of other libraries whose own weight makes
+    the row's output (Hugging Face's ``Conv1D``: ``addmm`` on its weight, the row named for the module)."""
+    if isinstance(module, _CALIBRATED):
+        return True
+    foreign = not type(module).__module__.startswith("torch.")
+    return foreign and plan.fan_in > 0 and plan.param_name == qualify(plan.name, "weight")
+
+
 def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -> None:
     """Rescale the planned weights (``ctx.new``) in place so that each handled layer's output variance on ``batch``
     is its target. The model's own parameters are not touched (they are swapped for the plan's tensors with
@@ -115,17 +124,20 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
     Sharded models (``ctx.mesh``): each rank passes its own part of the batch; every measured variance is that of
     the whole batch (count, sum and centred sum of squares all-reduced), so all ranks apply the same scale."""
     ctx.settle()
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules(remove_duplicate=False))
     plans = {plan.name: plan for plan in ctx.layers}
     handles = []
     # Sharded models: statistics pooled over the ranks' parts of the batch (see _distributed).
     measure = _variance if ctx.mesh is None else functools.partial(pooled_variance, mesh=ctx.mesh)
     try:
+        hooked: set[int] = set()  # (a tied weight is calibrated at its first use only: see _tied)
         for name, plan in plans.items():
             module = modules.get(name)
             weight = getattr(module, "weight", None)
-            if module is not None and isinstance(module, _CALIBRATED) and id(weight) in ctx.new:
-                handles.append(module.register_forward_hook(_make_hook(plan, ctx.new[id(weight)][1], measure)))
+            if module is None or id(weight) not in ctx.new or id(weight) in hooked or not _calibrated(module, plan):
+                continue
+            hooked.add(id(weight))
+            handles.append(module.register_forward_hook(_make_hook(plan, ctx.new[id(weight)][1], measure)))
         for attention_name, projection in ctx.calibrate_modules.items():
             attention, out_plan = modules.get(attention_name), plans.get(projection)
             out_proj = modules.get(projection)
