@@ -49,6 +49,14 @@ def test_report_draws_measured_and_predicted_spectra(tmp_path: Path, monkeypatch
         assert prediction.distribution == distribution
 
 
+def test_report_cli_spectrum_flag(run: Callable[..., Any], tmp_path: Path) -> None:
+    argv = ["report", "elu", "--out", tmp_path, "--depth", "4", "--width", "16", "--batch", "8", "--samples", "1000"]
+    code, out, err = run(*argv, "--spectrum", "--json")
+    assert code == 0, err
+    assert json.loads(out)["figures"]["spectrum"] == [str(tmp_path / "spectrum.png")]
+    assert (tmp_path / "spectrum.png").is_file()
+
+
 def test_report_without_the_option_has_no_spectrum(tmp_path: Path) -> None:
     summary = build_report("elu", tmp_path, depth=3, width=16, batch=8, mc_samples=())
     assert "spectrum" not in summary.figures
