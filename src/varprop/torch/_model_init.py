@@ -14,18 +14,16 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
 from .._gains import DISTRIBUTIONS
 from .._validation import check_real
 from . import _distributed
 from ._calibrate import calibrate as run_calibration
-from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ._graph import Graph, build_graph
 from ._keep import resolve_keep
 from ._layers import DROPOUT_TYPES, input_stat
-from ._plan import Context
+from ._plan import Context, keeps_draws
 from ._propagate import canonical, output_stats, propagate
 from ._report import InitReport
 from ._residual import RESIDUAL_POLICIES, STREAM_OPS
@@ -296,24 +294,6 @@ class _Options:
     kept: dict[int, str] = field(default_factory=dict)  # (id of a parameter: its name) for keep=
 
 
-_WEIGHT_MODULES: tuple[type[nn.Module], ...] = (nn.Linear, *CONV_LAYERS, *CONV_TRANSPOSE_LAYERS)
-
-
-def _weights_in(graph: Graph, model: nn.Module) -> list[torch.Tensor]:
-    """The weights of the Linear, ConvNd and ConvTransposeNd modules that the graph calls: drawn whole, at a std known
-    only when the propagation reaches them, so they can all be sampled at unit std first, and scaled then."""
-    found = []
-    for node in graph.nodes:
-        if node.op == "module":
-            called = model.get_submodule(str(node.target)) if node.target else model
-            for module in called.modules():  # (with those inside a leaf: a transformer layer's feed-forward)
-                weight = getattr(module, "weight", None)
-                parametrized = parametrize.is_parametrized(module, "weight")  # (its weight: a new tensor per access)
-                if isinstance(module, _WEIGHT_MODULES) and isinstance(weight, torch.Tensor) and not parametrized:
-                    found.append(weight)
-    return found
-
-
 def _initialize(
     model: nn.Module,
     example: tuple[torch.Tensor, ...],
@@ -336,13 +316,17 @@ def _initialize(
         seed=seed,
         mesh=mesh,
     )
+    ctx.keep_draws = keeps_draws(list(model.parameters()))
+    for param in model.parameters():
+        if not _distributed.is_dtensor(param):
+            where = (param.device, param.dtype)
+            ctx.largest[where] = max(ctx.largest.get(where, 0), param.numel())
     input_variance = options.input_var
     stat_of = input_stat if mesh is None else functools.partial(_distributed.pooled_input_stat, mesh=mesh)
     inputs = [
         stat_of(t, input_variance if not synthetic else (1.0 if input_variance is None else input_variance))
         for t in example
     ]
-    ctx.prefetch(_weights_in(graph, model))
     output = propagate(graph, model, ctx, inputs, options.strict, frozenset(options.kept))
     modules = dict(model.named_modules(remove_duplicate=False))
     from ._residual import analyze
@@ -356,17 +340,13 @@ def _initialize(
         raise VarpropValueError(f"strict=True and {len(ctx.unknown)} operation(s) are not recognized: {listed}")
     propagated = time.perf_counter()
     for key in options.kept:  # (asked for: never written, nor used by calibration)
-        ctx.new.pop(key, None)
-        ctx.pending_scale.pop(key, None)
+        ctx.recipes.pop(key, None)
     if batch is not None:
         run_calibration(model, ctx, batch)
     calibrated = time.perf_counter()
-    for param, value in ctx.new.values():
-        if value.shape != param.shape or value.dtype != param.dtype or value.device != param.device:
-            raise VarpropValueError(f"internal error: planned value for {ctx.name_of(param)} does not match it")
     ctx.write()
     finished = time.perf_counter()
-    untouched = [name for name, p in model.named_parameters() if id(p) not in ctx.new and id(p) not in options.kept]
+    untouched = [name for name, p in model.named_parameters() if not ctx.is_planned(p) and id(p) not in options.kept]
     settings: dict[str, Any] = {
         "target_var": options.target,
         "input_var": inputs[0].variance if inputs and hasattr(inputs[0], "variance") else None,

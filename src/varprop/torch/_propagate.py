@@ -145,9 +145,9 @@ class _Propagation:
     def keeping(self, node: Node) -> Any:
         """A node's rule when some parameters are kept: if it planned a kept one, its rows lose their predictions
         and its output is unknown (the moments assumed a value that will not be written)."""
-        planned, layers = len(self.ctx.new), len(self.ctx.layers)
+        planned, layers = len(self.ctx.recipes), len(self.ctx.layers)
         value = self.module(node) if node.op == "module" else self.operation(node)
-        new_keys = list(self.ctx.new)[planned:]
+        new_keys = list(self.ctx.recipes)[planned:]
         touched = [key for key in new_keys if key in self.kept]
         if not touched:
             return value
@@ -353,14 +353,14 @@ class _Propagation:
             weight = cast(torch.Tensor, module.weight)
             ctx.param_names[id(weight)] = qualify(key, "weight")
             out = module_weight_layer(ctx, key, module, x, self.in_meta(node), node.meta)
-            value = ctx.new_value(weight)
-            del ctx.new[id(weight)]
+            value = ctx.value(weight)  # (a tensor of its own: the computed weight is no parameter to write)
+            del ctx.recipes[id(weight)]
         inverse = cast(Any, chain[0]).right_inverse(value)
         values = inverse if isinstance(inverse, (tuple, list)) else (inverse,)
         names = ["original"] if len(values) == 1 else [f"original{i}" for i in range(len(values))]
         for name, new in zip(names, values, strict=True):
             original = getattr(chain, name)
-            ctx.set_new(original, new.detach().to(original.dtype).reshape(original.shape).clone())
+            ctx.set_value(original, new.detach().to(original.dtype).reshape(original.shape).clone())
         return out
 
     def arg_meta(self, node: Node, index: int, name: str) -> Any:
