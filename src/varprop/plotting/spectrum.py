@@ -93,7 +93,7 @@ def jacobian_spectrum_figure(
         values, weights = _values_and_weights(spectrum)
         placed = values > rounding_floor * values.max()
         hidden = float(weights[~placed].sum())
-        note = f" ({100 * hidden:.0f}% below {rounding_floor:.0e} × max: rounding)" if hidden > 0 else ""
+        note = f" ({100 * hidden:.0f}% below {rounding_floor:.0e} × max: zero up to rounding)" if hidden > 0 else ""
         low, high = np.log10(values[placed].min()), np.log10(values[placed].max())
         bins = max(int(np.ceil((high - low) * _BINS_PER_DECADE)), 1)
         edges = np.logspace(low - 0.01, high + 0.01, bins + 1)
