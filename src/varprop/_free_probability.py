@@ -80,6 +80,7 @@ SMALLEST_RATIO = 1e-80
 _RULE_HALF_WIDTH = 12.0  # standard deviations: the Gaussian weight exp(-72) = 5e-32 is below double precision
 _RULE_PANELS = 96  # panels of width 0.25 sd: poles of 1/(w - phi'(h)^2) >= ~0.03 sd off the axis converge
 _RULE_ORDER = 14  # Gauss-Legendre nodes per panel (as the engine's DEFAULT_ORDER)
+_NEGLIGIBLE_WEIGHT = 1e-20  # nodes of smaller relative weight (|z| > 9.6) change no sum at double precision
 _NEWTON_TOLERANCE = 1e-13  # relative step at which Newton stops (the equation is solved to ~1e-14)
 _NEWTON_FLOOR = 1e-10  # after _NEWTON_STEPS, a step this small is rounding noise (w ~ 1e-50 near the bottom)
 _NEWTON_STEPS = 60
@@ -329,17 +330,17 @@ class _Rule:
         weight /= weight.sum()
         with np.errstate(all="ignore"):
             slopes = np.asarray(activation.derivative(math.sqrt(q) * z), dtype=np.float64) ** 2
-        keep = weight > 0
+        keep = weight > _NEGLIGIBLE_WEIGHT * weight.max()
         self.square: FloatArray = slopes[keep]
         self.weight: FloatArray = weight[keep]
+        self._weighted_square: FloatArray = self.weight * self.square
 
     def __call__(self, w: complex) -> tuple[complex, complex, complex]:
         """(g, 1 + g, dg/dw) at w."""
         inverse = 1.0 / (w - self.square)
-        weighted = self.weight * inverse
-        one_plus = complex(w * np.sum(weighted))
-        g = complex(np.sum(weighted * self.square))
-        dg = complex(-np.sum(weighted * inverse * self.square))
+        g = complex(np.dot(inverse, self._weighted_square))
+        one_plus = complex(w * np.dot(inverse, self.weight))
+        dg = complex(-np.dot(inverse * inverse, self._weighted_square))
         return g, one_plus, dg
 
 
