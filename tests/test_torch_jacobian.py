@@ -144,3 +144,7 @@ def test_bad_input() -> None:
         vt.jacobian_spectrum(model, torch.randn(2, 4), inputs=5)
     with pytest.raises(VarpropTypeError, match=r"torch\.nn\.Module"):
         vt.jacobian_spectrum(lambda x: x, torch.randn(2, 4))  # type: ignore[arg-type]
+    training = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    with pytest.raises(VarpropValueError, match=r"batch of one.*model\.eval\(\)"):
+        vt.jacobian_spectrum(training, torch.randn(3, 4))
+    assert vt.jacobian_spectrum(training.eval(), torch.randn(3, 4)).method == "exact"

@@ -256,7 +256,8 @@ def jacobian_spectrum(
     Raises:
         VarpropTypeError: the model is not an ``nn.Module``, ``batch`` is not a floating tensor, or
             the model does not return a tensor.
-        VarpropValueError: ``inputs`` larger than the batch, or a non-positive count.
+        VarpropValueError: ``inputs`` larger than the batch, a non-positive count, or a model that fails on
+            one input alone (e.g. batch norm in training mode).
 
     Example:
         >>> import torch
@@ -281,8 +282,16 @@ def jacobian_spectrum(
         )
     rows = batch[:count].detach()
     function = _single(model)
-    with torch.no_grad():
-        output_dim = int(function(rows[0]).numel())
+    try:
+        with torch.no_grad():
+            output_dim = int(function(rows[0]).numel())
+    except (ValueError, RuntimeError) as exc:  # torch's errors, e.g. batch norm's "more than 1 value per channel"
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise VarpropValueError(
+            f"{type(model).__name__} failed on one input of shape {tuple(rows[0].shape)} passed alone (a batch of "
+            f"one): {first_line}; jacobian_spectrum differentiates each input separately, so layers that use "
+            "batch statistics must be in eval mode (model.eval())"
+        ) from exc
     input_dim = int(rows[0].numel())
     smaller = min(input_dim, output_dim)
     values: list[FloatArray] = []
