@@ -3,6 +3,7 @@ dynamical-isometry criterion of issue 11 (critical orthogonal tanh vs Gaussian w
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -148,3 +149,39 @@ def test_bad_input() -> None:
     with pytest.raises(VarpropValueError, match=r"batch of one.*model\.eval\(\)"):
         vt.jacobian_spectrum(training, torch.randn(3, 4))
     assert vt.jacobian_spectrum(training.eval(), torch.randn(3, 4)).method == "exact"
+
+
+needs_critical = pytest.mark.skipif(
+    "objective" not in inspect.signature(vt.init_model).parameters,
+    reason="init_model(objective='critical', distribution='orthogonal') is not in this build yet (issue 11)",
+)
+
+
+@needs_critical
+def test_issue_11_criterion_with_init_model_options() -> None:
+    """Issue 11's "Done when": init_model(objective='critical', distribution='orthogonal') on a 30-layer
+    width-128 tanh net has a Jacobian spread p90/p10 at least 10x tighter than Gaussian weights at target_var=1,
+    and the spread free probability predicts at its (sigma_w, sigma_b) (its first layer maps the N(0, 1) input
+    to q*, which scales every singular value alike and leaves the spread)."""
+    batch = torch.randn(4, 128, generator=torch.Generator().manual_seed(8))
+    gaussian = plain_tanh(128, 30)
+    vt.init_model(gaussian, (64, 128), generator=torch.Generator().manual_seed(9))
+    critical = plain_tanh(128, 30)
+    report = vt.init_model(
+        critical,
+        (64, 128),
+        objective="critical",
+        distribution="orthogonal",
+        generator=torch.Generator().manual_seed(9),
+    )
+    gaussian_spectrum = vt.jacobian_spectrum(gaussian, batch)
+    critical_spectrum = vt.jacobian_spectrum(critical, batch)
+    assert gaussian_spectrum.spread / critical_spectrum.spread >= 10.0, (
+        gaussian_spectrum.percentiles,
+        critical_spectrum.percentiles,
+    )
+    point = report.settings["critical"]
+    predicted = varprop.predict_jacobian_spectrum(
+        "tanh", point["sigma_w"], 30, bias_std=point["sigma_b"], distribution="orthogonal"
+    )
+    assert critical_spectrum.spread == pytest.approx(predicted.spread, rel=0.15), critical_spectrum.percentiles
