@@ -22,6 +22,12 @@ from ._dynamics import (
 )
 from ._edge_of_chaos import EdgeOfChaos, PhaseDiagram, edge_of_chaos, edge_of_chaos_curve, phase_diagram
 from ._errors import ConvergenceError, VarpropError, VarpropTypeError, VarpropValueError, VarpropWarning
+from ._free_probability import (
+    JacobianSpectrumPrediction,
+    jacobian_moments,
+    predict_jacobian_spectrum,
+    sample_jacobian_singular_values,
+)
 from ._gains import gain, truncated_normal_scale, uniform_bound, weight_std
 from ._moments import Moments, MonteCarloMoments, moments, monte_carlo_moments
 from ._registry import activation, registered_activations
@@ -36,6 +42,7 @@ __all__ = [
     "DriftPrediction",
     "EdgeOfChaos",
     "FixedPoint",
+    "JacobianSpectrumPrediction",
     "MeanVarianceMap",
     "Moments",
     "MonteCarloMoments",
@@ -58,13 +65,16 @@ __all__ = [
     "edge_of_chaos_curve",
     "fixed_point",
     "gain",
+    "jacobian_moments",
     "mean_variance_map",
     "moments",
     "monte_carlo_moments",
     "phase_diagram",
     "predict_drift",
+    "predict_jacobian_spectrum",
     "registered_activations",
     "reproduce_table",
+    "sample_jacobian_singular_values",
     "selu_jacobian",
     "selu_moment_map",
     "selu_parameters",

@@ -415,6 +415,11 @@ def _add_report(subparsers: Any) -> None:
     parser.add_argument("--seed", type=count(0), default=0, metavar="S", help="random seed, >= 0 (default 0)")
     parser.add_argument("--svg", action="store_true", help="also write the figures as SVG")
     parser.add_argument(
+        "--spectrum",
+        action="store_true",
+        help="also plot the Jacobian's singular values, Gaussian vs orthogonal weights (free probability)",
+    )
+    parser.add_argument(
         "--samples",
         type=count(),
         nargs="+",
@@ -441,6 +446,7 @@ def run_report(args: argparse.Namespace) -> int:
         seed=args.seed,
         mc_samples=args.samples,
         svg=args.svg,
+        spectrum=args.spectrum,
     )
     if args.json:
         emit_json(summary.to_dict())

@@ -130,6 +130,7 @@ def build_report(
     seed: int = 0,
     mc_samples: Sequence[int] = DEFAULT_MC_SAMPLES,
     svg: bool = False,
+    spectrum: bool = False,
 ) -> ReportSummary:
     """Write the varprop report for one activation: ``index.html`` and its figures in ``out_dir``.
 
@@ -151,6 +152,9 @@ def build_report(
         seed: random seed of the Monte Carlo estimates and the simulation.
         mc_samples: Monte Carlo sample sizes (empty to skip).
         svg: also write every figure as SVG (PNG is always written, and inlined in the page).
+        spectrum: also draw the singular values of the plain network's Jacobian, sampled and predicted
+            by free probability for Gaussian and orthogonal weights (``varprop.predict_jacobian_spectrum``;
+            a few seconds more).
 
     Returns:
         A ``ReportSummary`` (``format_text()`` is what the CLI prints, ``to_dict()`` its JSON).
@@ -178,7 +182,7 @@ def build_report(
     folder = OutputFolder.prepare(out_dir, name="out_dir", files=REPORT_FILES)
     try:
         summary = _compute(activation, folder.path, q, depth=depth, width=width, batch=batch, seed=seed, sizes=sizes)
-        figures = draw_figures(summary, activation, ("png", "svg") if svg else ("png",))
+        figures = draw_figures(summary, activation, ("png", "svg") if svg else ("png",), spectrum=spectrum)
     except BaseException:
         folder.remove_if_unused()
         raise

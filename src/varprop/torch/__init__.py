@@ -21,6 +21,7 @@ from typing import Any
 from ..plotting import signal as _plotting_signal
 from ._calibrate import measure_variances
 from ._fans import Fans, conv_coverage, fans
+from ._jacobian import JacobianSpectrum, jacobian_spectrum
 from ._model_init import init_model
 from ._report import ActivationRow, InitReport, LayerRow
 from ._residual import RESIDUAL_POLICIES
@@ -32,6 +33,7 @@ __all__ = [
     "ActivationRow",
     "Fans",
     "InitReport",
+    "JacobianSpectrum",
     "LayerRow",
     "LayerSignal",
     "SignalStats",
@@ -41,6 +43,7 @@ __all__ = [
     "init_",
     "init_model",
     "init_module_",
+    "jacobian_spectrum",
     "measure_variances",
     "signal_stats",
 ]
