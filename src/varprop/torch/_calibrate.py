@@ -109,6 +109,15 @@ def _make_hook(
     return hook
 
 
+def _calibrated(module: nn.Module, plan: LayerPlan) -> bool:
+    """Layers rescaled by calibration: torch's weight modules, and modules of other libraries whose own weight makes
+    the row's output (Hugging Face's ``Conv1D``: ``addmm`` on its weight, the row named for the module)."""
+    if isinstance(module, _CALIBRATED):
+        return True
+    foreign = not type(module).__module__.startswith("torch.")
+    return foreign and plan.fan_in > 0 and plan.param_name == qualify(plan.name, "weight")
+
+
 class _Deferred(torch.Tensor):
     """A stand-in for a planned parameter during the calibration pass: a tensor without storage (the parameter's
     shape, dtype and device) whose value is made from the plan by each operation that uses it (``_Arena``). So the
@@ -226,18 +235,27 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
 
     Sharded models (``ctx.mesh``): each rank passes its own part of the batch; every measured variance is that of
     the whole batch (count, sum and centred sum of squares all-reduced), so all ranks apply the same scale."""
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules(remove_duplicate=False))
     plans = {plan.name: plan for plan in ctx.layers}
     handles = []
     # Sharded models: statistics pooled over the ranks' parts of the batch (see _distributed).
     measure = _variance if ctx.mesh is None else functools.partial(pooled_variance, mesh=ctx.mesh)
     try:
+        hooked: set[int] = set()  # (a tied weight is calibrated at its first use only: see _tied)
         for name, plan in plans.items():
             module = modules.get(name)
             weight = getattr(module, "weight", None)
-            if isinstance(module, _CALIBRATED) and isinstance(weight, torch.Tensor) and ctx.is_planned(weight):
-                hook = _make_hook(plan, functools.partial(ctx.scale, weight), measure)
-                handles.append(module.register_forward_hook(hook))
+            if (
+                module is None
+                or not isinstance(weight, torch.Tensor)
+                or not ctx.is_planned(weight)
+                or id(weight) in hooked
+                or not _calibrated(module, plan)
+            ):
+                continue
+            hooked.add(id(weight))
+            hook = _make_hook(plan, functools.partial(ctx.scale, weight), measure)
+            handles.append(module.register_forward_hook(hook))
         for attention_name, projection in ctx.calibrate_modules.items():
             attention, out_plan = modules.get(attention_name), plans.get(projection)
             out_proj = modules.get(projection)

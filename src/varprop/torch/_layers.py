@@ -23,15 +23,17 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
 from . import _distributed
+from ._activations import activation_of_module
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, conv_coverage
 from ._graph import TensorMeta
-from ._plan import Context, LayerPlan, std_for
-from ._stats import IndexStat, Stat, as_array, channel_view, collapse, scalar_stat
+from ._plan import ActivationUse, Context, LayerPlan, std_for
+from ._stats import IndexStat, Stat, apply_activation, as_array, channel_view, collapse, scalar_stat
 
 __all__ = [
     "LEAF_TYPES",
     "NORM_TYPES",
     "embedding",
+    "inner_activation",
     "input_maps",
     "module_weight_layer",
     "normalization",
@@ -472,9 +474,45 @@ def _eps(module: nn.Module, dtype: torch.dtype | None) -> float:
     return float(eps)
 
 
+def inner_activation(module: nn.Module) -> nn.Module | None:
+    """The activation a normalization module applies inside its own forward (timm's ``BatchNormAct2d``,
+    ``GroupNormAct``, ``LayerNormAct``: a ``.act`` submodule, after an optional ``.drop``), ``None`` when there is none
+    or it is the identity."""
+    act = getattr(module, "act", None)
+    if not isinstance(act, nn.Module) or isinstance(act, nn.Identity):
+        return None
+    return act
+
+
 def normalization(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: object) -> Stat:
     """BatchNorm (batch statistics in training, running statistics in eval), LayerNorm, GroupNorm, RMSNorm,
-    InstanceNorm: the normalized part has unit variance up to v / (v + eps); the affine parameters become (1, 0)."""
+    InstanceNorm: the normalized part has unit variance up to v / (v + eps); the affine parameters become (1, 0).
+
+    A normalization with an activation inside (``inner_activation``: timm's ``BatchNormAct2d``) is the normalization
+    followed by that activation (its ``.drop`` is dropout, the identity at initialization): the activation's exact
+    moments at the normalized output's mean and variance, as for an ``nn.ReLU`` module after an ``nn.BatchNorm2d``.
+    """
+    out = _normalize(ctx, key, module, x, in_meta)
+    act_module = inner_activation(module)
+    if act_module is None:
+        return out
+    act = activation_of_module(act_module)
+    where = f"{key}.act" if key else "act"
+    if act is None:
+        owned = [name for name, _ in act_module.named_parameters()]
+        for name in owned:
+            ctx.warn(f"{where}.{name}: owned by unsupported module {type(act_module).__name__}; left as it is")
+        ctx.note_unknown(
+            f"{where} ({type(act_module).__name__})",
+            "treated as identity: output moments = those of its first tensor input",
+        )
+        return out
+    ctx.activations.append(ActivationUse(where, act, out.variance, out.pooled_mean))
+    return apply_activation(act, out, ctx.unit_moments)
+
+
+def _normalize(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: object) -> Stat:
+    """``normalization`` without the inner activation."""
     in_shape = _shape(in_meta)
     ndim = len(in_shape) if in_shape is not None else x.ndim
     dtype = in_meta.dtype if isinstance(in_meta, TensorMeta) else None

@@ -7,19 +7,21 @@ import functools
 import gc
 import math
 import time
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._errors import VarpropTypeError, VarpropValueError
+from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
 from .._gains import DISTRIBUTIONS
 from .._validation import check_real
 from . import _distributed
 from ._calibrate import calibrate as run_calibration
 from ._graph import Graph, build_graph
+from ._keep import resolve_keep
 from ._layers import DROPOUT_TYPES, input_stat
 from ._plan import Context, keeps_draws
 from ._propagate import canonical, output_stats, propagate
@@ -166,6 +168,7 @@ def init_model(
     strict: bool = False,
     residual: str = "scaled",
     realized: bool | None = None,
+    keep: Any = None,
 ) -> InitReport:
     """Initialize every weight layer of ``model`` so that each pre-activation has variance ``target_var``.
 
@@ -252,6 +255,7 @@ def init_model(
     check_generator(generator)
     if not isinstance(strict, bool) or not isinstance(realized, (bool, type(None))):
         raise VarpropTypeError(f"strict must be a bool and realized a bool or None, got {strict!r} and {realized!r}")
+    kept = resolve_keep(model, keep)
     mesh = _distributed.prepare_model(model)  # None unless sharded (DTensor parameters)
     seed = fresh_seed(generator) if mesh is None else _distributed.agreed_seed(generator, mesh)
     example, synthetic = _example(model, example_input, input_variance, generator)
@@ -264,6 +268,7 @@ def init_model(
         residual=residual,
         realized=(batch is None) if realized is None else realized,
         strict=strict,
+        kept=kept,
     )
     with _collection_paused():
         return _initialize(model, example, synthetic, batch, seed, mesh, options, started)
@@ -295,6 +300,7 @@ class _Options:
     residual: str
     realized: bool
     strict: bool
+    kept: dict[int, str] = field(default_factory=dict)  # (id of a parameter: its name) for keep=
 
 
 def _initialize(
@@ -330,8 +336,8 @@ def _initialize(
         stat_of(t, input_variance if not synthetic else (1.0 if input_variance is None else input_variance))
         for t in example
     ]
-    output = propagate(graph, model, ctx, inputs, options.strict)
-    modules = dict(model.named_modules())
+    output = propagate(graph, model, ctx, inputs, options.strict, frozenset(options.kept))
+    modules = dict(model.named_modules(remove_duplicate=False))
     from ._residual import analyze
 
     residual_adds = set(analyze(graph, modules, canonical).adds)
@@ -342,12 +348,14 @@ def _initialize(
         listed = "; ".join(f"{what}: {assumption}" for what, assumption in ctx.unknown.items())
         raise VarpropValueError(f"strict=True and {len(ctx.unknown)} operation(s) are not recognized: {listed}")
     propagated = time.perf_counter()
+    for key in options.kept:  # (asked for: never written, nor used by calibration)
+        ctx.recipes.pop(key, None)
     if batch is not None:
         run_calibration(model, ctx, batch)
     calibrated = time.perf_counter()
     ctx.write()
     finished = time.perf_counter()
-    untouched = [name for name, p in model.named_parameters() if not ctx.is_planned(p)]
+    untouched = [name for name, p in model.named_parameters() if not ctx.is_planned(p) and id(p) not in options.kept]
     settings: dict[str, Any] = {
         "target_var": options.target,
         "input_var": inputs[0].variance if inputs and hasattr(inputs[0], "variance") else None,
@@ -363,6 +371,15 @@ def _initialize(
         settings["sharded"] = f"mesh {tuple(mesh.shape)} ({mesh.size()} ranks)"
     if untouched:
         settings["untouched_parameters"] = untouched
+        message = (
+            f"{len(untouched)} parameter(s) not written (no rule reached them on the example's forward pass): "
+            f"{', '.join(untouched[:8])}{' ...' if len(untouched) > 8 else ''}; left at their values. Pass keep=[...] "
+            "to say that this is meant"
+        )
+        ctx.warn(message)
+        warnings.warn(message, VarpropWarning, stacklevel=3)  # (_initialize <- init_model <- the user's call)
+    if options.kept:
+        settings["kept_parameters"] = list(options.kept.values())
     outputs = [(s.pooled_mean, s.variance) for s in output_stats(output)]
     timings = {
         "trace_s": traced - started,

@@ -83,13 +83,16 @@ class InitWriteError(VarpropError, RuntimeError):
 @dataclass
 class _Segment:
     """Rows ``[start, stop)`` of dim 0 (``None``: the whole tensor) made one way: ``kind`` ``"draw"`` (the parameter's
-    rank-invariant draw at std ``value``), ``"zero"`` or ``"fill"`` (the constant ``value``); then multiplied by each
+    rank-invariant draw at std ``value``), ``"zero"``, ``"fill"`` (the constant ``value``) or ``"value"`` (the whole
+    new value, ``tensor``); then multiplied by each
     of ``factors`` in turn (the order of the roundings is part of the promise "same seed, same bits")."""
 
     rows: tuple[int, int] | None
     kind: str
     value: float
     factors: list[float] = field(default_factory=list)
+    # kind "value": the new value itself (made from another planned value: a parametrization's originals)
+    tensor: torch.Tensor | None = None
 
 
 @dataclass
@@ -219,6 +222,11 @@ class Context:
         if isinstance(param, torch.Tensor):
             self._add(param, _Segment(None, "fill", value))
 
+    def set_value(self, param: torch.Tensor, value: torch.Tensor) -> None:
+        """The whole new value of ``param``, given (kept until the write: only for values computed from another
+        planned value, such as the originals of a weight-norm parametrization)."""
+        self._add(param, _Segment(None, "value", 0.0, tensor=value))
+
     def zero_row(self, param: torch.Tensor, row: int) -> None:
         """Row ``row`` of the new value set to 0 (an embedding's padding row), after everything else."""
         self._recipe(param).zero_rows.append(row)
@@ -280,6 +288,8 @@ class Context:
                 factors = self._draw_into(target, param, segment.value, low, recipe.seed) + factors
             elif segment.kind == "zero":
                 target.zero_()
+            elif segment.kind == "value" and segment.tensor is not None:
+                target.copy_(_rows_view(segment.tensor, low, high))
             else:
                 target.fill_(segment.value)
             if defer and factors and segment.rows is None and len(recipe.segments) == 1 and not recipe.zero_rows:
@@ -342,6 +352,8 @@ class Context:
                     value.mul_(segment.value)
             elif segment.kind == "zero":
                 value = torch.zeros_like(param)
+            elif segment.kind == "value" and segment.tensor is not None:
+                value = segment.tensor.clone()
             else:
                 value = torch.full_like(param, segment.value)
             for factor in segment.factors:
