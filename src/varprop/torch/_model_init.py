@@ -192,9 +192,10 @@ def init_model(
     names the parameters already written; none is half-written, and rerunning with the same seed (generator
     state) writes the same values. Peak memory: the model plus O(largest parameter) plus per-unit statistics (and,
     with calibration, the forward pass's activations); models of at most 64 MiB of parameters keep their draws
-    between planning and writing instead of drawing twice. Buffers (BatchNorm statistics and counters), train/eval modes, ``requires_grad``, devices and dtypes are kept;
-    with a ``generator`` the global RNG is not consumed. Python's cyclic garbage collector is paused for the call
-    (and restored after it): the propagation's many short-lived objects would otherwise trigger full collections.
+    between planning and writing instead of drawing twice. Buffers (BatchNorm statistics and counters), train/eval
+    modes, ``requires_grad``, devices and dtypes are kept; with a ``generator`` the global RNG is not consumed.
+    Python's cyclic garbage collector is paused for the call (and restored after it): the propagation's many
+    short-lived objects would otherwise trigger full collections.
 
     Args:
         model: the ``nn.Module``.
