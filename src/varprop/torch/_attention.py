@@ -79,8 +79,8 @@ def tilt_variance(
     return scale * scale * head_dim * query_second * key_var * value_var / fan
 
 
-# Weights per batch of heads in ``_realized_tilt`` (float64: 2 MB each for the key and value weights).
-_TILT_ELEMENTS = 1 << 18
+# Weights per batch of heads in ``_realized_tilt`` (float64: 1 MB each for the key and value weights).
+_TILT_ELEMENTS = 1 << 17
 
 
 def _realized_tilt(

@@ -185,10 +185,18 @@ def init_model(
     output projection of attention) is rescaled, as its output appears, to output variance ``target_var`` on that
     batch (LSUV, Mishkin & Matas 2016, in one pass instead of one per layer).
 
-    Atomic: all new values are computed on copies; the model is written only at the end, and untouched on error.
-    Buffers (BatchNorm statistics and counters), train/eval modes, ``requires_grad``, devices and dtypes are kept;
-    with a ``generator`` the global RNG is not consumed. Python's cyclic garbage collector is paused for the call
-    (and restored after it): the propagation's many short-lived objects would otherwise trigger full collections.
+    Atomic, in the memory of the model: every scale, statistic and calibration factor is found, and every check
+    made, before the first write, from a plan that holds no weights (each new value is the parameter's seeded draw
+    times its scales, made again from the seed where needed; see ``varprop.torch._plan``): an error during planning
+    leaves the model untouched. Then each parameter in turn is made whole in a work buffer and stored by one tensor
+    operation: a failure there (out of memory, an interrupt) raises ``InitWriteError`` (a ``VarpropError``) that
+    names the parameters already written; none is half-written, and rerunning with the same seed (generator
+    state) writes the same values. Peak memory: the model plus O(largest parameter) plus per-unit statistics (and,
+    with calibration, the forward pass's activations); models of at most 64 MiB of parameters keep their draws
+    between planning and writing instead of drawing twice. Buffers (BatchNorm statistics and counters), train/eval
+    modes, ``requires_grad``, devices and dtypes are kept; with a ``generator`` the global RNG is not consumed.
+    Python's cyclic garbage collector is paused for the call (and restored after it): the propagation's many
+    short-lived objects would otherwise trigger full collections.
 
     Args:
         model: the ``nn.Module``.
@@ -242,6 +250,8 @@ def init_model(
             integer tensor reaching a layer other than an embedding.
         VarpropValueError: an example that does not fit the model, bad option values, unknown operations with
             ``strict=True``, parameters on the meta device.
+        InitWriteError: a failure while writing (after every check passed); ``.written`` and ``.pending`` list the
+            parameters with new and with old values.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 10))
