@@ -210,13 +210,9 @@ def _escapes(act: Activation, depth: int, width: int, var: float) -> tuple[tuple
     return cached
 
 
-def _deep_unstable_warning(
-    row: ActivationRow, act: Activation, target_var: float, calibrated: bool = False
-) -> str | None:
+def _deep_unstable_warning(row: ActivationRow, act: Activation, target_var: float) -> str | None:
     """The warning for an activation that is unstable at its input variance, stacked deep enough in a plain chain
-    that one input's variance leaves [1/2, 2] x the target (None otherwise). ``calibrated``: the call used
-    calibration, which sets the batch's variances but not one input's finite-width deviation, so the warning stays
-    and names the remedies that remain (it does not suggest calibration)."""
+    that one input's variance leaves [1/2, 2] x the target (None otherwise)."""
     if row.kind != "unstable" or row.chain_depth < 2 or row.width < 2:
         return None
     if not (row.input_var > 0 and math.isfinite(row.input_var)):
@@ -231,17 +227,9 @@ def _deep_unstable_warning(
     message = (
         f"{row.activation} is unstable at var {var:.4g} (slope {slope:.4g}): over {row.chain_depth} stacked layers "
         f"of width {row.width:g} a finite-width deviation of one input's variance grows x{slope:.4g} per layer and "
-        f"leaves [0.5, 2] x the target (16-84% band) after about {layer} layers; "
+        f"leaves [0.5, 2] x the target (16-84% band) after about {layer} layers; the analytic init cannot hold it "
+        "-- use calibrate='gaussian' (or a batch)"
     )
-    if calibrated:
-        message += (
-            "calibration fixed the calibration batch's variances, not each input's deviation (a fresh batch spreads "
-            "again) -- use normalization or residual connections"
-        )
-    else:
-        message += "the analytic init cannot hold it -- use calibrate='gaussian' (or a batch)"
-    if calibrated:
-        return message
     holds = [big for big, _, big_layer in larger if big_layer is None]
     delays = [(big, big_layer) for big, big_slope, big_layer in larger if big_slope < slope and big_layer is not None]
     if holds:
@@ -367,12 +355,12 @@ class InitReport:
             )
         activation_rows, acts = _group(activations, plans)
         deep: list[str] = []
-        target_var = float(settings.get("target_var", 1.0))
-        calibrated = settings.get("calibrate") is not None
-        for row in activation_rows:
-            message = _deep_unstable_warning(row, acts[row.activation], target_var, calibrated)
-            if message is not None:
-                deep.append(message)
+        if settings.get("calibrate") is None:
+            target_var = float(settings.get("target_var", 1.0))
+            for row in activation_rows:
+                message = _deep_unstable_warning(row, acts[row.activation], target_var)
+                if message is not None:
+                    deep.append(message)
         if deep:
             warn("\n".join(deep), VarpropWarning, stacklevel=stacklevel)  # frames up to the user's call
         return cls(
