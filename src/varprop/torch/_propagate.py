@@ -240,7 +240,7 @@ class _Propagation:
         first = args[0] if args else None
         tied = first_use(ctx, key, getattr(module, "weight", None))
         if isinstance(module, nn.Embedding):
-            indices = constant_indices(first) if is_integer_constant(first) else first
+            indices = constant_indices(first) if isinstance(first, TensorMeta) and is_integer_constant(first) else first
             out = embedding(ctx, key, module, indices, node.meta)
             if tied is not None:
                 record_tied_use(ctx, key, module, tied, None, out)
@@ -337,11 +337,12 @@ class _Propagation:
         parametrization's ``right_inverse`` into its originals (weight norm: g = the norm of the new weight, v = the
         new weight), so that the module computes exactly the planned weight."""
         ctx = self.ctx
-        chain = module.parametrizations["weight"]
+        chain: Any = getattr(module, "parametrizations")["weight"]  # noqa: B009 - (a ParametrizationList)
         if len(chain) != 1 or not hasattr(chain[0], "right_inverse"):
             return self.unknown(f"{key} ({type(module).__name__}: a chain of {len(chain)} parametrizations)", node, [x])
         with parametrize.cached():  # (module.weight: one tensor for the whole rule)
             weight = module.weight
+            assert isinstance(weight, torch.Tensor)
             ctx.param_names[id(weight)] = qualify(key, "weight")
             out = module_weight_layer(ctx, key, module, x, self.in_meta(node), node.meta)
             value = ctx.new_value(weight)
