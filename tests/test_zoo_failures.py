@@ -433,3 +433,31 @@ def test_a_normalization_after_an_unknown_operation_gives_predictions_again() ->
     with pytest.warns(VarpropWarning, match="cumsum"):
         outcome = run_case(Case("unknown_then_norm", UnknownThenNorm().eval(), example_of(fresh), fresh))
     _assert_good(outcome)
+
+
+def test_attention_token_correlation_closed_forms() -> None:
+    """At zero logit variance softmax weights are uniform: causal query t (t + 1 keys) and s have correlation
+    sqrt(min / max) of their key counts for independent values; a full (unmasked) average makes every output the
+    sequence mean (correlation 1); a common part rho of the values adds rho + (1 - rho) / max to the covariance."""
+    import numpy as np
+
+    from varprop.torch._attention import attention_output, attention_token_correlation
+    from varprop.torch._stats import scalar_stat
+
+    zero = scalar_stat(0.0, 0.0)  # (queries of zero second moment: logit variance 0)
+    rel = 1e-6  # (E[sum p^2] comes from softmax in float32 (``_ops.collision``): 1/n to ~1e-7 here)
+    unit = scalar_stat(0.0, 1.0)
+    tokens = 12
+    causal = np.arange(1.0, tokens + 1)
+    pairs = [(t, s) for t in range(1, tokens + 1) for s in range(1, tokens + 1) if t != s]
+    expected = sum(math.sqrt(min(t, s) / max(t, s)) for t, s in pairs) / len(pairs)
+    assert attention_token_correlation(zero, unit, 16, 0.25, causal, 0.0) == pytest.approx(expected, rel=rel)
+    full = np.full(tokens, float(tokens))
+    assert attention_token_correlation(zero, unit, 16, 0.25, full, 0.0) == pytest.approx(1.0, rel=rel)
+    rho = 0.3
+    corr = sum(
+        (rho + (1 - rho) / max(t, s)) / math.sqrt((rho + (1 - rho) / t) * (rho + (1 - rho) / s)) for t, s in pairs
+    ) / len(pairs)
+    assert attention_token_correlation(zero, unit, 16, 0.25, causal, rho) == pytest.approx(corr, rel=rel)
+    out = attention_output(zero, unit, unit, 16, 0.25, full, token_corr=rho)
+    assert float(out.var[0]) == pytest.approx(rho + (1 - rho) / tokens, rel=rel)
