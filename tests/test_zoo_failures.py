@@ -461,3 +461,42 @@ def test_attention_token_correlation_closed_forms() -> None:
     assert attention_token_correlation(zero, unit, 16, 0.25, causal, rho) == pytest.approx(corr, rel=rel)
     out = attention_output(zero, unit, unit, 16, 0.25, full, token_corr=rho)
     assert float(out.var[0]) == pytest.approx(rho + (1 - rho) / tokens, rel=rel)
+
+
+WIDTH = failures.WIDTH
+
+
+class TiedHeadOnTheStream(nn.Module):
+    """A head tied to the input embedding that sees the embedding itself (through a residual stream and a norm, as in
+    a language model): the logit of the input token gets |e|^2, which independence would miss."""
+
+    def __init__(self, vocab: int = 64) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, WIDTH)
+        self.mlp = nn.Linear(WIDTH, WIDTH)
+        self.norm = nn.LayerNorm(WIDTH)
+        self.head = nn.Linear(WIDTH, vocab, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, ids: Tensor) -> Tensor:
+        x = self.embed(ids)
+        return self.head(self.norm(x + self.mlp(torch.tanh(x))))
+
+
+def test_tied_head_that_sees_its_own_rows_is_measured() -> None:
+    torch.manual_seed(0)
+
+    def fresh(generator: torch.Generator) -> tuple[Tensor, ...]:
+        return (torch.randint(0, 64, (32, 16), generator=generator),)
+
+    case = Case(
+        "tied_head_stream",
+        TiedHeadOnTheStream().eval(),
+        example_of(fresh),
+        fresh,
+        tied=(("embed.weight", "head.weight"),),
+    )
+    outcome = run_case(case)
+    _assert_good(outcome)
+    head = next(row for row in outcome.report.layers if row.name == "head")  # type: ignore[union-attr]
+    assert any("measured" in note for note in head.notes), head.notes

@@ -20,8 +20,6 @@ pytestmark = pytest.mark.usefixtures("no_network")
 
 # What fails today, per model (measured on this branch, `python benchmarks/zoo.py` for the numbers of every layer).
 WHY = {
-    "qwen2": "issue 10: lm_head (tied to embed_tokens, whose value is kept) predicted 65.2, measured 82.3 (1.26x): "
-    "1 of 16 layers outside [0.8, 1.25]",
     "t5_encoder": "issue 10: the tied `shared` embedding is never called by T5EncoderModel.forward "
     "(encoder.embed_tokens uses its tensor): no row can be measured for it",
     "vit": "issue 10: cls_token and position_embeddings left untouched",

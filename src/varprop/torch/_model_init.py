@@ -31,6 +31,7 @@ from ._report import InitReport
 from ._residual import RESIDUAL_POLICIES, STREAM_OPS
 from ._sharded_random import fresh_seed
 from ._tensor_init import check_choice, check_generator
+from ._tied import measure_tied_uses
 
 __all__ = ["init_model"]
 
@@ -360,6 +361,7 @@ def _initialize(
         ctx.pending_scale.pop(key, None)
     if batch is not None:
         run_calibration(model, ctx, batch)
+    measure_tied_uses(model, ctx, example if batch is None else batch)
     calibrated = time.perf_counter()
     for param, value in ctx.new.values():
         if value.shape != param.shape or value.dtype != param.dtype or value.device != param.device:
