@@ -187,6 +187,12 @@ def init_model(
     output projection of attention) is rescaled, as its output appears, to output variance ``target_var`` on that
     batch (LSUV, Mishkin & Matas 2016, in one pass instead of one per layer).
 
+    Tied weights (one tensor used by several layers, ``tie_word_embeddings``): the first use in the forward pass
+    chooses the value; each later use gets its own row, with its output variance measured with the planned weights
+    in one forward pass (see ``varprop.torch._tied``). An operation without a rule is named in a ``VarpropWarning``
+    and the rows downstream of it have no prediction (``predicted_output_var`` is ``None``) until a normalization;
+    their weights are still written.
+
     Atomic: all new values are computed on copies; the model is written only at the end, and untouched on error.
     Buffers (BatchNorm statistics and counters), train/eval modes, ``requires_grad``, devices and dtypes are kept;
     with a ``generator`` the global RNG is not consumed. Python's cyclic garbage collector is paused for the call
@@ -201,7 +207,8 @@ def init_model(
             (tensor or tuple of tensors).
         distribution: ``"normal"``, ``"truncated_normal"`` or ``"uniform"`` (same std).
         generator: ``torch.Generator`` for every random draw.
-        strict: raise instead of assuming identity for operations and modules that are not recognized.
+        strict: raise for operations and modules that are not recognized (instead of warning and marking the
+            predictions downstream of them unknown).
         residual: ``"scaled"`` (default: the stream's variance doubles over a whole chain, at any depth), ``"none"``
             or ``"zero"``.
         realized: correct each layer for its drawn weights, or use the mean-field value only. Default (``None``):
