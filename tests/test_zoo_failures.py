@@ -286,3 +286,218 @@ def test_unstable_activation_warning_without_calibration() -> None:
     case = failures.unstable_chain()
     with pytest.warns(VarpropWarning, match="use calibrate="):
         vt.init_model(case.model, case.example, generator=torch.Generator().manual_seed(0))
+
+
+# ------------------------------------------------------------------------- the rules behind the Hugging Face rows
+
+
+class AddmmLayer(nn.Module):
+    """Hugging Face's ``Conv1D`` as GPT-2 writes it: ``addmm(bias, x, weight)`` with a weight of shape (in, out)."""
+
+    def __init__(self, fan_in: int, fan_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(fan_in, fan_out) * 0.02)
+        self.bias = nn.Parameter(torch.zeros(fan_out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+        return flat.view(*x.shape[:-1], -1)
+
+
+class TanhGelu(nn.Module):
+    """GPT-2's ``gelu_new`` written out (a power and a tanh of the same tensor)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class TensorCodeRMSNorm(nn.Module):
+    """LlamaRMSNorm's forward, as transformers writes it."""
+
+    def __init__(self, width: int, eps: float = 1e-6, shift: float = 0.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+        self.variance_epsilon = eps
+        self.shift = shift  # (1.0: Gemma's (1 + weight) variant, not an nn.RMSNorm)
+
+    def forward(self, x: Tensor) -> Tensor:
+        variance = x.pow(2).mean(-1, keepdim=True)
+        return (self.weight + self.shift) * (x * torch.rsqrt(variance + self.variance_epsilon))
+
+
+class ConvOneDBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.act, self.down = AddmmLayer(64, 256), TanhGelu(), AddmmLayer(256, 64)
+        self.norm = TensorCodeRMSNorm(64)
+        self.head = nn.Linear(64, 64)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.norm(self.down(self.act(self.up(x)))))
+
+
+def test_addmm_weight_layers_gelu_formula_and_rms_norm_code() -> None:
+    """Conv1D rows named for their modules with fan_in = dim 0 of the weight; gelu_new propagated as one formula
+    (no unknown operation); the tensor-code RMS norm recorded as one normalization, its gamma written."""
+    torch.manual_seed(0)
+    fresh = gaussian((16, 32, 64))
+    outcome = run_case(Case("conv1d_block", ConvOneDBlock().eval(), example_of(fresh), fresh))
+    _assert_good(outcome)
+    report = outcome.report
+    assert report is not None and not report.unknown, report.unknown
+    rows = {row.name: row for row in report.layers}
+    assert (rows["up"].layer_type, rows["up"].fan_in, rows["down"].fan_in) == ("AddmmLayer", 64.0, 256.0)
+    assert any(row.activation.startswith("expr:") and "tanh" in row.activation for row in report.activations)
+
+
+def test_only_an_exact_rms_norm_is_recognized() -> None:
+    from varprop.torch._foreign_modules import rms_norm_proxy
+
+    norm = TensorCodeRMSNorm(16, eps=1e-5)
+    proxy = rms_norm_proxy(norm)
+    assert proxy is not None and proxy.weight is norm.weight and proxy.eps == 1e-5
+    assert rms_norm_proxy(TensorCodeRMSNorm(16, shift=1.0)) is None  # (Gemma's 1 + weight)
+    assert rms_norm_proxy(nn.LayerNorm(16)) is None  # (torch's own modules have their own rules)
+
+
+class WeightNormed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.utils.parametrizations.weight_norm(nn.Linear(64, 64))
+        self.b = nn.Linear(64, 64)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.b(torch.tanh(self.a(x)))
+
+
+def test_weight_norm_written_through_its_parametrization() -> None:
+    torch.manual_seed(0)
+    fresh = gaussian((256, 64))
+    case = Case("weight_norm", WeightNormed().eval(), example_of(fresh), fresh)
+    outcome = run_case(case)
+    _assert_good(outcome)
+    weight = case.model.a.weight
+    row = next(row for row in outcome.report.layers if row.name == "a")  # type: ignore[union-attr]
+    assert float(weight.detach().std()) == pytest.approx(row.std, rel=0.05)
+
+
+def test_keep_leaves_named_parameters_and_says_so() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 64))
+    old = model[2].weight.detach().clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VarpropWarning)  # (a kept parameter is asked for: no warning)
+        report = vt.init_model(model, (64, 64), keep=["2.weight"], generator=torch.Generator().manual_seed(0))
+    assert torch.equal(model[2].weight, old)
+    assert report.settings["kept_parameters"] == ["2.weight"] and "untouched_parameters" not in report.settings
+    predictions = [row.predicted_output_var for row in report.layers]
+    assert predictions[0] is not None and predictions[1:] == [None, None]
+    assert "keep=" in report.layers[1].notes[0]
+    by_predicate = vt.init_model(model, (64, 64), keep=lambda name, p: name.endswith("bias"))
+    assert by_predicate.settings["kept_parameters"] == ["0.bias", "2.bias", "4.bias"]
+    with pytest.raises(ValueError, match=r"'2\.weigth'.*did you mean '2\.weight'"):
+        vt.init_model(model, (64, 64), keep=["2.weigth"])
+    with pytest.raises(TypeError, match="keep must be"):
+        vt.init_model(model, (64, 64), keep="2.weight")
+
+
+class UnusedParameter(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.spare = nn.Parameter(torch.ones(3))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.a(x)
+
+
+def test_a_parameter_no_rule_reaches_is_named() -> None:
+    with pytest.warns(VarpropWarning, match=r"not written .*spare.*keep="):
+        report = vt.init_model(UnusedParameter(), (16, 8))
+    assert report.settings["untouched_parameters"] == ["spare"]
+
+
+class UnknownThenNorm(nn.Module):
+    """cumsum (no rule) then LayerNorm: the normalization's output is known again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.norm, self.b = nn.Linear(64, 64), nn.LayerNorm(64), nn.Linear(64, 64)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.b(self.norm(torch.cumsum(self.a(x), dim=-1)))
+
+
+def test_a_normalization_after_an_unknown_operation_gives_predictions_again() -> None:
+    torch.manual_seed(0)
+    fresh = gaussian((256, 64))
+    with pytest.warns(VarpropWarning, match="cumsum"):
+        outcome = run_case(Case("unknown_then_norm", UnknownThenNorm().eval(), example_of(fresh), fresh))
+    _assert_good(outcome)
+
+
+def test_attention_token_correlation_closed_forms() -> None:
+    """At zero logit variance softmax weights are uniform: causal query t (t + 1 keys) and s have correlation
+    sqrt(min / max) of their key counts for independent values; a full (unmasked) average makes every output the
+    sequence mean (correlation 1); a common part rho of the values adds rho + (1 - rho) / max to the covariance."""
+    import numpy as np
+
+    from varprop.torch._attention import attention_output, attention_token_correlation
+    from varprop.torch._stats import scalar_stat
+
+    zero = scalar_stat(0.0, 0.0)  # (queries of zero second moment: logit variance 0)
+    rel = 1e-6  # (E[sum p^2] comes from softmax in float32 (``_ops.collision``): 1/n to ~1e-7 here)
+    unit = scalar_stat(0.0, 1.0)
+    tokens = 12
+    causal = np.arange(1.0, tokens + 1)
+    pairs = [(t, s) for t in range(1, tokens + 1) for s in range(1, tokens + 1) if t != s]
+    expected = sum(math.sqrt(min(t, s) / max(t, s)) for t, s in pairs) / len(pairs)
+    assert attention_token_correlation(zero, unit, 16, 0.25, causal, 0.0) == pytest.approx(expected, rel=rel)
+    full = np.full(tokens, float(tokens))
+    assert attention_token_correlation(zero, unit, 16, 0.25, full, 0.0) == pytest.approx(1.0, rel=rel)
+    rho = 0.3
+    corr = sum(
+        (rho + (1 - rho) / max(t, s)) / math.sqrt((rho + (1 - rho) / t) * (rho + (1 - rho) / s)) for t, s in pairs
+    ) / len(pairs)
+    assert attention_token_correlation(zero, unit, 16, 0.25, causal, rho) == pytest.approx(corr, rel=rel)
+    out = attention_output(zero, unit, unit, 16, 0.25, full, token_corr=rho)
+    assert float(out.var[0]) == pytest.approx(rho + (1 - rho) / tokens, rel=rel)
+
+
+WIDTH = failures.WIDTH
+
+
+class TiedHeadOnTheStream(nn.Module):
+    """A head tied to the input embedding that sees the embedding itself (through a residual stream and a norm, as in
+    a language model): the logit of the input token gets |e|^2, which independence would miss."""
+
+    def __init__(self, vocab: int = 64) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, WIDTH)
+        self.mlp = nn.Linear(WIDTH, WIDTH)
+        self.norm = nn.LayerNorm(WIDTH)
+        self.head = nn.Linear(WIDTH, vocab, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, ids: Tensor) -> Tensor:
+        x = self.embed(ids)
+        return self.head(self.norm(x + self.mlp(torch.tanh(x))))
+
+
+def test_tied_head_that_sees_its_own_rows_is_measured() -> None:
+    torch.manual_seed(0)
+
+    def fresh(generator: torch.Generator) -> tuple[Tensor, ...]:
+        return (torch.randint(0, 64, (32, 16), generator=generator),)
+
+    case = Case(
+        "tied_head_stream",
+        TiedHeadOnTheStream().eval(),
+        example_of(fresh),
+        fresh,
+        tied=(("embed.weight", "head.weight"),),
+    )
+    outcome = run_case(case)
+    _assert_good(outcome)
+    head = next(row for row in outcome.report.layers if row.name == "head")  # type: ignore[union-attr]
+    assert any("measured" in note for note in head.notes), head.notes

@@ -26,7 +26,14 @@ from ._ops import add_stats, collision
 from ._plan import ActivationUse, Context, qualify
 from ._stats import Stat, apply_activation, collapse
 
-__all__ = ["attention_output", "multihead_attention", "row_counts", "transformer_encoder", "transformer_layer"]
+__all__ = [
+    "attention_output",
+    "attention_token_correlation",
+    "multihead_attention",
+    "row_counts",
+    "transformer_encoder",
+    "transformer_layer",
+]
 
 
 def row_counts(queries: int, keys: int, mask: Any, causal: bool, true_means_masked: bool) -> np.ndarray:
@@ -55,15 +62,61 @@ def _padding_fraction(mask: Any, keys: int) -> float:
 
 
 def attention_output(
-    query: Stat, key: Stat, value: Stat, head_dim: int, scale: float, counts: np.ndarray, tilt: Any = 0.0
+    query: Stat,
+    key: Stat,
+    value: Stat,
+    head_dim: int,
+    scale: float,
+    counts: np.ndarray,
+    tilt: Any = 0.0,
+    token_corr: float = 0.0,
 ) -> Stat:
     """Softmax attention of ``value`` with logits from ``query`` and ``key`` (see the module docstring); ``tilt`` is
-    the extra variance when keys and values are projections of the same tokens (``tilt_variance``)."""
-    logit_var = scale * scale * head_dim * query.second_moment * float(np.mean(key.var))
-    rounded = round(logit_var, 9)
+    the extra variance when keys and values are projections of the same tokens (``tilt_variance``).
+
+    ``token_corr``: the correlation rho between the values of two different tokens of one sequence (an earlier
+    attention layer's output added to the stream makes it positive). Writing v_j = c + u_j with a part c common to
+    the sequence (variance rho v) and independent parts u_j, sum_j p_j v_j = c + sum_j p_j u_j has variance
+    v (rho + (1 - rho) E[sum_j p_j^2]): the common part is not averaged away."""
+    concentration = _concentration(query, key, head_dim, scale, counts)
+    factor = token_corr + (1.0 - token_corr) * concentration
+    return Stat(value.mean.copy(), value.var * factor + tilt, value.shared, value.axis, value.ndim)
+
+
+def _concentration(query: Stat, key: Stat, head_dim: int, scale: float, counts: np.ndarray) -> float:
+    """E[sum_j p_j^2] over the queries (each attending to ``counts`` keys)."""
+    rounded = round(scale * scale * head_dim * query.second_moment * float(np.mean(key.var)), 9)
     unique, frequency = np.unique(np.round(counts).astype(np.int64), return_counts=True)
-    concentration = float(np.average([collision(int(n), rounded) for n in unique], weights=frequency))
-    return Stat(value.mean.copy(), value.var * concentration + tilt, value.shared, value.axis, value.ndim)
+    return float(np.average([collision(int(n), rounded) for n in unique], weights=frequency))
+
+
+# Queries sampled (evenly) for the mean pairwise correlation of an attention output: the pairs of 256 queries estimate
+# the mean over all pairs of a smooth function of (n_t, n_s) to well under 1% (exact up to 256 queries).
+_CORRELATION_QUERIES = 256
+
+
+def attention_token_correlation(
+    query: Stat, key: Stat, head_dim: int, scale: float, counts: np.ndarray, token_corr: float
+) -> float:
+    """The mean correlation between the attention outputs of two different queries of one sequence.
+
+    With v_j = c + u_j as in ``attention_output`` and query t attending to the first n_t keys (all of them without a
+    mask), Cov(o_t, o_s) = v (rho + (1 - rho) E[sum_j p_tj p_sj]) with E[sum_j p_tj p_sj] ~ 1 / max(n_t, n_s) (two
+    queries' weights independent given the keys, uniform in mean over their common keys) and
+    Var(o_t) = v (rho + (1 - rho) C_t), C_t = E[sum_j p_tj^2]. Averaged over the pairs t != s: 1 for an average over
+    the whole sequence at small logits (every output nearly the sequence's mean value), less for causal attention."""
+    n = np.round(np.asarray(counts, dtype=np.float64))
+    if n.size < 2:
+        return token_corr
+    if n.size > _CORRELATION_QUERIES:
+        n = n[np.linspace(0, n.size - 1, _CORRELATION_QUERIES).round().astype(np.int64)]
+    rounded = round(scale * scale * head_dim * query.second_moment * float(np.mean(key.var)), 9)
+    cache = {int(count): collision(int(count), rounded) for count in np.unique(n)}
+    variance = token_corr + (1.0 - token_corr) * np.array([cache[int(count)] for count in n])
+    covariance = token_corr + (1.0 - token_corr) / np.maximum(n[:, None], n[None, :])
+    correlation = covariance / np.sqrt(variance[:, None] * variance[None, :])
+    off = ~np.eye(n.size, dtype=bool)
+    return float(np.clip(correlation[off].mean(), 0.0, 1.0))
 
 
 def tilt_variance(

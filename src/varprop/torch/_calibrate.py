@@ -26,7 +26,7 @@ from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ._graph import quiet_forward
 from ._plan import Context, LayerPlan, qualify
 
-__all__ = ["calibrate", "measure_variances"]
+__all__ = ["NoDropout", "calibrate", "measure_variances", "planned_stand_ins"]
 
 _DROPOUTS = {
     F.dropout,
@@ -226,6 +226,18 @@ _METADATA = {
 }
 
 
+def planned_stand_ins(ctx: Context) -> dict[str, torch.Tensor]:
+    """Stand-ins for every planned parameter, by qualified name, for ``torch.func.functional_call``: a forward pass
+    through them computes with the planned values (made one operation at a time, see ``_Deferred``) and leaves the
+    model's own parameters untouched."""
+    arena = _Arena(ctx)
+    return {
+        ctx.param_names[key]: _Deferred(recipe.param, arena)
+        for key, recipe in ctx.recipes.items()
+        if key in ctx.param_names
+    }
+
+
 def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -> None:
     """Rescale the planned weights (``ctx.recipes``) so that each handled layer's output variance on ``batch`` is its
     target (each scale is recorded in the plan). The model's own parameters are not touched: they are swapped for
@@ -265,13 +277,7 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
         with quiet_forward(model), NoDropout():
             try:
                 if ctx.mesh is None:
-                    arena = _Arena(ctx)
-                    stand_ins: dict[str, torch.Tensor] = {
-                        ctx.param_names[key]: _Deferred(recipe.param, arena)
-                        for key, recipe in ctx.recipes.items()
-                        if key in ctx.param_names
-                    }
-                    torch.func.functional_call(model, stand_ins, batch, strict=False)
+                    torch.func.functional_call(model, planned_stand_ins(ctx), batch, strict=False)
                 else:  # FSDP gathers its own shards: write the plan into them for this pass
                     with planned_parameters(model, ctx):
                         model(*batch)

@@ -29,6 +29,7 @@ from ._report import InitReport
 from ._residual import RESIDUAL_POLICIES, STREAM_OPS
 from ._sharded_random import fresh_seed
 from ._tensor_init import TORCH_DISTRIBUTIONS, check_choice, check_generator
+from ._tied import measure_tied_uses
 
 __all__ = ["init_model"]
 
@@ -185,6 +186,12 @@ def init_model(
     output projection of attention) is rescaled, as its output appears, to output variance ``target_var`` on that
     batch (LSUV, Mishkin & Matas 2016, in one pass instead of one per layer).
 
+    Tied weights (one tensor used by several layers, ``tie_word_embeddings``): the first use in the forward pass
+    chooses the value; each later use gets its own row, with its output variance measured with the planned weights
+    in one forward pass (see ``varprop.torch._tied``). An operation without a rule is named in a ``VarpropWarning``
+    and the rows downstream of it have no prediction (``predicted_output_var`` is ``None``) until a normalization;
+    their weights are still written.
+
     Atomic, in the memory of the model: every scale, statistic and calibration factor is found, and every check
     made, before the first write, from a plan that holds no weights (each new value is the parameter's seeded draw
     times its scales, made again from the seed where needed; see ``varprop.torch._plan``): an error during planning
@@ -210,7 +217,8 @@ def init_model(
             matrix at the kernel's centre tap, zero elsewhere, Xiao et al. 2018); all of the same std (see ``init_``).
             Attention's packed q/k/v rows are three orthogonal blocks.
         generator: ``torch.Generator`` for every random draw.
-        strict: raise instead of assuming identity for operations and modules that are not recognized.
+        strict: raise for operations and modules that are not recognized (instead of warning and marking the
+            predictions downstream of them unknown).
         residual: ``"scaled"`` (default: the stream's variance doubles over a whole chain, at any depth), ``"none"``
             or ``"zero"``.
         realized: correct each layer for its drawn weights, or use the mean-field value only. Default (``None``):
@@ -387,6 +395,7 @@ def _initialize(
         ctx.recipes.pop(key, None)
     if batch is not None:
         run_calibration(model, ctx, batch)
+    measure_tied_uses(model, ctx, example if batch is None else batch)
     calibrated = time.perf_counter()
     ctx.write()
     finished = time.perf_counter()

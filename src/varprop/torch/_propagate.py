@@ -17,6 +17,7 @@ from .._errors import VarpropError, VarpropTypeError, VarpropWarning
 from ._activations import activation_of_function, activation_of_method, activation_of_module
 from ._attention import (
     attention_output,
+    attention_token_correlation,
     multihead_attention,
     row_counts,
     tilt_variance,
@@ -27,7 +28,7 @@ from ._direct import DirectParameter, combine, unwrap
 from ._elementwise import Formula, elementwise_formulas, finite_on, formula_activation
 from ._fans import coverage
 from ._foreign_modules import rms_norm_proxy
-from ._graph import Graph, Node, Ref, TensorMeta, map_refs
+from ._graph import Graph, Node, Ref, TensorMeta, iter_refs, map_refs
 from ._layers import DROPOUT_TYPES, NORM_TYPES, POOL_TYPES, embedding, module_weight_layer, normalization, weight_layer
 from ._names import (
     AXIS_OPS,
@@ -81,6 +82,8 @@ class _Propagation:
         self.users = graph.consumers()
         self.unknown_as_unit = False  # (while a rule runs on an Unknown input: see ``through_unknown``)
         self.kept: frozenset[int] = frozenset()
+        # Correlation between two tokens of one sequence, per node (see ``token_correlation``); set by attention.
+        self.token_corr: dict[str, float] = {}
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def value(self, item: Any) -> Any:
@@ -237,8 +240,35 @@ class _Propagation:
                 value = self.module(node)
             else:
                 value = self.operation(node)
+            if isinstance(value, (Stat, tuple)):  # (tuples: the parts of a split)
+                self.token_correlation(node)
             self.env[node.name] = value
         return output
+
+    def token_correlation(self, node: Node) -> None:
+        """The correlation rho between two tokens of one sequence in the node's output, a side channel of the Stat
+        read by attention (``attention_output``): set by attention itself; a sum of two signals mixes their rho by
+        their variances (independent terms), a product of two multiplies them (zero-mean factors); every other
+        operation keeps its input's (exact for linear maps and normalizations, a first-order approximation for
+        activations). Zero from the inputs and embeddings (tokens drawn independently)."""
+        if node.name in self.token_corr:
+            return
+        refs = [ref.node for ref in node.args if isinstance(ref, Ref)]
+        found = [self.token_corr[ref.node] for ref in iter_refs(node.args) if self.token_corr.get(ref.node, 0.0) > 0]
+        if not found or (node.op == "module" and isinstance(self.modules.get(str(node.target)), nn.Embedding)):
+            return
+        name = canonical(node) if node.op in ("function", "method") else ""
+        stats = [self.env.get(ref) for ref in refs]
+        if name in ("add", "sub") and len(stats) == 2 and all(isinstance(stat, Stat) for stat in stats):
+            weights = [stat.variance for stat in stats]  # type: ignore[union-attr]
+            if sum(weights) > 0:
+                rho = sum(self.token_corr.get(ref, 0.0) * w for ref, w in zip(refs, weights, strict=True))
+                self.token_corr[node.name] = rho / sum(weights)
+            return
+        if name == "mul" and len(stats) == 2 and all(isinstance(stat, Stat) for stat in stats):
+            self.token_corr[node.name] = self.token_corr.get(refs[0], 0.0) * self.token_corr.get(refs[1], 0.0)
+            return
+        self.token_corr[node.name] = found[0]
 
     def module(self, node: Node) -> Any:
         key = str(node.target)
@@ -249,7 +279,7 @@ class _Propagation:
         first = args[0] if args else None
         tied = first_use(ctx, key, getattr(module, "weight", None))
         if isinstance(module, nn.Embedding):
-            indices = constant_indices(first) if is_integer_constant(first) else first
+            indices = constant_indices(first) if isinstance(first, TensorMeta) and is_integer_constant(first) else first
             out = embedding(ctx, key, module, indices, node.meta)
             if tied is not None:
                 record_tied_use(ctx, key, module, tied, None, out)
@@ -735,7 +765,11 @@ class _Propagation:
             fan = getattr(self.modules.get(str(source.target)), "in_features", None) if source.op == "module" else None
             if fan:
                 tilt = tilt_variance(query.second_moment, key.variance, value.variance, head_dim, scale, int(fan))
-        return attention_output(collapse(query), collapse(key), collapse(value), head_dim, scale, counts, tilt)
+        value_ref = node.args[2] if len(node.args) > 2 else node.kwargs.get("value")
+        rho = self.token_corr.get(value_ref.node, 0.0) if isinstance(value_ref, Ref) else 0.0
+        query, key, value = collapse(query), collapse(key), collapse(value)
+        self.token_corr[node.name] = attention_token_correlation(query, key, head_dim, scale, counts, rho)
+        return attention_output(query, key, value, head_dim, scale, counts, tilt, token_corr=rho)
 
     def common_source(self, first: Any, second: Any) -> Node | None:
         """The node both refs come from through layout operations only (keys and values of one projection)."""
