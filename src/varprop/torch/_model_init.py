@@ -24,6 +24,7 @@ from ._graph import Graph, build_graph
 from ._layers import DROPOUT_TYPES, input_stat
 from ._plan import Context
 from ._propagate import canonical, output_stats, propagate
+from ._recurrent import FORGET_BIAS
 from ._report import InitReport
 from ._residual import RESIDUAL_POLICIES, STREAM_OPS
 from ._sharded_random import fresh_seed
@@ -167,6 +168,7 @@ def init_model(
     strict: bool = False,
     residual: str = "scaled",
     realized: bool | None = None,
+    forget_bias: float = FORGET_BIAS,
 ) -> InitReport:
     """Initialize every weight layer of ``model`` so that each pre-activation has variance ``target_var``.
 
@@ -202,6 +204,8 @@ def init_model(
         realized: correct each layer for its drawn weights, or use the mean-field value only. Default (``None``):
             realized without calibration; mean-field with it (calibration measures the drawn weights on the batch
             and replaces the correction, so computing it first would only cost time).
+        forget_bias: the bias of every ``nn.LSTM`` forget gate (1.0: Jozefowicz et al. 2015; 0 for all-zero
+            biases). Recurrent layers: see ``varprop.torch._recurrent``.
 
     Random numbers: one seed is drawn from ``generator`` (the global RNG when ``None``); each parameter's values
     depend only on that seed and the parameter's qualified name, drawn in seeded blocks of rows
@@ -241,6 +245,7 @@ def init_model(
     input_variance = None if input_var is None else check_real("input_var", input_var, minimum=0.0)
     check_choice("distribution", distribution, DISTRIBUTIONS)
     check_choice("residual", residual, RESIDUAL_POLICIES)
+    forget = check_real("forget_bias", forget_bias)
     check_generator(generator)
     if not isinstance(strict, bool) or not isinstance(realized, (bool, type(None))):
         raise VarpropTypeError(f"strict must be a bool and realized a bool or None, got {strict!r} and {realized!r}")
@@ -256,6 +261,7 @@ def init_model(
         residual=residual,
         realized=(batch is None) if realized is None else realized,
         strict=strict,
+        forget_bias=forget,
     )
     with _collection_paused():
         return _initialize(model, example, synthetic, batch, seed, mesh, options, started)
@@ -287,6 +293,7 @@ class _Options:
     residual: str
     realized: bool
     strict: bool
+    forget_bias: float = FORGET_BIAS
 
 
 _WEIGHT_MODULES: tuple[type[nn.Module], ...] = (nn.Linear, *CONV_LAYERS, *CONV_TRANSPOSE_LAYERS)
@@ -327,6 +334,7 @@ def _initialize(
         param_names=names,
         seed=seed,
         mesh=mesh,
+        forget_bias=options.forget_bias,
     )
     input_variance = options.input_var
     stat_of = input_stat if mesh is None else functools.partial(_distributed.pooled_input_stat, mesh=mesh)

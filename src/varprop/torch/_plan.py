@@ -89,6 +89,8 @@ class Context:
     pending_scale: dict[int, float] = field(default_factory=dict)
     # One float32 work buffer per device, reused by every layer (see ``scratch``).
     buffers: dict[torch.device, torch.Tensor] = field(default_factory=dict)
+    # The LSTM forget gate's bias (init_model's forget_bias; see _recurrent).
+    forget_bias: float = 1.0
 
     def name_of(self, param: torch.Tensor) -> str:
         return self.param_names.get(id(param), "<parameter>")

@@ -52,6 +52,7 @@ from ._ops import (
     square_stat,
 )
 from ._plan import ActivationUse, Context
+from ._recurrent import RECURRENT_TYPES, recurrent
 from ._residual import STREAM_OPS, analyze, block_branch_rule, register_branches
 from ._stats import IndexStat, Stat, apply_activation, channel_view, collapse, scalar_stat
 
@@ -161,6 +162,8 @@ class _Propagation:
             return module_weight_layer(ctx, key, module, self.raw_stat(first, where), self.in_meta(node), node.meta)
         if isinstance(module, NORM_TYPES):
             return normalization(ctx, key, module, self.raw_stat(first, key), self.in_meta(node))
+        if isinstance(module, RECURRENT_TYPES):
+            return recurrent(ctx, key, module, self.stat(first, key), self.in_meta(node), node.meta)
         act = activation_of_module(module)
         if act is not None:
             x = self.raw_stat(first, key)
