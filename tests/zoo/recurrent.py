@@ -58,3 +58,22 @@ def gate_blocks(model: nn.RNNBase) -> dict[str, list[torch.Tensor]]:
         if name.startswith("weight_hh"):
             found[name] = list(p.detach().chunk(gates, dim=0))
     return found
+
+
+def print_table() -> None:
+    """The table of docs/torch.md ("Recurrent layers"): per model, the predicted output variance against the one
+    measured on a fresh sequence (pooled over the 32 steps, and its smallest and largest step). Run:
+    ``PYTHONPATH=src:tests python -c "from zoo.recurrent import print_table; print_table()"``."""
+    from .oracle import run_case
+
+    print("| model | predicted | measured (32 steps pooled) | ratio | step ratios (min, max) |")
+    print("|---|---|---|---|---|")
+    for name in RECURRENT:
+        case = recurrent_case(name)
+        outcome = run_case(case)
+        assert outcome.report is not None, outcome.summary()
+        predicted = outcome.report.outputs[0][1]
+        measured = step_variances(case.model, case.fresh(torch.Generator().manual_seed(7)))
+        pooled = sum(measured) / len(measured)
+        low, high = min(measured) / predicted, max(measured) / predicted
+        print(f"| {name} | {predicted:.4f} | {pooled:.4f} | {pooled / predicted:.3f} | {low:.3f}, {high:.3f} |")

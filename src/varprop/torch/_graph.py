@@ -181,9 +181,28 @@ def _meta_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
     if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or args[0].device.type != "meta":
         return None
     x: torch.Tensor = args[0]
+    if isinstance(module, nn.RNNBase):
+        recurrent: Any = _recurrent_meta(module, x)  # (a tuple: the caller passes it on as the module's output)
+        return recurrent  # type: ignore[no-any-return]
     shape = output_shape(module, tuple(x.shape), x.is_floating_point())
     # new_empty, not empty_like: on meta, empty_like imports sympy (0.3 s) on first use
     return None if shape is None else x.new_empty(shape)
+
+
+def _recurrent_meta(module: nn.RNNBase, x: torch.Tensor) -> Any:
+    """(output, h_n) -- (output, (h_n, c_n)) for an LSTM -- of a recurrent module on a ``meta`` input, by the shapes
+    of torch's documentation (its meta kernels decompose the recurrence step by step: seconds for an LSTM)."""
+    if x.dim() not in (2, 3) or x.shape[-1] != module.input_size:
+        return None
+    directions = 2 if module.bidirectional else 1
+    projected = int(getattr(module, "proj_size", 0) or 0)
+    out_size = projected or int(module.hidden_size)
+    batch = () if x.dim() == 2 else (int(x.shape[0 if module.batch_first else 1]),)
+    output = x.new_empty((*x.shape[:-1], directions * out_size))
+    h_n = x.new_empty((directions * int(module.num_layers), *batch, out_size))
+    if isinstance(module, nn.LSTM):
+        return output, (h_n, x.new_empty((directions * int(module.num_layers), *batch, int(module.hidden_size))))
+    return output, h_n
 
 
 def output_shape(module: nn.Module, shape: tuple[int, ...], floating: bool) -> tuple[int, ...] | None:
@@ -506,7 +525,9 @@ def _leaf_graph(model: nn.Module, args: tuple[torch.Tensor, ...]) -> Graph:
     with quiet_forward(model):
         try:
             with meta_parameters(model):
-                out = model(*(t.to("meta") for t in args))
+                on_meta = tuple(t.to("meta") for t in args)
+                out = _meta_output(model, on_meta, {})
+                out = model(*on_meta) if out is None else out
         except Exception:
             out = model(*args)
     nodes = [Node(f"input_{i}", "input", f"input_{i}", meta=_meta(t, keep=True)) for i, t in enumerate(args)]

@@ -27,6 +27,7 @@ from ._activations import activation_of_module
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, conv_coverage
 from ._graph import TensorMeta
 from ._plan import ActivationUse, Context, LayerPlan, as_numpy, std_for
+from ._recurrent import RECURRENT_TYPES
 from ._stats import IndexStat, Stat, apply_activation, as_array, channel_view, collapse, scalar_stat
 
 __all__ = [
@@ -89,6 +90,7 @@ LEAF_TYPES: tuple[type[nn.Module], ...] = (
     nn.MultiheadAttention,
     nn.TransformerEncoderLayer,
     nn.TransformerEncoder,
+    *RECURRENT_TYPES,
 )
 
 

@@ -25,6 +25,7 @@ from ._keep import resolve_keep
 from ._layers import DROPOUT_TYPES, input_stat
 from ._plan import Context, keeps_draws
 from ._propagate import canonical, output_stats, propagate
+from ._recurrent import FORGET_BIAS
 from ._report import InitReport
 from ._residual import RESIDUAL_POLICIES, STREAM_OPS
 from ._sharded_random import fresh_seed
@@ -171,6 +172,7 @@ def init_model(
     realized: bool | None = None,
     keep: Any = None,
     objective: str = "variance",
+    forget_bias: float = FORGET_BIAS,
 ) -> InitReport:
     """Initialize every weight layer of ``model`` so that each pre-activation has variance ``target_var``.
 
@@ -233,6 +235,8 @@ def init_model(
             1. One activation per model; for ReLU-like ones (no non-trivial point) a warning, and the
             variance-preserving weights. The report's ``settings["critical"]`` holds sigma_w, sigma_b, q*, chi1,
             xi_q, xi_c and chi1^depth. Not for sharded models yet.
+        forget_bias: the bias of every ``nn.LSTM`` forget gate (1.0: Jozefowicz et al. 2015; 0 for all-zero
+            biases). Recurrent layers: see ``varprop.torch._recurrent``.
 
     Random numbers: one seed is drawn from ``generator`` (the global RNG when ``None``); each parameter's values
     depend only on that seed and the parameter's qualified name, drawn in seeded blocks of rows
@@ -274,6 +278,7 @@ def init_model(
     input_variance = None if input_var is None else check_real("input_var", input_var, minimum=0.0, strict=True)
     check_choice("distribution", distribution, TORCH_DISTRIBUTIONS)
     check_choice("residual", residual, RESIDUAL_POLICIES)
+    forget = check_real("forget_bias", forget_bias)
     check_generator(generator)
     check_choice("objective", objective, OBJECTIVES)
     if objective == "critical" and target != 1.0:
@@ -298,6 +303,7 @@ def init_model(
         strict=strict,
         kept=kept,
         objective=objective,
+        forget_bias=forget,
     )
     with _collection_paused():
         return _initialize(model, example, synthetic, batch, seed, mesh, options, started)
@@ -331,6 +337,7 @@ class _Options:
     strict: bool
     kept: dict[int, str] = field(default_factory=dict)  # (id of a parameter: its name) for keep=
     objective: str = "variance"
+    forget_bias: float = FORGET_BIAS
 
 
 def _initialize(
@@ -354,6 +361,7 @@ def _initialize(
         param_names=names,
         seed=seed,
         mesh=mesh,
+        forget_bias=options.forget_bias,
     )
     ctx.keep_draws = keeps_draws(list(model.parameters()))
     for param in model.parameters():

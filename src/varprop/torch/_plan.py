@@ -167,6 +167,8 @@ class Context:
     kept: dict[int, tuple[float, torch.Tensor]] = field(default_factory=dict)
     # sigma_b of objective="critical": biases drawn from N(0, bias_std^2) (0: biases are zeroed).
     bias_std: float = 0.0
+    # The LSTM forget gate's bias (init_model's forget_bias; see _recurrent).
+    forget_bias: float = 1.0
 
     def name_of(self, param: torch.Tensor) -> str:
         return self.param_names.get(id(param), "<parameter>")
@@ -222,18 +224,19 @@ class Context:
         if isinstance(param, torch.Tensor):
             self._add(param, _Segment(None if rows is None else _bounds(rows), "zero", 0.0))
 
-    def fill(self, param: torch.Tensor | None, value: float) -> None:
+    def fill(self, param: torch.Tensor | None, value: float, rows: slice | None = None) -> None:
         if isinstance(param, torch.Tensor):
-            self._add(param, _Segment(None, "fill", value))
+            self._add(param, _Segment(None if rows is None else _bounds(rows), "fill", value))
 
     def plan_bias_draw(self, param: torch.Tensor, std: float) -> None:
         """N(0, std^2) values for the bias ``param`` (always normal), seeded by ``seed`` and the parameter's name."""
         self._add(param, _Segment(None, "bias", std))
 
-    def set_value(self, param: torch.Tensor, value: torch.Tensor) -> None:
-        """The whole new value of ``param``, given (kept until the write: only for values computed from another
-        planned value, such as the originals of a weight-norm parametrization)."""
-        self._add(param, _Segment(None, "value", 0.0, tensor=value))
+    def set_value(self, param: torch.Tensor, value: torch.Tensor, rows: slice | None = None) -> None:
+        """The new value of ``param`` (or of its rows ``rows``), given (held until the write: only for values that
+        are not a seeded draw times scales, such as the originals of a weight-norm parametrization or a recurrent
+        layer's per-gate orthogonal blocks)."""
+        self._add(param, _Segment(None if rows is None else _bounds(rows), "value", 0.0, tensor=value))
 
     def zero_row(self, param: torch.Tensor, row: int) -> None:
         """Row ``row`` of the new value set to 0 (an embedding's padding row), after everything else."""
@@ -297,7 +300,8 @@ class Context:
             elif segment.kind == "zero":
                 target.zero_()
             elif segment.kind == "value" and segment.tensor is not None:
-                target.copy_(_rows_view(segment.tensor, low, high))
+                offset = segment.rows[0] if segment.rows is not None else 0
+                target.copy_(_rows_view(segment.tensor, low - offset, high - offset))
             elif segment.kind == "bias":
                 target.copy_(_rows_view(rank_invariant_draw(param, segment.value, "normal", recipe.seed), low, high))
             else:

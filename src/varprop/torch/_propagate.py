@@ -62,6 +62,7 @@ from ._ops import (
     square_stat,
 )
 from ._plan import ActivationUse, Context, qualify
+from ._recurrent import RECURRENT_TYPES, recurrent
 from ._residual import STREAM_OPS, analyze, block_branch_rule, register_branches
 from ._stats import IndexStat, Stat, apply_activation, channel_view, collapse, scalar_stat
 from ._tied import first_use, record_tied_use
@@ -301,6 +302,8 @@ class _Propagation:
         rms = rms_norm_proxy(module)
         if rms is not None:  # (Hugging Face's RMS norms: nn.RMSNorm written as tensor code)
             return normalization(ctx, key, rms, self.raw_stat(first, key), self.in_meta(node))
+        if isinstance(module, RECURRENT_TYPES):
+            return recurrent(ctx, key, module, self.stat(first, key), self.in_meta(node), node.meta)
         act = activation_of_module(module)
         if act is not None:
             x = self.raw_stat(first, key)

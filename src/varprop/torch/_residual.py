@@ -1,8 +1,10 @@
 """Residual connections: find them in the graph and choose the variance of each branch.
 
 A residual add is ``a + b`` where ``a`` (the skip) is an ancestor of ``b`` (the branch). Adds whose skip comes straight
-from an earlier add (through shape changes and dropout only) form a chain; a normalization, an activation or a
-weight layer on the skip path ends the chain (post-norm transformers, ResNet v1 blocks have chains of length 1).
+from an earlier add (through shape changes, dropout and elementwise activations only) form a chain; a normalization
+or a weight layer on the skip path ends the chain (post-norm transformers have chains of length 1). A ResNet v1
+block's output phi(x + F(x)) stays in its stage's chain: otherwise every add would double the stream (chains of
+length 1), 16 post-activation ELU blocks growing it ~500x.
 ``nn.TransformerEncoderLayer`` with ``norm_first=True`` is two links of a chain, ``nn.TransformerEncoder`` 2 per layer.
 
 Policies (``init_model(residual=...)``), for a chain of L links whose branches are independent of the skip at
@@ -23,6 +25,7 @@ from typing import Any
 
 from torch import nn
 
+from ._activations import activation_of_module, is_activation_function, is_activation_method
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ._graph import Graph, Node, Ref, iter_refs
 from ._layers import NORM_TYPES, inner_activation
@@ -124,6 +127,9 @@ def analyze(graph: Graph, modules: dict[str, nn.Module], canonical: Callable[[No
             if node.op == "module" and isinstance(modules.get(str(node.target)), (nn.Dropout, nn.Identity)) and args:
                 name = args[0]
                 continue
+            if _is_activation(node, modules) and args:  # post-activation: x = phi(x + F(x)) (ResNet v1)
+                name = args[0]
+                continue
             return None
         return None
 
@@ -200,6 +206,16 @@ def _branch_ends(
             return _branch_ends(args[0], nodes, modules, canonical)
         return [f"!{op}"]
     return [f"!{node.op}"]
+
+
+def _is_activation(node: Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether ``node`` applies an elementwise activation (a module, a torch function or a tensor method)."""
+    if node.op == "module":
+        module = modules.get(str(node.target))
+        return module is not None and activation_of_module(module) is not None
+    if node.op == "function":
+        return is_activation_function(node.target)
+    return node.op == "method" and is_activation_method(node.target)
 
 
 def _is_parameter(node: Node | None, modules: dict[str, nn.Module]) -> bool:
