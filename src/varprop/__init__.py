@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._activation import Activation
 from ._correlation import CorrelationMap, arccos_cross_moment, correlation_map, cross_moment
+from ._criticality import CriticalPoint, critical_point
 from ._drift import DriftPrediction, PlainNetworkSimulation, predict_drift, simulate_plain_network
 from ._dynamics import (
     NEUTRAL_TOLERANCE,
@@ -32,6 +33,7 @@ __all__ = [
     "Activation",
     "ConvergenceError",
     "CorrelationMap",
+    "CriticalPoint",
     "DriftPrediction",
     "EdgeOfChaos",
     "FixedPoint",
@@ -51,6 +53,7 @@ __all__ = [
     "activation",
     "arccos_cross_moment",
     "correlation_map",
+    "critical_point",
     "cross_moment",
     "edge_of_chaos",
     "edge_of_chaos_curve",

@@ -375,10 +375,22 @@ def module_weight_layer(ctx: Context, key: str, module: nn.Module, x: Stat, in_m
         out_axis=channel_axis,
         out_ndim=out_ndim,
         groups=groups,
-        fraction=coverage / kernel,
+        fraction=1.0 if _centre_only(ctx, module) else coverage / kernel,
         bias=bias,
         spatial=spatial,
     )
+
+
+def _centre_only(ctx: Context, module: nn.Module) -> bool:
+    """A delta-orthogonal convolution whose only non-zero tap, the centre, never lands on zero padding (padding at
+    most k // 2 dilated taps on every side): all its fan reaches every output."""
+    if ctx.distribution != "delta_orthogonal" or isinstance(module, CONV_TRANSPOSE_LAYERS):
+        return False
+    padding = module.padding
+    if isinstance(padding, str):  # "valid" or "same"
+        return True
+    sizes, dilations = tuple(module.kernel_size), tuple(module.dilation)  # type: ignore[arg-type]
+    return all(int(p) <= (k // 2) * d for p, k, d in zip(padding, sizes, dilations, strict=True))  # type: ignore[arg-type]
 
 
 def _conv_map(module: nn.Module) -> SpatialMap:
