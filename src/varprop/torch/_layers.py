@@ -362,6 +362,8 @@ def module_weight_layer(ctx: Context, key: str, module: nn.Module, x: Stat, in_m
             tuple(int(v) for v in in_shape[-spatial_dims:]),
             tuple(int(v) for v in out_shape[-spatial_dims:]),
         )
+    if ctx.distribution == "delta_orthogonal" and kernel > 1:
+        _warn_expanding_delta(ctx, key, weight, layout == "conv_transpose")
     return weight_layer(
         ctx,
         key,
@@ -379,6 +381,19 @@ def module_weight_layer(ctx: Context, key: str, module: nn.Module, x: Stat, in_m
         bias=bias,
         spatial=spatial,
     )
+
+
+def _warn_expanding_delta(ctx: Context, key: str, weight: torch.Tensor, transposed: bool) -> None:
+    """A delta-orthogonal kernel that maps fewer input channels to more outputs makes its output channels at each
+    position combinations of the inputs (rank in), correlated, which the propagation (independent units) ignores."""
+    outputs, inputs = (int(weight.shape[1]), int(weight.shape[0])) if transposed else tuple(weight.shape[:2])
+    if outputs > inputs:
+        ctx.warn(
+            f"{key}: distribution='delta_orthogonal' maps {inputs} input channels (per group) to {outputs} at each "
+            f"position (rank {inputs}), so its output channels are correlated; the predictions after it assume "
+            "independent channels and can be off; use distribution='orthogonal' for a model whose convolutions "
+            "expand channels"
+        )
 
 
 def _centre_only(ctx: Context, module: nn.Module) -> bool:
