@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._activation import Activation
 from ._correlation import CorrelationMap, arccos_cross_moment, correlation_map, cross_moment
+from ._criticality import CriticalPoint, critical_point
 from ._deriv_mean import deriv_mean
 from ._drift import DriftPrediction, PlainNetworkSimulation, predict_drift, simulate_plain_network
 from ._dynamics import (
@@ -39,6 +40,7 @@ __all__ = [
     "Activation",
     "ConvergenceError",
     "CorrelationMap",
+    "CriticalPoint",
     "DriftPrediction",
     "EdgeOfChaos",
     "FixedPoint",
@@ -59,6 +61,7 @@ __all__ = [
     "activation",
     "arccos_cross_moment",
     "correlation_map",
+    "critical_point",
     "cross_moment",
     "deriv_mean",
     "edge_of_chaos",

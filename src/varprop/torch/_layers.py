@@ -359,6 +359,8 @@ def module_weight_layer(ctx: Context, key: str, module: nn.Module, x: Stat, in_m
             tuple(int(v) for v in in_shape[-spatial_dims:]),
             tuple(int(v) for v in out_shape[-spatial_dims:]),
         )
+    if ctx.distribution == "delta_orthogonal" and kernel > 1:
+        _warn_expanding_delta(ctx, key, weight, layout == "conv_transpose")
     return weight_layer(
         ctx,
         key,
@@ -372,10 +374,35 @@ def module_weight_layer(ctx: Context, key: str, module: nn.Module, x: Stat, in_m
         out_axis=channel_axis,
         out_ndim=out_ndim,
         groups=groups,
-        fraction=coverage / kernel,
+        fraction=1.0 if _centre_only(ctx, module) else coverage / kernel,
         bias=bias,
         spatial=spatial,
     )
+
+
+def _warn_expanding_delta(ctx: Context, key: str, weight: torch.Tensor, transposed: bool) -> None:
+    """A delta-orthogonal kernel that maps fewer input channels to more outputs makes its output channels at each
+    position combinations of the inputs (rank in), correlated, which the propagation (independent units) ignores."""
+    outputs, inputs = (int(weight.shape[1]), int(weight.shape[0])) if transposed else tuple(weight.shape[:2])
+    if outputs > inputs:
+        ctx.warn(
+            f"{key}: distribution='delta_orthogonal' maps {inputs} input channels (per group) to {outputs} at each "
+            f"position (rank {inputs}), so its output channels are correlated; the predictions after it assume "
+            "independent channels and can be off; use distribution='orthogonal' for a model whose convolutions "
+            "expand channels"
+        )
+
+
+def _centre_only(ctx: Context, module: nn.Module) -> bool:
+    """A delta-orthogonal convolution whose only non-zero tap, the centre, never lands on zero padding (padding at
+    most k // 2 dilated taps on every side): all its fan reaches every output."""
+    if ctx.distribution != "delta_orthogonal" or isinstance(module, CONV_TRANSPOSE_LAYERS):
+        return False
+    padding = module.padding
+    if isinstance(padding, str):  # "valid" or "same"
+        return True
+    sizes, dilations = tuple(module.kernel_size), tuple(module.dilation)  # type: ignore[arg-type]
+    return all(int(p) <= (k // 2) * d for p, k, d in zip(padding, sizes, dilations, strict=True))  # type: ignore[arg-type]
 
 
 def _conv_map(module: nn.Module) -> SpatialMap:
