@@ -80,7 +80,7 @@ def test_selection_is_the_validation_best(tiny_run: tuple[training.Results, dict
         summary = training.summarize(grid, results.prior_loss["tiny"])
         assert summary.rate == RATES[key[3]][best]
         assert summary.accuracy_mean == pytest.approx(100 * grid.test_accuracy[:, best].mean(), rel=1e-12)
-        assert summary.train_loss == pytest.approx(grid.train_loss[:, best].mean(), rel=1e-12, nan_ok=True)
+        assert summary.val_loss == pytest.approx(grid.val_loss[:, best].mean(), rel=1e-12, nan_ok=True)
 
 
 def grid_of(
@@ -93,7 +93,6 @@ def grid_of(
         val_loss=np.array(val_loss, dtype=float),
         val_accuracy=np.array(val_accuracy, dtype=float),
         test_accuracy=np.array(test_accuracy, dtype=float),
-        train_loss=np.array(val_loss, dtype=float),
         seconds=0.0,
     )
 
