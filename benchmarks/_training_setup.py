@@ -123,7 +123,8 @@ class ResidualBlock(nn.Module):
         self.fc2 = nn.Linear(width, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.fc2(self.act2(self.fc1(self.act1(x))))
+        branch: torch.Tensor = self.fc2(self.act2(self.fc1(self.act1(x))))
+        return x + branch
 
 
 def residual_mlp(activation: type[nn.Module], inputs: int, classes: int, blocks: int, width: int) -> nn.Sequential:

@@ -214,7 +214,8 @@ class Grid:
 
     def trains(self, prior_loss: float) -> np.ndarray:
         """Boolean [seeds, rates]: the final validation loss is finite and <= TRAINS_FRACTION_OF_PRIOR x prior."""
-        return np.isfinite(self.val_loss) & (self.val_loss <= TRAINS_FRACTION_OF_PRIOR * prior_loss)
+        trained: np.ndarray = np.isfinite(self.val_loss) & (self.val_loss <= TRAINS_FRACTION_OF_PRIOR * prior_loss)
+        return trained
 
     def best_rate(self) -> int:
         """Index of the learning rate with the best mean validation accuracy (ties: lower mean validation loss)."""
@@ -258,7 +259,8 @@ class ReplicaTrainer:
             return nn.functional.cross_entropy(functional_call(self.template, params, (x,)), y)
 
         def logits(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-            return functional_call(self.template, params, (x,))
+            out: torch.Tensor = functional_call(self.template, params, (x,))
+            return out
 
         self.grad = vmap(grad_and_value(loss), in_dims=(0, 0, 0))
         self.logits = vmap(logits, in_dims=(0, None))
