@@ -1,8 +1,8 @@
 """SELU parameters for a fixed point with non-zero mean (Klambauer et al. 2017, generalized; issue 12).
 
 Oracle: mpmath at 30 digits, independent of varprop's formulas: the moments E[selu(z)], E[selu(z)^2]
-for z ~ N(mu omega, nu tau) by mp.quad split at 0, and (alpha, scale) solved with mp.findroot from
-varprop's answer perturbed by 10%.
+for z ~ N(mu omega, nu tau) by mp.quad split at 0 must reproduce (mu, nu) at varprop's (alpha, scale);
+for one case (alpha, scale) is also solved with mp.findroot from varprop's answer perturbed by 10%.
 """
 
 from __future__ import annotations
@@ -26,25 +26,36 @@ CASES = [(0.1, 1.0, 0.0, 1.0), (-0.1, 1.0, 0.0, 1.0), (0.5, 2.0, 0.0, 1.0), (0.2
 
 
 @pytest.mark.parametrize(("mean", "var", "weight_sum", "weight_sum_squares"), CASES)
-def test_fixed_point_with_mean_against_mpmath(
+def test_fixed_point_with_mean_satisfies_the_equations(
     mean: float, var: float, weight_sum: float, weight_sum_squares: float
 ) -> None:
+    """mpmath's E[selu(z)], Var[selu(z)] at varprop's (alpha, scale) are (mean, var) to 1e-14."""
     alpha, scale = varprop.selu_parameters(var, mean, weight_sum=weight_sum, weight_sum_squares=weight_sum_squares)
     with mp.workdps(30):
         m = mp.mpf(mean) * mp.mpf(weight_sum)
         s = mp.sqrt(mp.mpf(var) * mp.mpf(weight_sum_squares))
+        first, second = _mp_moments(mp.mpf(alpha), mp.mpf(scale), m, s)
+        assert float(first) == pytest.approx(mean, rel=1e-14, abs=1e-16)
+        assert float(second - first**2) == pytest.approx(var, rel=1e-14)
+    mapped = varprop.selu_moment_map(
+        mean, var, alpha=alpha, scale=scale, weight_sum=weight_sum, weight_sum_squares=weight_sum_squares
+    )
+    assert mapped == pytest.approx((mean, var), rel=1e-13, abs=1e-15)
+
+
+def test_fixed_point_with_mean_against_mpmath_findroot() -> None:
+    """The root itself, solved by mp.findroot from varprop's answer perturbed by 10%."""
+    mean, var = 0.1, 1.0
+    alpha, scale = varprop.selu_parameters(var, mean)
+    with mp.workdps(30):
 
         def equations(a: mp.mpf, lam: mp.mpf) -> list[mp.mpf]:
-            first, second = _mp_moments(a, lam, m, s)
+            first, second = _mp_moments(a, lam, mp.mpf(0), mp.mpf(1))
             return [first - mp.mpf(mean), second - first**2 - mp.mpf(var)]
 
         exact_alpha, exact_scale = mp.findroot(equations, (mp.mpf(alpha) * 1.1, mp.mpf(scale) * 0.9))
     assert alpha == pytest.approx(float(exact_alpha), rel=1e-13)
     assert scale == pytest.approx(float(exact_scale), rel=1e-13)
-    mapped = varprop.selu_moment_map(
-        mean, var, alpha=alpha, scale=scale, weight_sum=weight_sum, weight_sum_squares=weight_sum_squares
-    )
-    assert mapped == pytest.approx((mean, var), rel=1e-13, abs=1e-15)
 
 
 def test_zero_mean_keeps_the_paper_constants() -> None:
