@@ -4,8 +4,8 @@
 
 Tables: the free-probability prediction (``varprop.predict_jacobian_spectrum``) for a 30-layer tanh net with
 Gaussian and orthogonal weights, at varprop's target_var = 1 gain and on the edge of chaos at q* = 1/64; the
-same nets measured with ``varprop.torch.jacobian_spectrum`` (width 128, 4 inputs, seeds fixed below); the
-predicted spread over depth. Takes about a minute on one core.
+same nets initialized by ``varprop.torch.init_model`` and measured with ``varprop.torch.jacobian_spectrum``
+(width 128, 4 inputs, seeds fixed below); the predicted spread over depth. Takes about a minute on one core.
 """
 
 from __future__ import annotations
@@ -82,28 +82,47 @@ def measured_table() -> list[str]:
     lines = [
         f"### Measured: {DEPTH} x (Linear({WIDTH}, {WIDTH}), Tanh), varprop.torch.jacobian_spectrum at 4 inputs",
         "",
-        "float32 nets (as built by PyTorch); the Jacobian is exact (torch.func.jacrev + svdvals). Inputs: N(0, 1),",
-        'or scaled so that the first pre-activations have variance q* ("at q*"). Singular values below ~1e-7 of',
-        "the largest are float32 rounding: the measured Gaussian p10 is that floor, not the true value.",
+        "float32 nets (as built by PyTorch), N(0, 1) inputs; the Jacobian is exact (torch.func.jacrev + svdvals).",
+        "Singular values below ~1e-7 of the largest are float32 rounding: a measured Gaussian p10 is that floor,",
+        "not the true value. init_model's first layer maps the input variance 1 to the target (q* for",
+        "objective='critical'); the last row uses the critical scales in every layer, the first included.",
         "",
-        "| net | inputs | p10 | p50 | p90 | spread p90/p10 |",
+        "| net | p10 | p50 | p90 | spread p90/p10 | predicted spread |",
         "|---|---|---|---|---|---|",
     ]
     batch = torch.randn(4, WIDTH, generator=torch.Generator().manual_seed(SEED + 1))
-    gaussian = nn.Sequential(*[module for _ in range(DEPTH) for module in (nn.Linear(WIDTH, WIDTH), nn.Tanh())])
-    vt.init_model(gaussian, (64, WIDTH), generator=torch.Generator().manual_seed(SEED))
-    rows = [("varprop init_model (normal, target_var = 1)", gaussian, "N(0, 1)", batch)]
     weight_std, bias_std = critical_scales()
-    critical = plain_tanh(weight_std, bias_std, "orthogonal", SEED)
-    at_q = batch * math.sqrt(CRITICAL_Q - bias_std**2) / weight_std
-    rows += [
-        ("critical q* = 1/64, orthogonal_", critical, "N(0, 1)", batch),
-        ("critical q* = 1/64, orthogonal_", critical, "at q*", at_q),
-        ("critical q* = 1/64, Gaussian", plain_tanh(weight_std, bias_std, "gaussian", SEED), "at q*", at_q),
-    ]
-    for label, model, inputs, data in rows:
-        spectrum = vt.jacobian_spectrum(model, data)
-        cells = [label, inputs] + [fmt(spectrum.percentiles[level]) for level in (10, 50, 90)] + [fmt(spectrum.spread)]
+    predicted = {
+        (kind, critical): varprop.predict_jacobian_spectrum(
+            "tanh",
+            weight_std if critical else float(varprop.gain("tanh", 1.0)),
+            DEPTH,
+            bias_std=bias_std if critical else 0.0,
+            distribution=kind,
+        ).spread
+        for kind in ("gaussian", "orthogonal")
+        for critical in (False, True)
+    }
+    rows = []
+    for label, options, key in (
+        ("init_model (normal, target_var = 1)", {}, ("gaussian", False)),
+        ("init_model (orthogonal, target_var = 1)", {"distribution": "orthogonal"}, ("orthogonal", False)),
+        ("init_model (objective='critical', normal)", {"objective": "critical"}, ("gaussian", True)),
+        (
+            "init_model (objective='critical', distribution='orthogonal')",
+            {"objective": "critical", "distribution": "orthogonal"},
+            ("orthogonal", True),
+        ),
+    ):
+        model = nn.Sequential(*[module for _ in range(DEPTH) for module in (nn.Linear(WIDTH, WIDTH), nn.Tanh())])
+        vt.init_model(model, (64, WIDTH), generator=torch.Generator().manual_seed(SEED), **options)
+        rows.append((label, model, predicted[key]))
+    by_hand = plain_tanh(weight_std, bias_std, "orthogonal", SEED)
+    rows.append(("critical scales in every layer, torch orthogonal_", by_hand, predicted[("orthogonal", True)]))
+    for label, model, spread in rows:
+        spectrum = vt.jacobian_spectrum(model, batch)
+        cells = [label] + [fmt(spectrum.percentiles[level]) for level in (10, 50, 90)]
+        cells += [fmt(spectrum.spread), fmt(spread)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
