@@ -368,7 +368,7 @@ def _initialize(
         ctx.pending_scale.pop(key, None)
     if batch is not None:
         run_calibration(model, ctx, batch)
-    measure_tied_uses(model, ctx, example if batch is None else batch)
+    measured_uses = measure_tied_uses(model, ctx, example if batch is None else batch)
     calibrated = time.perf_counter()
     for param, value in ctx.new.values():
         if value.shape != param.shape or value.dtype != param.dtype or value.device != param.device:
@@ -400,7 +400,7 @@ def _initialize(
         warnings.warn(message, VarpropWarning, stacklevel=3)  # (_initialize <- init_model <- the user's call)
     if options.kept:
         settings["kept_parameters"] = list(options.kept.values())
-    outputs = [(s.pooled_mean, s.variance) for s in output_stats(output)]
+    outputs = [(s.pooled_mean, s.variance) for s in (measured_uses.get(id(s), s) for s in output_stats(output))]
     timings = {
         "trace_s": traced - started,
         "propagate_s": propagated - traced,
