@@ -214,6 +214,12 @@ def init_model(
         realized: correct each layer for its drawn weights, or use the mean-field value only. Default (``None``):
             realized without calibration; mean-field with it (calibration measures the drawn weights on the batch
             and replaces the correction, so computing it first would only cost time).
+        keep: parameters to leave at their values: qualified names (``model.named_parameters()``), a predicate
+            ``keep(name, parameter) -> bool``, or ``"frozen"`` (those with ``requires_grad=False``, such as Whisper's
+            sinusoidal position table). They are listed in ``report.settings["kept_parameters"]``; a kept embedding
+            propagates its own rows, other layers fed by a kept weight (and everything downstream) have no
+            prediction. Every other parameter is written, or named in a ``VarpropWarning`` and in
+            ``report.settings["untouched_parameters"]``.
 
     Random numbers: one seed is drawn from ``generator`` (the global RNG when ``None``); each parameter's values
     depend only on that seed and the parameter's qualified name, drawn in seeded blocks of rows

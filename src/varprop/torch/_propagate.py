@@ -45,6 +45,7 @@ from ._names import (
     first_unknown,
     index_values,
     is_integer_constant,
+    kept_embedding,
     output_stats,
     tensor_stat,
 )
@@ -146,6 +147,17 @@ class _Propagation:
         if not touched:
             return value
         names = ", ".join(self.ctx.param_names.get(key, "<parameter>") for key in touched)
+        module = self.modules.get(str(node.target)) if node.op == "module" else None
+        if isinstance(module, nn.Embedding) and [id(module.weight)] == touched:
+            # (a kept table, e.g. a sinusoid: its rows are known, so is its output)
+            plans = self.ctx.layers[layers:]
+            self.ctx.new.pop(id(module.weight), None)
+            out = kept_embedding(self.value(node.args)[0], module.weight, node.meta)
+            for plan in plans:
+                plan.output, plan.std = out, float(module.weight.detach().double().std())
+                plan.target_var, plan.realized_scale = out.variance, 1.0
+                plan.notes.append(f"kept at its value (keep=): {names}; the output's moments are its rows'")
+            return out
         for plan in self.ctx.layers[layers:]:
             plan.output = None
             plan.notes.append(f"kept at its value (keep=): {names}; no prediction")
