@@ -529,3 +529,19 @@ def test_keep_frozen_leaves_a_sinusoid_table_and_propagates_it() -> None:
     # (the oracle perturbs every parameter by 1e-3 x N(0, 1) relative first: the kept table is the perturbed one)
     assert torch.allclose(model.positions.weight, table, rtol=1e-2, atol=1e-5)
     _assert_good(outcome)
+
+
+def test_one_linear_instance_at_two_places_in_a_sequential() -> None:
+    """A weight module (and a norm) reused in a Sequential is one layer called twice: one row with calls=2, no
+    'tied' note (that is for two layers that share a tensor)."""
+    torch.manual_seed(0)
+    shared, norm = nn.Linear(WIDTH, WIDTH), nn.LayerNorm(WIDTH)
+    model = nn.Sequential(
+        nn.Linear(WIDTH, WIDTH), nn.Tanh(), shared, norm, nn.Tanh(), shared, norm, nn.Linear(WIDTH, WIDTH)
+    )
+    fresh = gaussian((256, WIDTH))
+    outcome = run_case(Case("shared_linear", model.eval(), example_of(fresh), fresh))
+    _assert_good(outcome)
+    rows = outcome.report.layers  # type: ignore[union-attr]
+    assert [(row.name, row.calls) for row in rows] == [("0", 1), ("2", 2), ("7", 1)]
+    assert not any("tied" in note for row in rows for note in row.notes)

@@ -281,6 +281,8 @@ class _Propagation:
         ctx = self.ctx
         first = args[0] if args else None
         tied = first_use(ctx, key, getattr(module, "weight", None))
+        if tied is not None and self.modules.get(tied.name) is module:
+            tied = None  # (one module at two places: its later calls are counted on its row, as when called twice)
         if isinstance(module, nn.Embedding):
             indices = constant_indices(first) if isinstance(first, TensorMeta) and is_integer_constant(first) else first
             out = embedding(ctx, key, module, indices, node.meta)
