@@ -513,3 +513,48 @@ def test_tied_head_that_sees_its_own_rows_is_measured() -> None:
     _assert_good(outcome)
     head = next(row for row in outcome.report.layers if row.name == "head")  # type: ignore[union-attr]
     assert any("measured" in note for note in head.notes), head.notes
+
+
+def test_keep_frozen_leaves_a_sinusoid_table_and_propagates_it() -> None:
+    """keep='frozen': a frozen embedding (a fixed sinusoid table) is kept, and its own rows' moments are propagated
+    (a row for it, no unknown downstream)."""
+
+    class Sinusoid(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.positions = nn.Embedding(16, WIDTH)
+            angles = torch.arange(16.0)[:, None] / 10.0 ** (torch.arange(WIDTH // 2.0)[None, :] / 8.0)
+            with torch.no_grad():
+                self.positions.weight.copy_(torch.cat([angles.sin(), angles.cos()], dim=1))
+            self.positions.weight.requires_grad_(False)
+            self.a, self.b = nn.Linear(WIDTH, WIDTH), nn.Linear(WIDTH, WIDTH)
+
+        def forward(self, x: Tensor) -> Tensor:
+            h = x + self.positions(torch.arange(x.shape[1], device=x.device))
+            return self.b(torch.tanh(self.a(h)))
+
+    torch.manual_seed(0)
+    fresh = gaussian((32, 16, WIDTH))
+    model = Sinusoid().eval()
+    table = model.positions.weight.detach().clone()
+    outcome = run_case(Case("sinusoid", model, example_of(fresh), fresh), keep="frozen")
+    assert outcome.kept == ["positions.weight"]
+    # (the oracle perturbs every parameter by 1e-3 x N(0, 1) relative first: the kept table is the perturbed one)
+    assert torch.allclose(model.positions.weight, table, rtol=1e-2, atol=1e-5)
+    _assert_good(outcome)
+
+
+def test_one_linear_instance_at_two_places_in_a_sequential() -> None:
+    """A weight module (and a norm) reused in a Sequential is one layer called twice: one row with calls=2, no
+    'tied' note (that is for two layers that share a tensor)."""
+    torch.manual_seed(0)
+    shared, norm = nn.Linear(WIDTH, WIDTH), nn.LayerNorm(WIDTH)
+    model = nn.Sequential(
+        nn.Linear(WIDTH, WIDTH), nn.Tanh(), shared, norm, nn.Tanh(), shared, norm, nn.Linear(WIDTH, WIDTH)
+    )
+    fresh = gaussian((256, WIDTH))
+    outcome = run_case(Case("shared_linear", model.eval(), example_of(fresh), fresh))
+    _assert_good(outcome)
+    rows = outcome.report.layers  # type: ignore[union-attr]
+    assert [(row.name, row.calls) for row in rows] == [("0", 1), ("2", 2), ("7", 1)]
+    assert not any("tied" in note for row in rows for note in row.notes)

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.usefixtures("no_network")
 WHY = {
     "t5_encoder": "issue 10: the tied `shared` embedding is never called by T5EncoderModel.forward "
     "(encoder.embed_tokens uses its tensor): no row can be measured for it",
-    "whisper_encoder": "issue 10: attention out_proj measured 0.70x (layer 0) and 0.55x (layer 1) its prediction "
-    "(embed_positions, a sinusoid table constant over the batch, redrawn as a learned embedding)",
+    "whisper_encoder": "issue 10: by default embed_positions (a frozen sinusoid table, constant over the batch) is "
+    "redrawn as a learned embedding, and out_proj measures 0.70x (layer 0) and 0.55x (layer 1) its prediction; with "
+    "keep='frozen' every layer is within (test_whisper_with_its_sinusoid_table_kept)",
 }
 META_WHY = {
     **WHY,
@@ -118,3 +119,11 @@ def test_tied_word_embeddings(name: str) -> None:
     module = head.rsplit(".", 1)[0]
     assert any("tied" in text and module in text for text in said), said
     assert not outcome.unmeasured_weights, outcome.summary()
+
+
+def test_whisper_with_its_sinusoid_table_kept() -> None:
+    """``keep="frozen"``: Whisper's ``embed_positions`` (requires_grad=False, the sinusoids its model defines) kept,
+    listed as kept, and propagated: every layer within the band, nothing else untouched."""
+    outcome = run_case(hf_case("whisper_encoder"), keep="frozen")
+    assert outcome.kept == ["embed_positions.weight"], outcome.kept
+    _assert_initialized(outcome)

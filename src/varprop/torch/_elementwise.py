@@ -164,7 +164,7 @@ def formula_activation(text: str) -> Activation:
 def finite_on(act: Activation, mean: float, std: float) -> bool:
     """Whether the activation is finite on the Gaussian's support (mean +- 10 std, where its mass is above 1e-23):
     ``log`` or ``sqrt`` of a zero-mean signal is not (half of its values are NaN)."""
-    grid = np.linspace(mean - 10.0 * std, mean + 10.0 * std, 2001) if std > 0 else np.array([mean])
+    grid = np.linspace(mean - 10.0 * std, mean + 10.0 * std, 401) if std > 0 else np.array([mean])
     with np.errstate(all="ignore"):
         values = np.asarray(act.function(grid), dtype=np.float64)
     return bool(np.all(np.isfinite(values)))

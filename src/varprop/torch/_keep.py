@@ -1,7 +1,9 @@
 """``init_model(keep=...)``: parameters the user asks to leave at their values, and the rule that nothing else is.
 
 ``keep`` is an iterable of qualified parameter names (as ``model.named_parameters()`` spells them; a tied tensor by
-any of its names) or a predicate ``keep(name, parameter) -> bool``. A kept parameter is never written. When a rule
+any of its names), a predicate ``keep(name, parameter) -> bool``, or ``"frozen"``: the parameters with
+``requires_grad=False`` (Whisper's sinusoidal ``embed_positions``: a table its model defines, not an initialization).
+A kept parameter is never written; a kept embedding table propagates its own rows' moments. When a rule
 would have written it (a weight layer, a normalization's gamma), the layers it feeds have no prediction: their rows
 say so and everything downstream is unknown (the moments assumed a new value that is not there).
 
@@ -34,12 +36,14 @@ def resolve_keep(model: nn.Module, keep: Any) -> dict[int, str]:
         return {}
     named = list(model.named_parameters(remove_duplicate=False))
     first = {id(p): name for name, p in reversed(named)}  # (a tied tensor under its first name)
+    if keep == "frozen":
+        return {id(p): first[id(p)] for _name, p in named if not p.requires_grad}
     if callable(keep):
         predicate: Callable[[str, torch.Tensor], Any] = keep
         return {id(p): first[id(p)] for name, p in named if bool(predicate(name, p))}
     if isinstance(keep, (str, bytes)) or not isinstance(keep, Iterable):
         raise VarpropTypeError(
-            f"keep must be None, an iterable of parameter names or a callable (name, parameter) -> bool, got "
+            f"keep must be None, 'frozen', an iterable of parameter names or a callable (name, parameter) -> bool, got "
             f"{type(keep).__name__} {keep!r}"[:300]
         )
     by_name = dict(named)

@@ -237,6 +237,12 @@ def init_model(
             xi_q, xi_c and chi1^depth. Not for sharded models yet.
         forget_bias: the bias of every ``nn.LSTM`` forget gate (1.0: Jozefowicz et al. 2015; 0 for all-zero
             biases). Recurrent layers: see ``varprop.torch._recurrent``.
+        keep: parameters to leave at their values: qualified names (``model.named_parameters()``), a predicate
+            ``keep(name, parameter) -> bool``, or ``"frozen"`` (those with ``requires_grad=False``, such as Whisper's
+            sinusoidal position table). They are listed in ``report.settings["kept_parameters"]``; a kept embedding
+            propagates its own rows, other layers fed by a kept weight (and everything downstream) have no
+            prediction. Every other parameter is written, or named in a ``VarpropWarning`` and in
+            ``report.settings["untouched_parameters"]``.
 
     Random numbers: one seed is drawn from ``generator`` (the global RNG when ``None``); each parameter's values
     depend only on that seed and the parameter's qualified name, drawn in seeded blocks of rows
@@ -403,7 +409,7 @@ def _initialize(
         ctx.recipes.pop(key, None)
     if batch is not None:
         run_calibration(model, ctx, batch)
-    measure_tied_uses(model, ctx, example if batch is None else batch)
+    measured_uses = measure_tied_uses(model, ctx, example if batch is None else batch)
     calibrated = time.perf_counter()
     ctx.write()
     finished = time.perf_counter()
@@ -436,7 +442,7 @@ def _initialize(
         warnings.warn(message, VarpropWarning, stacklevel=3)  # (_initialize <- init_model <- the user's call)
     if options.kept:
         settings["kept_parameters"] = list(options.kept.values())
-    outputs = [(s.pooled_mean, s.variance) for s in output_stats(output)]
+    outputs = [(s.pooled_mean, s.variance) for s in (measured_uses.get(id(s), s) for s in output_stats(output))]
     timings = {
         "trace_s": traced - started,
         "propagate_s": propagated - traced,

@@ -22,6 +22,7 @@ __all__ = [
     "first_unknown",
     "index_values",
     "is_integer_constant",
+    "kept_embedding",
     "output_stats",
     "tensor_stat",
 ]
@@ -221,3 +222,21 @@ def output_stats(value: Any) -> list[Stat]:
         for item in value.values():
             found.extend(output_stats(item))
     return found
+
+
+def kept_embedding(indices: Any, weight: Any, out_meta: Any) -> Stat:
+    """The output of an embedding whose table is kept (``init_model(keep=...)``): the per-dimension mean and
+    variance of its rows, weighted by the index histogram (uniform without one)."""
+    rows = weight.detach().double().cpu().numpy()
+    counts = indices.counts if isinstance(indices, IndexStat) else None
+    if counts is None and is_integer_constant(indices):
+        counts = constant_indices(indices).counts
+    if counts is not None and counts.size <= rows.shape[0] and counts.sum() > 0:
+        weights = np.zeros(rows.shape[0])
+        weights[: counts.size] = counts / counts.sum()
+    else:
+        weights = np.full(rows.shape[0], 1.0 / rows.shape[0])
+    mean = weights @ rows
+    var = np.maximum(weights @ (rows * rows) - mean * mean, 0.0)
+    ndim = out_meta.ndim if isinstance(out_meta, TensorMeta) else None
+    return Stat(mean, var, 0.0, None if ndim is None else ndim - 1, ndim)

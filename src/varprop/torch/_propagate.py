@@ -5,15 +5,14 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .._errors import VarpropError, VarpropTypeError, VarpropWarning
+from .._errors import VarpropTypeError
 from ._activations import activation_of_function, activation_of_method, activation_of_module
 from ._attention import (
     attention_output,
@@ -25,11 +24,11 @@ from ._attention import (
     transformer_layer,
 )
 from ._direct import DirectParameter, combine, unwrap
-from ._elementwise import Formula, elementwise_formulas, finite_on, formula_activation
-from ._fans import coverage
+from ._elementwise import elementwise_formulas
 from ._foreign_modules import rms_norm_proxy
+from ._functional_weights import FunctionalWeightRules
 from ._graph import Graph, Node, Ref, TensorMeta, iter_refs, map_refs
-from ._layers import DROPOUT_TYPES, NORM_TYPES, POOL_TYPES, embedding, module_weight_layer, normalization, weight_layer
+from ._layers import DROPOUT_TYPES, NORM_TYPES, POOL_TYPES, embedding, module_weight_layer, normalization
 from ._names import (
     AXIS_OPS,
     CASTS,
@@ -37,7 +36,6 @@ from ._names import (
     POOL_FUNCTIONS,
     SPLIT_OPS,
     VALUE_OPS,
-    Unknown,
     arg,
     as_tuple,
     canonical,
@@ -52,7 +50,6 @@ from ._names import (
 from ._ops import (
     add_stats,
     cat_stats,
-    matmul_stats,
     move_axis,
     mul_stats,
     pool,
@@ -61,16 +58,17 @@ from ._ops import (
     softmax_stat,
     square_stat,
 )
-from ._plan import ActivationUse, Context, qualify
+from ._plan import ActivationUse, Context
 from ._recurrent import RECURRENT_TYPES, recurrent
 from ._residual import STREAM_OPS, analyze, block_branch_rule, register_branches
 from ._stats import IndexStat, Stat, apply_activation, channel_view, collapse, scalar_stat
 from ._tied import first_use, record_tied_use
+from ._unknown import UnknownRules
 
 __all__ = ["canonical", "output_stats", "propagate"]
 
 
-class _Propagation:
+class _Propagation(UnknownRules, FunctionalWeightRules):
     def __init__(self, graph: Graph, model: nn.Module, ctx: Context, inputs: Sequence[Any], strict: bool) -> None:
         self.graph, self.model, self.ctx, self.strict = graph, model, ctx, strict
         self.modules = dict(model.named_modules(remove_duplicate=False))  # (one module at several places)
@@ -91,14 +89,6 @@ class _Propagation:
         if self.unknown_as_unit:
             return map_refs(item, lambda ref: self.unit_if_unknown(unwrap(self.env[ref.node])))
         return map_refs(item, lambda ref: unwrap(self.env[ref.node]))
-
-    @staticmethod
-    def unit_if_unknown(value: Any) -> Any:
-        if isinstance(value, Unknown):
-            return scalar_stat(0.0, 1.0, value.ndim)
-        if isinstance(value, tuple):
-            return tuple(_Propagation.unit_if_unknown(item) for item in value)
-        return value
 
     def stat(self, value: Any, where: str) -> Stat:
         """The value as a per-channel ``Stat`` (spatial maps reduced; see ``raw_stat``)."""
@@ -132,81 +122,6 @@ class _Propagation:
     def in_meta(self, node: Node, index: int = 0) -> Any:
         refs = [a for a in node.args if isinstance(a, Ref)]
         return self.meta.get(refs[index].node) if len(refs) > index else None
-
-    def unknown(self, what: str, node: Node, args: Sequence[Any]) -> Any:
-        """An operation or module without a rule: said by name (``report.unknown``, a ``VarpropWarning``), and its
-        output ``Unknown``: no prediction is made downstream of it (weight layers there are still initialized)."""
-        self.ctx.note_unknown(what, "not propagated: the predictions downstream of it are unknown")
-        self.warn_unknown(f"{what}: varprop has no rule for it; the predictions downstream of it are marked unknown")
-        return Unknown(what, getattr(node.meta, "ndim", None))
-
-    def warn_unknown(self, message: str) -> None:
-        if message not in self.ctx.warnings:
-            self.ctx.warn(message)
-            # stacklevel 7: warn_unknown <- unknown <- operation/module <- run <- propagate <- _initialize <- init_model
-            warnings.warn(message, VarpropWarning, stacklevel=8)
-
-    def keeping(self, node: Node) -> Any:
-        """A node's rule when some parameters are kept: if it planned a kept one, its rows lose their predictions
-        and its output is unknown (the moments assumed a value that will not be written)."""
-        planned, layers = len(self.ctx.recipes), len(self.ctx.layers)
-        value = self.module(node) if node.op == "module" else self.operation(node)
-        new_keys = list(self.ctx.recipes)[planned:]
-        touched = [key for key in new_keys if key in self.kept]
-        if not touched:
-            return value
-        names = ", ".join(self.ctx.param_names.get(key, "<parameter>") for key in touched)
-        for plan in self.ctx.layers[layers:]:
-            plan.output = None
-            plan.notes.append(f"kept at its value (keep=): {names}; no prediction")
-        return Unknown(f"{names} (kept)", getattr(node.meta, "ndim", None))
-
-    def through_unknown(self, node: Node, unknown: Unknown) -> Any:
-        """A node fed by an ``Unknown``: its rule runs with unit moments in place of the unknown input (so that
-        weight layers get their weights, chosen as for E[x^2] = 1), each layer it plans loses its prediction, and
-        its output is unknown unless it is a normalization (whose output moments do not depend on its input's)."""
-        before = len(self.ctx.layers)
-        self.unknown_as_unit = True
-        try:
-            value = self.module(node) if node.op == "module" else self.operation(node)
-        finally:
-            self.unknown_as_unit = False
-        for plan in self.ctx.layers[before:]:
-            plan.input = plan.output = None
-            note = f"input unknown (downstream of {unknown.reason}): weights as for E[x^2] = 1, no prediction"
-            plan.notes.append(note)
-        module = self.modules.get(str(node.target)) if node.op == "module" else None
-        if module is not None and (isinstance(module, NORM_TYPES) or rms_norm_proxy(module) is not None):
-            return value
-        return Unknown(unknown.reason, getattr(node.meta, "ndim", None))
-
-    def formula(self, node: Node, formula: Formula, source: Stat) -> Any:
-        """A node computed as an elementwise formula of one earlier node (see ``_elementwise``): exact moments of
-        the formula for the source's Gaussian, or ``Unknown`` when the formula is not finite on its range (``log``
-        of a zero-mean signal), or ``None`` when the core cannot parse it (the per-operation rules then apply)."""
-        try:
-            act = formula_activation(formula.text)
-        except VarpropError:
-            return None
-        x = self.raw_stat(source, formula.text)
-        spread = math.sqrt(float(x.var.max()) + x.shared)
-        if not (finite_on(act, float(x.mean.min()), spread) and finite_on(act, float(x.mean.max()), spread)):
-            what = f"{canonical(node)}() in {act.name[len('expr:') :]}"
-            self.ctx.note_unknown(what, "not finite on part of its input's range: no prediction downstream")
-            self.warn_unknown(
-                f"{what}: not finite (NaN or infinite) on part of its input's range (mean {x.pooled_mean:.4g}, "
-                f"variance {x.variance:.4g}); the predictions downstream of it are marked unknown"
-            )
-            return Unknown(what, getattr(node.meta, "ndim", None))
-        consumers = self.users.get(node.name, [])
-        inner = consumers and all(
-            (f := self.formulas.get(user.name)) is not None and f.needed and f.source == formula.source
-            for user in consumers
-        )
-        if not inner:
-            self.ctx.activations.append(ActivationUse(f"{node.name} ({act.name})", act, x.variance, x.pooled_mean))
-            self.ctx.pre_activation[node.name] = (act, x)
-        return apply_activation(act, x, self.ctx.unit_moments)
 
     def param(self, ref: Any) -> torch.Tensor | None:
         if not isinstance(ref, Ref):
@@ -279,6 +194,8 @@ class _Propagation:
         ctx = self.ctx
         first = args[0] if args else None
         tied = first_use(ctx, key, getattr(module, "weight", None))
+        if tied is not None and self.modules.get(tied.name) is module:
+            tied = None  # (one module at two places: its later calls are counted on its row, as when called twice)
         if isinstance(module, nn.Embedding):
             indices = constant_indices(first) if isinstance(first, TensorMeta) and is_integer_constant(first) else first
             out = embedding(ctx, key, module, indices, node.meta)
@@ -372,29 +289,6 @@ class _Propagation:
             for name in owned:
                 ctx.warn(f"{key}.{name}: owned by unsupported module {type(module).__name__}; left as it is")
         return self.unknown(f"{key} ({type(module).__name__})", node, args)
-
-    def parametrized(self, node: Node, key: str, module: nn.Module, x: Stat) -> Any:
-        """A weight layer whose weight is computed by a parametrization (``weight_norm``: wav2vec2's positional
-        convolution; ``orthogonal``, ...): the weight is planned like any other, then written through the
-        parametrization's ``right_inverse`` into its originals (weight norm: g = the norm of the new weight, v = the
-        new weight), so that the module computes exactly the planned weight."""
-        ctx = self.ctx
-        chain = cast(parametrize.ParametrizationList, cast(nn.ModuleDict, module.parametrizations)["weight"])
-        if len(chain) != 1 or not hasattr(chain[0], "right_inverse"):
-            return self.unknown(f"{key} ({type(module).__name__}: a chain of {len(chain)} parametrizations)", node, [x])
-        with parametrize.cached():  # (module.weight: one tensor for the whole rule)
-            weight = cast(torch.Tensor, module.weight)
-            ctx.param_names[id(weight)] = qualify(key, "weight")
-            out = module_weight_layer(ctx, key, module, x, self.in_meta(node), node.meta)
-            value = ctx.value(weight)  # (a tensor of its own: the computed weight is no parameter to write)
-            del ctx.recipes[id(weight)]
-        inverse = cast(Any, chain[0]).right_inverse(value)
-        values = inverse if isinstance(inverse, (tuple, list)) else (inverse,)
-        names = ["original"] if len(values) == 1 else [f"original{i}" for i in range(len(values))]
-        for name, new in zip(names, values, strict=True):
-            original = getattr(chain, name)
-            ctx.set_value(original, new.detach().to(original.dtype).reshape(original.shape).clone())
-        return out
 
     def arg_meta(self, node: Node, index: int, name: str) -> Any:
         item = arg(node.args, node.kwargs, index, name)
@@ -568,123 +462,6 @@ class _Propagation:
         if name == "mul":
             return mul_stats(self.stat(first, name), self.stat(second, name))
         return self.unknown(f"{name}() of two tensors", node, args)
-
-    def addmm(self, node: Node, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
-        """``torch.addmm(bias, x, weight)`` on a weight of shape (in, out): Hugging Face's ``Conv1D`` (GPT-2), a
-        Linear with its weight transposed (fan_in = its dim 0). The row is named for the module that owns the weight,
-        and takes the residual policy's target when the product ends a branch."""
-        weight = self.param(arg(node.args, node.kwargs, 2, "mat2"))
-        assert weight is not None  # (checked by the caller)
-        if (
-            weight.dim() != 2
-            or float(arg(args, kwargs, 3, "beta", 1.0)) != 1.0
-            or arg(args, kwargs, 4, "alpha", 1.0) != 1.0
-        ):
-            return self.unknown("addmm() with a non-matrix weight or scaling (beta, alpha)", node, args)
-        param_name = self.ctx.name_of(weight)
-        key = param_name.rsplit(".", 1)[0] if "." in param_name else param_name
-        if node.name in self.ctx.branch_target:  # (_residual names a functional branch end by its node)
-            self.ctx.branch_target.setdefault(key, self.ctx.branch_target[node.name])
-            self.ctx.branch_label.setdefault(key, self.ctx.branch_label.get(node.name, ""))
-        owner = self.modules.get(key)
-        in_ndim = getattr(self.in_meta(node, 1), "ndim", None)
-        out_ndim = getattr(node.meta, "ndim", None)
-        return weight_layer(
-            self.ctx,
-            key,
-            type(owner).__name__ if owner is not None else "addmm",
-            weight,
-            self.stat(args[1], "addmm"),
-            layout="matmul",
-            fan_in=float(weight.shape[0]),
-            in_channels=int(weight.shape[0]),
-            in_axis=None if in_ndim is None else in_ndim - 1,
-            out_axis=None if out_ndim is None else out_ndim - 1,
-            out_ndim=out_ndim,
-            bias=self.param(arg(node.args, node.kwargs, 0, "input")),
-        )
-
-    def functional_weight(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
-        weight = self.param(node.args[1] if len(node.args) > 1 else node.kwargs.get("weight"))
-        if name == "embedding":
-            if weight is None:
-                return self.unknown("embedding() with a non-parameter weight", node, args)
-            holder = nn.Module()
-            holder.register_parameter("weight", weight if isinstance(weight, nn.Parameter) else None)
-            return embedding(self.ctx, self.ctx.name_of(weight), holder, args[0], node.meta)
-        x = self.stat(args[0], name)
-        out_ndim = getattr(node.meta, "ndim", None)
-        in_ndim = getattr(self.in_meta(node), "ndim", None)
-        if weight is None or weight.dim() < 2:
-            if name in ("matmul", "mm", "bmm") and len(args) > 1:
-                inner = self.in_meta(node)
-                size = inner.shape[-1] if isinstance(inner, TensorMeta) else 1
-                return matmul_stats(x, self.stat(args[1], name), size)
-            return self.unknown(f"{name}() with a weight that is not a parameter", node, args)
-        key = self.ctx.name_of(weight)
-        last = None if in_ndim is None else in_ndim - 1
-        out_last = None if out_ndim is None else out_ndim - 1
-        bias = self.param(node.args[2] if len(node.args) > 2 else node.kwargs.get("bias"))
-        if name in ("matmul", "mm", "bmm"):
-            return weight_layer(
-                self.ctx,
-                key,
-                "matmul",
-                weight,
-                x,
-                layout="matmul",
-                fan_in=float(weight.shape[-2]),
-                in_channels=int(weight.shape[-2]),
-                in_axis=last,
-                out_axis=out_last,
-                out_ndim=out_ndim,
-            )
-        if name == "linear":
-            return weight_layer(
-                self.ctx,
-                key,
-                "linear",
-                weight,
-                x,
-                layout="linear",
-                fan_in=float(weight.shape[1]),
-                in_channels=int(weight.shape[1]),
-                in_axis=last,
-                out_axis=out_last,
-                out_ndim=out_ndim,
-                bias=bias,
-            )
-        dims = weight.dim() - 2
-        groups = int(arg(args, kwargs, 6, "groups", 1))
-        kernel = tuple(int(k) for k in weight.shape[2:])
-        in_meta = self.in_meta(node)
-        taps = math.prod(kernel)
-        covered = float(taps)
-        if isinstance(in_meta, TensorMeta):
-            covered = coverage(
-                kernel,
-                in_meta.shape,
-                stride=as_tuple(arg(args, kwargs, 3, "stride", 1), dims),
-                padding=arg(args, kwargs, 4, "padding", 0),
-                dilation=as_tuple(arg(args, kwargs, 5, "dilation", 1), dims),
-            )
-        axis = None if in_ndim is None else (0 if in_ndim == dims + 1 else 1)
-        return weight_layer(
-            self.ctx,
-            key,
-            name,
-            weight,
-            x,
-            layout="conv",
-            fan_in=float(weight.shape[1] * taps),
-            in_channels=int(weight.shape[1]) * groups,
-            in_axis=axis,
-            out_axis=axis,
-            out_ndim=out_ndim,
-            groups=groups,
-            fraction=covered / taps,
-            bias=bias,
-        )
 
     def cat(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Stat:
         tensors = args[0]

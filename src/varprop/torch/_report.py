@@ -544,6 +544,14 @@ class InitReport:
                 "outputs (predicted mean, variance): "
                 + ", ".join(f"({_round(m)}, {_round(v)})" for m, v in self.outputs)
             )
+        if not self.outputs and self.unknown:
+            lines.append("")
+            lines.append("outputs: unknown (downstream of an operation varprop does not propagate; see below)")
+        noted = [(row.name, note) for row in self.layers for note in row.notes]
+        if noted:
+            lines.append("")
+            lines.append("notes:")
+            lines.extend(f"  {name or '(the model)'}: {note}" for name, note in noted)
         if self.unknown:
             lines.append("")
             lines.append("not recognized (assumption made):")

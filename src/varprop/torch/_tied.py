@@ -77,7 +77,7 @@ def record_tied_use(
             branch=ctx.branch_label.get(key, ""),
             notes=[
                 f"tied to {first.name}: one tensor ({tensor}); the value chosen for {first.name}, its first use, is "
-                "kept: the prediction is for that value, not the target"
+                "kept: this use's output variance follows from it (not aimed at the target)"
             ],
         )
     )
@@ -97,14 +97,15 @@ def _later_uses(ctx: Context) -> list[LayerPlan]:
     return found
 
 
-def measure_tied_uses(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -> None:
+def measure_tied_uses(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -> dict[int, Stat]:
     """The output variance of every tied weight's later use, measured with the planned weights on ``batch`` (one
-    forward pass; see the module docstring): it becomes the row's prediction and target."""
+    forward pass; see the module docstring): it becomes the row's prediction and target. Returns the measured Stat
+    by id of the propagated one it replaces (a model output that is such a use's output is replaced too)."""
     uses = _later_uses(ctx) if ctx.mesh is None else []
     modules = dict(model.named_modules(remove_duplicate=False))
     uses = [plan for plan in uses if plan.name in modules]
     if not uses:
-        return
+        return {}
     measured: dict[str, tuple[float, float]] = {}
 
     def record(name: str) -> Callable[..., None]:
@@ -123,12 +124,17 @@ def measure_tied_uses(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor,
     finally:
         for handle in handles:
             handle.remove()
+    replaced: dict[int, Stat] = {}
     for plan in uses:
         if plan.name in measured:
             mean, variance = measured[plan.name]
-            plan.output = scalar_stat(mean, mean * mean + variance, plan.output.ndim if plan.output else None)
+            new = scalar_stat(mean, mean * mean + variance, plan.output.ndim if plan.output else None)
+            if plan.output is not None:
+                replaced[id(plan.output)] = new
+            plan.output = new
             plan.target_var = variance
             plan.notes.append(
                 "its output variance measured with the planned weights (one forward pass): its input may hold the "
                 "tied rows themselves"
             )
+    return replaced
