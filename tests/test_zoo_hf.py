@@ -29,8 +29,9 @@ WHY = {
     "qwen2": "issue 10: as llama, and the tied lm_head gets no row",
     "t5_encoder": "issue 10: VarpropTypeError 'getitem: expected a tensor, got TensorMeta'; then T5LayerNorm (RMS) "
     "as pow/rsqrt identity",
-    "vit": "issue 10: layers.1.attention.o_proj predicted 0.533, measured 0.799 (1.5x; cls_token and "
-    "position_embeddings are drawn now: the attention output over tokens that share fixed embeddings)",
+    "vit": "issue 10: layers.1.attention.o_proj predicted 0.252, measured 0.356 (1.41x): block 0 adds nearly the "
+    "same attention output to every token of an image, and the attention rule takes tokens as independent (cls_token "
+    "and position_embeddings are drawn now, std 0.02 x the stream's)",
     "whisper_encoder": "issue 10: attention out_proj measured 0.70x its prediction",
     "wav2vec2": "issue 10: weight-norm pos_conv (parametrized weight) not written: original0/original1 untouched, "
     "measured 0.30x its prediction",
@@ -51,6 +52,8 @@ def _assert_initialized(outcome: Outcome) -> None:
 
 
 def _xfail(name: str, why: dict[str, str]) -> object:
+    if name not in why:
+        return name
     return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=why[name]))
 
 
@@ -92,14 +95,12 @@ def test_hf_model_on_meta_device(name: str) -> None:
 
 
 CALIBRATED_WHY = {
-    **WHY,
+    **{name: why for name, why in WHY.items() if name != "vit"},  # (vit calibrated: every layer within [0.9, 1.1])
     "whisper_encoder": "issue 10: embed_positions (a frozen sinusoid table) redrawn; check calibrated band",
 }
 
 
-@pytest.mark.parametrize(
-    "name", [_xfail(name, CALIBRATED_WHY) if name != "vit" else name for name in ("gpt2", "bert", "llama", "vit")]
-)
+@pytest.mark.parametrize("name", [_xfail(name, CALIBRATED_WHY) for name in ("gpt2", "bert", "llama", "vit")])
 def test_hf_model_calibrated(name: str) -> None:
     """calibrate='gaussian' (token models: the example ids): every layer within [0.9, 1.1] of its target."""
     outcome = run_case(hf_case(name), calibrate="gaussian")
