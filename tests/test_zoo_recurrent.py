@@ -21,10 +21,6 @@ from zoo.recurrent import RECURRENT, STEPS, gate_blocks, recurrent_case, step_va
 pytestmark = pytest.mark.usefixtures("no_network")
 
 WHY = {
-    "rnn_relu": "issue 10: pooled measured/predicted 0.69 (predicted 0.322, measured 0.221): the mean-field "
-    "dynamics hold at large width (one ReLU layer, white input: stationary variance 0.298 at H=32, 0.322 at 256, "
-    "0.354 at 1024 against the predicted 0.341), but at H=32 ReLU's positive means through one orthogonal matrix "
-    "are a finite-width effect the pooled theory leaves out",
     "lstm": "issue 10: the prediction follows the measurement step by step (pooled ratio 1.12; step 0 predicted "
     "0.0067, measured 0.0068), but from h0 = c0 = 0 the first steps are far below the average (step 0 at 0.08 of "
     "the pooled prediction): the cell integrates over time (forget gate at sigmoid(1)) and the second layer's input "

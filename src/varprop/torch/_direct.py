@@ -6,12 +6,13 @@ operation that combines them with the signal gives them.
   sqrt(target / Var[branch]) with the residual policy's target (``_residual``), as the last normalization's gamma
   would be; anywhere else 1 (the identity, a normalization's convention).
 - **Token** (``torch.cat([cls_token.expand(B, -1, -1), x], dim=1)``; ViT's class and distillation tokens, register
-  tokens): a row joining the stream, drawn N(0, v) with v the variance of what it is concatenated with, so that
-  every row of the stream has the same variance.
-- **Additive embedding** (``x + pos_embed``; ViT's and HF ``ViTEmbeddings``' position embeddings): an embedding
-  added to the stream, drawn N(0, v) with v the stream's variance (the content and the position contribute
-  equally, as BERT's token, position and segment embeddings each have one variance before their sum is
-  normalized). A vector of one entry per channel of the last axis is a **bias**: zero.
+  tokens) and **additive embedding** (``x + pos_embed``; ViT's and HF ``ViTEmbeddings``' position embeddings):
+  the same values for every sample, drawn N(0, (0.02 s)^2) with s^2 the variance of the stream they join (the ViT
+  convention, ``EMBEDDING_STD``: std 0.02 next to a unit-variance patch embedding). Not at the stream's own
+  variance: a component fixed across samples that large makes the class token's row nearly the same vector c for
+  every image, and a layer reading it (the head: W c, measured 1.35x its prediction; attention outputs: 1.5x) has an
+  output spread that the pooled propagation cannot know. A vector of one entry per channel of the last axis added
+  to the stream is a **bias**: zero.
 
 The parameter's new value is drawn (seeded by its name, like every weight) when the combining operation is reached;
 its moments then come from the drawn values, so the prediction is that of the written tensor. Between the attribute
@@ -52,7 +53,11 @@ from ._plan import Context
 from ._residual import STREAM_OPS
 from ._stats import Stat, channel_view, collapse, scalar_stat
 
-__all__ = ["DirectParameter", "combine", "unwrap"]
+__all__ = ["EMBEDDING_STD", "DirectParameter", "combine", "unwrap"]
+
+# std of a token or position embedding relative to the stream's std: ViT (Dosovitskiy et al. 2021) as timm and HF
+# initialize it, trunc_normal(std=0.02) (HF ``initializer_range``) next to a unit-variance patch embedding.
+EMBEDDING_STD = 0.02
 
 # Layout operations a parameter may pass through before it meets the signal (its values unchanged, or repeated).
 # (a slice, getitem, keeps the moments of the drawn values up to sampling: a position embedding cut to the sequence)
@@ -92,7 +97,13 @@ def _found(values: Sequence[Any]) -> bool:
 
 
 def combine(
-    ctx: Context, key: str, name: str, args: Sequence[Any], out_meta: Any, item_metas: Sequence[Any] = ()
+    ctx: Context,
+    key: str,
+    name: str,
+    args: Sequence[Any],
+    out_meta: Any,
+    item_metas: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
 ) -> Any:
     """The value of operation ``name`` (node ``key``) on ``args`` holding a ``DirectParameter``; ``NotImplemented``
     when this module has no rule for it (the caller then unwraps the parameter and goes on as before).
@@ -112,7 +123,8 @@ def combine(
             return _additive(ctx, param, other, -1.0 if name == "sub" and param is args[1] else 1.0)
     if name == "cat" and isinstance(first, (list, tuple)):
         ndim = out_meta.ndim if isinstance(out_meta, TensorMeta) else None
-        return _tokens(ctx, first, item_metas, ndim, args[1] if len(args) > 1 else 0)
+        dim = args[1] if len(args) > 1 else (kwargs or {}).get("dim", 0)
+        return _tokens(ctx, first, item_metas, ndim, dim)
     return NotImplemented
 
 
@@ -182,14 +194,15 @@ def _additive(ctx: Context, param: DirectParameter, other: Stat, sign: float) ->
         values = ctx.read(tensor)
     else:
         variance = other.variance
-        std = math.sqrt(variance) if variance > 0.0 and math.isfinite(variance) else math.sqrt(ctx.target_var)
+        stream = math.sqrt(variance) if variance > 0.0 and math.isfinite(variance) else math.sqrt(ctx.target_var)
+        std = EMBEDDING_STD * stream
         planned = ctx.is_planned(tensor)
         values = _drawn(ctx, tensor, std)
         if not planned:
             _note(
                 ctx,
-                f"{name} (an embedding added to the stream) drawn N(0, {std * std:.6g}): the variance of the stream "
-                "it is added to",
+                f"{name} (an embedding added to the stream) drawn N(0, {std * std:.6g}): std {EMBEDDING_STD:g} x the "
+                "stream's (the ViT convention)",
             )
     stat = _per_channel(values, other.axis, other.ndim)
     return add_stats(other, stat.scaled(sign) if sign != 1.0 else stat)
@@ -201,8 +214,9 @@ def _tokens(ctx: Context, items: Sequence[Any], metas: Sequence[Any], ndim: int 
         return NotImplemented
     if any(not isinstance(item, (Stat, DirectParameter)) for item in items):
         return NotImplemented  # (a constant tensor among them: not ours)
-    position = int(dim) if isinstance(dim, int) else 0
-    sizes = [int(meta.shape[position]) for meta in metas]
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        return NotImplemented
+    sizes = [int(meta.shape[dim]) for meta in metas]
     signals = [channel_view(item) for item in items if isinstance(item, Stat)]
     signal_sizes = [size for item, size in zip(items, sizes, strict=True) if isinstance(item, Stat)]
     if signals:
@@ -211,7 +225,8 @@ def _tokens(ctx: Context, items: Sequence[Any], metas: Sequence[Any], ndim: int 
         variance = float(sum(w * s.variance for w, s in zip(weights, signals, strict=True)))
     else:
         variance = ctx.target_var
-    std = math.sqrt(variance) if variance > 0.0 and math.isfinite(variance) else math.sqrt(ctx.target_var)
+    stream = math.sqrt(variance) if variance > 0.0 and math.isfinite(variance) else math.sqrt(ctx.target_var)
+    std = EMBEDDING_STD * stream
     stats: list[Stat] = []
     for item in items:
         if isinstance(item, DirectParameter):
@@ -221,7 +236,7 @@ def _tokens(ctx: Context, items: Sequence[Any], metas: Sequence[Any], ndim: int 
                 _note(
                     ctx,
                     f"{ctx.name_of(item.param)} (a token concatenated to the stream) drawn N(0, {std * std:.6g}): "
-                    "the variance of the rows it joins",
+                    f"std {EMBEDDING_STD:g} x the rows' it joins (the ViT convention)",
                 )
             stats.append(collapse(_per_channel(values, None, ndim)))
         else:

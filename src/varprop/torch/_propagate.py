@@ -326,8 +326,9 @@ class _Propagation(UnknownRules, FunctionalWeightRules):
         name = canonical(node)
         raw = list(map_refs(node.args, lambda ref: self.env[ref.node]))
         items = node.args[0] if name == "cat" and node.args and isinstance(node.args[0], (list, tuple)) else ()
+        metas = [self.meta.get(getattr(r, "node", "")) for r in items]
         direct = combine(
-            self.ctx, node.name, name, raw, node.meta, [self.meta.get(getattr(r, "node", "")) for r in items]
+            self.ctx, node.name, name, raw, node.meta, metas, map_refs(node.kwargs, lambda r: self.env[r.node])
         )
         if direct is not NotImplemented:
             return direct

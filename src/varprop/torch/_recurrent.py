@@ -167,6 +167,8 @@ class _Run:
     mean: FloatArray
     recurrent: list[FloatArray]
     cell: FloatArray | None = None  # E[c_t . c_s] / H (LSTM)
+    unit_mean: FloatArray | None = None  # [T, H] per unit, for the drawn weights (plain RNN)
+    unit_second: FloatArray | None = None
 
     def variance(self) -> FloatArray:
         return np.maximum(np.diagonal(self.second) - self.mean * self.mean, 0.0)
@@ -389,6 +391,27 @@ class _Layer:
             )
         self.stationary = stationary
 
+    def realized(self, unit_mean: FloatArray, unit_second: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """A plain RNN's per-unit hidden moments ``[T, H]`` (mean, second moment) for the drawn weights, step by step
+        from h_0 = 0: a_i has mean sum_k W_ik mu_k + sum_j U_ij m_j and variance sum_k W_ik^2 v_k + sum_j U_ij^2 s_j
+        (units independent given their means), then phi's exact moments per unit. An RNN's equal-time moments need
+        no two-time ones, and the drawn matrices fix the units' means (a ReLU network's positive means through one
+        orthogonal U vary from draw to draw at width 32, beyond what the pooled theory sees)."""
+        weight_ih = self.ctx.new_value(self.weight_ih).detach().double().cpu().numpy()
+        weight_hh = self.ctx.new_value(self.weight_hh).detach().double().cpu().numpy()
+        squares_ih, squares_hh = weight_ih * weight_ih, weight_hh * weight_hh
+        steps = unit_mean.shape[0]
+        mean_in = unit_mean @ weight_ih.T
+        var_in = np.maximum(unit_second - unit_mean * unit_mean, 0.0) @ squares_ih.T
+        act = _gate(self.act)
+        h_mean, h_var = np.zeros(self.hidden), np.zeros(self.hidden)
+        out_mean, out_second = np.zeros((steps, self.hidden)), np.zeros((steps, self.hidden))
+        for t in range(steps - 1, -1, -1) if self.reverse else range(steps):
+            first, second = _ENGINE(act, mean_in[t] + weight_hh @ h_mean, var_in[t] + squares_hh @ h_var)
+            h_mean, h_var = first, np.maximum(second - first * first, 0.0)
+            out_mean[t], out_second[t] = first, second
+        return out_mean, out_second
+
     def report_recurrent(self, gains: Sequence[float], run: _Run) -> None:
         ctx = self.ctx
         name = ctx.name_of(self.weight_hh)
@@ -477,6 +500,7 @@ def recurrent(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: objec
     input_stat: Stat = x
     target = ctx.target_var
     runs: list[_Run] = []
+    unit_mean, unit_second = np.tile(feature_mean, (steps, 1)), np.tile(feature_second, (steps, 1))
     for layer in range(int(module.num_layers)):
         inputs_now = _input_matrix(second_now, steps, INPUT_SHARE * target)
         level = float(np.diagonal(second_now).mean())
@@ -497,6 +521,10 @@ def recurrent(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: objec
                     [r[::-1].copy() for r in run.recurrent],
                     None if run.cell is None else _reversed(run.cell),
                 )
+            if kind == "RNN":  # the equal-time moments of the drawn weights, per unit
+                run.unit_mean, run.unit_second = unit.realized(unit_mean, unit_second)
+                run.mean = run.unit_mean.mean(axis=1)
+                np.fill_diagonal(run.second, run.unit_second.mean(axis=1))
             unit.report_recurrent(gains, run)
             layer_runs.append(run)
         runs = layer_runs
@@ -507,6 +535,10 @@ def recurrent(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: objec
         features = module.hidden_size * directions
         feature_mean = np.full(features, float(np.mean(layer_mean)))
         feature_second = np.full(features, float(np.diagonal(second_now).mean()))
+        if kind == "RNN":  # (per unit: the drawn weights' means, as the next layer's input)
+            unit_mean = np.concatenate([run.unit_mean for run in layer_runs], axis=1)
+            unit_second = np.concatenate([run.unit_second for run in layer_runs], axis=1)
+            feature_mean, feature_second = unit_mean.mean(axis=0), unit_second.mean(axis=0)
         input_stat = scalar_stat(float(np.mean(layer_mean)), float(np.diagonal(second_now).mean()))
     out_ndim = out_meta[0].ndim if isinstance(out_meta, tuple) and isinstance(out_meta[0], TensorMeta) else None
     mean = float(np.mean([run.mean.mean() for run in runs]))
