@@ -43,6 +43,7 @@ import contextlib
 import functools
 import math
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -574,6 +575,24 @@ def versions() -> str:
     return f"Python {platform.python_version()}, " + ", ".join(found)
 
 
+def git_commit() -> str:
+    """The checkout's commit (short hash, "+ changes" when the tree differs from it), or "unknown"."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (" + changes" if dirty.strip() else "")
+
+
 def report(results: Results, unavailable: dict[str, str], command: str, load: tuple[float, float], total: float) -> str:
     config = results.config
     grids = "; ".join(
@@ -644,7 +663,7 @@ def report(results: Results, unavailable: dict[str, str], command: str, load: tu
         "",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch threads {THREADS}; load average {load[0]:.2f} at the "
         f"start, {load[1]:.2f} at the end (the machine is shared: other jobs slow the wall time, not the numbers); "
-        f"{versions()}; total {total:.0f} s.",
+        f"{versions()}; commit {git_commit()}; total {total:.0f} s.",
     ]
     return "\n".join(lines)
 
