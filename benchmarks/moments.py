@@ -13,7 +13,8 @@ differs): Gauss-Hermite with 25 nodes (neural-tangents' default) and 100 nodes; 
 AnyInit 0.4.0's ``ActivationProfile(name, fn).moments(mu, var)`` (E[phi] and E[phi^2] only).
 
 Speed: time per (activation, variance) point: varprop scalar call (first call with new values, and
-a repeated call served by its cache), varprop vectorized over 1,000 points, and each peer.
+a repeated call served by its cache), varprop vectorized over 1,000 points (for the activations without
+closed forms served by the precomputed tables of ``varprop._moment_tables``), and each peer.
 
 Run (about 3 minutes on 2 cores)::
 
@@ -221,6 +222,7 @@ def timing_row(spec: str, rng: np.random.Generator, quick: bool) -> list[str]:
     cold = per_call(lambda: moments(act, var=next(fresh)), 200)
     cached = per_call(lambda: moments(act, var=1.0), 2000)
     grid = np.logspace(-2, 2, 1000)
+    served = moments(act, var=grid).method
     vectorized = per_call(lambda: moments(act, var=grid), 3) / grid.size
     quadrature_grid = per_call(lambda: moments(act, var=grid, method="quadrature"), 3) / grid.size
     hermite = gauss_hermite(act, 100)
@@ -235,6 +237,7 @@ def timing_row(spec: str, rng: np.random.Generator, quick: bool) -> list[str]:
     mc6 = per_call(lambda: sampler(0.0, 1.0), 1 if quick else 3)
     return [
         spec,
+        served,
         f"{cold * 1e6:.0f}",
         f"{cached * 1e6:.1f}",
         f"{vectorized * 1e6:.2f}",
@@ -296,16 +299,34 @@ def render(acc: list[tuple[str, str, float, str]], times: list[list[str]], comma
         "",
         "Mean 0, variances drawn from [1e-2, 1e2]. *scalar*: `moments(act, var=v)` with a new v each call; "
         "*cached*: the same call repeated (served by the result cache); *vectorized*: one call over 1,000 "
-        "variances, per point; *quadrature*: the same forcing `method='quadrature'`; peers per point. "
-        "The last two columns are AnyInit's per-point time over varprop's vectorized per-point time "
-        "(target >= 50x).",
+        "variances, per point (*served by*: its `Moments.method`; *table*: the precomputed tables of "
+        "`varprop._moment_tables`); *quadrature*: the same forcing `method='quadrature'`; peers per point. "
+        "The last two columns are AnyInit's per-point time over varprop's (target >= 50x for the vectorized call).",
         "",
-        "| activation | scalar | cached | vectorized | quadrature | GH-100 | scipy quad | AnyInit | MC 1e6 "
+        "| activation | served by | scalar | cached | vectorized | quadrature | GH-100 | scipy quad | AnyInit | MC 1e6 "
         "| AnyInit / vectorized | AnyInit / quadrature |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in times]
+    lines += ["", summary(times)]
     return "\n".join(lines) + "\n"
+
+
+def summary(times: list[list[str]]) -> str:
+    """One sentence: the spread of the vectorized per-point costs and the worst ratios against the targets."""
+    vectorized = {row[0]: float(row[4]) for row in times}
+    closed = sorted(value for row, value in zip(times, vectorized.values(), strict=True) if row[1] == "closed form")
+    ratios = [float(row[10].rstrip("x")) for row in times if row[10] != "n/a"]
+    slowest = max(vectorized, key=lambda spec: vectorized[spec])
+    median = closed[len(closed) // 2]
+    text = (
+        f"Vectorized, per point: closed-form activations {closed[0]:.2f}-{closed[-1]:.2f} us (median {median:.2f}); "
+        f"slowest of all: {slowest} at {vectorized[slowest]:.2f} us, {vectorized[slowest] / median:.1f}x the "
+        f"closed-form median and {vectorized[slowest] / closed[0]:.1f}x the fastest closed form (target <= 3x)"
+    )
+    if ratios:
+        text += f"; AnyInit's per-point time is at least {min(ratios):.0f}x varprop's vectorized one (target >= 50x)"
+    return text + "."
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from ._activation import Activation, ClosedForm
 from ._errors import ConvergenceError, VarpropValueError
+from ._moment_tables import TableMoments, table_moments
 from ._quadrature import DEFAULT_ORDER, _scalar_expectation, gaussian_expectation
 from ._singular import DIVERGENT_EXPONENT, NearFunction, SingularPoint, singular_expectation
 from ._validation import as_real_array, check_positive_int, check_real
@@ -51,7 +52,8 @@ class Moments:
             requested; each bounds the true error (checked over the 40-digit reference grid:
             tests/test_error_estimates.py). Closed-form values get 128 ulps of rounding (of E[|phi|]
             for E[phi], whose terms may cancel).
-        method: ``"closed form"``, ``"quadrature"`` or ``"mixed"`` (array input using both).
+        method: ``"closed form"``, ``"quadrature"``, ``"table"`` (array input served by the precomputed tables of
+            ``varprop._moment_tables``) or ``"mixed"`` (array input using several).
     """
 
     mean: Scalar
@@ -269,11 +271,21 @@ def _check_finite(activation: Activation, mean: FloatArray, var: FloatArray, val
 
 
 def _array_moments(
-    activation: Activation, mean_array: FloatArray, var_array: FloatArray, method: Method, with_error: bool
+    activation: Activation,
+    mean_array: FloatArray,
+    var_array: FloatArray,
+    method: Method,
+    with_error: bool,
+    tables: bool = True,
 ) -> Moments:
     mean_b, var_b = np.broadcast_arrays(mean_array, var_array)
     shape = mean_b.shape
     mean_f, var_f = mean_b.ravel(), var_b.ravel()
+    if tables and method == "auto" and activation.closed_form is None and mean_f.size:
+        # Registered activations without closed forms: precomputed tables where they hold (varprop._moment_tables).
+        tabled = table_moments(activation, mean_f, var_f)
+        if tabled is not None and tabled.inside.any():
+            return _table_merged(activation, tabled, mean_f, var_f, shape, with_error)
     values = np.empty((4, mean_f.size))  # rows: E[phi], E[phi^2], E[phi'^2], Var[phi]
     errors = np.zeros((4, mean_f.size))
     use_closed = np.zeros(mean_f.size, dtype=bool)
@@ -317,8 +329,8 @@ def _array_moments(
     errors[3] = errors[1] + 2 * np.abs(first) * errors[0]
     cancelling = _cancels(first, second)
     if cancelling.any():
-        values[3, cancelling], errors[3, cancelling] = _centred_variance(
-            activation, mean_f[cancelling], var_f[cancelling], with_error
+        values[3, cancelling], errors[3, cancelling] = _cancelling_variance(
+            activation, mean_f[cancelling], var_f[cancelling], with_error, tables and method == "auto"
         )
     if use_closed.all():
         method_name = "closed form"
@@ -412,6 +424,54 @@ def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray,
         deriv_second_moment=deriv_v,
         error=error,  # type: ignore[arg-type]
         method="quadrature",
+    )
+
+
+def _cancelling_variance(
+    activation: Activation, mean: FloatArray, var: FloatArray, with_error: bool, tables: bool
+) -> tuple[FloatArray, FloatArray]:
+    """Var[phi] where E[phi^2] - E[phi]^2 cancels: from the activation's table where it holds, else by quadrature
+    around phi(mean) (``_centred_variance``)."""
+    tabled = table_moments(activation, mean, var) if tables else None
+    if tabled is None or not tabled.inside.any():
+        return _centred_variance(activation, mean, var, with_error)
+    variance, error = np.empty(mean.size), np.empty(mean.size)
+    inside = tabled.inside
+    variance[inside], error[inside] = tabled.values[3], tabled.error[3]
+    if not inside.all():
+        variance[~inside], error[~inside] = _centred_variance(activation, mean[~inside], var[~inside], with_error)
+    return variance, error
+
+
+def _table_merged(
+    activation: Activation,
+    tabled: TableMoments,
+    mean_f: FloatArray,
+    var_f: FloatArray,
+    shape: tuple[int, ...],
+    with_error: bool,
+) -> Moments:
+    """``Moments`` from table values where the table holds and the exact path (``_array_moments``) elsewhere."""
+    inside = tabled.inside
+    values, errors = np.empty((4, mean_f.size)), np.empty((4, mean_f.size))  # rows as in _array_moments
+    values[:, inside], errors[:, inside] = tabled.values, tabled.error
+    method_name = "table"
+    if not inside.all():
+        rest = _array_moments(activation, mean_f[~inside], var_f[~inside], "auto", with_error, tables=False)
+        values[:, ~inside] = [rest.mean, rest.second_moment, rest.deriv_second_moment, rest.variance]
+        if rest.error is not None:
+            errors[:, ~inside] = [rest.error[0], rest.error[1], rest.error[3], rest.error[2]]
+        method_name = "mixed"
+    order = (0, 1, 3, 2)  # Moments orders the variance third
+    first, second, variance, deriv = (_unwrap(values[i].reshape(shape)) for i in order)
+    error = tuple(_unwrap(errors[i].reshape(shape)) for i in order) if with_error else None
+    return Moments(
+        mean=first,
+        second_moment=second,
+        variance=variance,
+        deriv_second_moment=deriv,
+        error=error,  # type: ignore[arg-type]
+        method=method_name,
     )
 
 

@@ -397,8 +397,9 @@ class _Layer:
         (units independent given their means), then phi's exact moments per unit. An RNN's equal-time moments need
         no two-time ones, and the drawn matrices fix the units' means (a ReLU network's positive means through one
         orthogonal U vary from draw to draw at width 32, beyond what the pooled theory sees)."""
-        weight_ih = self.ctx.new_value(self.weight_ih).detach().double().cpu().numpy()
-        weight_hh = self.ctx.new_value(self.weight_hh).detach().double().cpu().numpy()
+        # (copies: each read reuses the plan's one work buffer)
+        weight_ih = np.array(self.ctx.read(self.weight_ih).double().cpu().numpy(), dtype=np.float64, copy=True)
+        weight_hh = np.array(self.ctx.read(self.weight_hh).double().cpu().numpy(), dtype=np.float64, copy=True)
         squares_ih, squares_hh = weight_ih * weight_ih, weight_hh * weight_hh
         steps = unit_mean.shape[0]
         mean_in = unit_mean @ weight_ih.T
