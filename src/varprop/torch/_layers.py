@@ -268,7 +268,7 @@ def weight_layer(
     if bias is not None:
         if bias_var > 0.0:
             ctx.plan_bias_draw(bias, ctx.bias_std)
-            bias_values = as_numpy(ctx.read(bias))
+            bias_values = as_numpy(ctx.read(bias)).copy()  # (a copy: the next read reuses the work buffer)
         else:
             ctx.zero(bias, rows)
     plan = LayerPlan(

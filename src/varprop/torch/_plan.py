@@ -258,7 +258,8 @@ class Context:
 
     def read(self, param: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
         """The new value of ``param`` (or of its rows ``rows``) as planned so far, in a work buffer that the next
-        ``read`` reuses (a DTensor: a fresh one). For statistics; the model is not touched."""
+        ``read`` reuses (a DTensor: a fresh one): copy what must outlive it (a float64 CPU tensor's ``.numpy()`` is
+        a view of the buffer). For statistics; the model is not touched."""
         recipe = self.recipes[id(param)]
         if is_dtensor(param):
             value = self._make_dtensor(recipe)
