@@ -1,6 +1,7 @@
 """Walk the graph in order and apply each node's propagation rule (the dispatcher over ``_layers``, ``_ops``,
-``_attention``). Values in the environment are ``Stat`` (floating tensors), ``IndexStat`` (integer tensors),
-``TensorMeta`` (parameters, buffers, constants), tuples of those, or plain Python values."""
+``_attention``, ``_elementwise``, ``_functional_weights``, ``_unknown``). Values in the environment are ``Stat``
+(floating tensors), ``IndexStat`` (integer tensors), ``TensorMeta`` (parameters, buffers, constants: position ids,
+masks), ``Unknown`` (downstream of what is not propagated), tuples of those, or plain Python values."""
 
 from __future__ import annotations
 
