@@ -141,20 +141,19 @@ def _drawn(ctx: Context, param: torch.Tensor, std: float) -> torch.Tensor:
     realized weights rescaled so that its mean square is exactly std^2 (as ``nn.Embedding`` rows are: a class token
     has one entry per channel, whose mean square alone would be off by ~sqrt(2 / width))."""
     if ctx.is_planned(param):
-        return ctx.new_value(param)
-    value = ctx.draw_like(param, std)
-    if ctx.realized and std > 0.0 and value.numel():
-        mean_square = float(value.detach().double().pow(2).mean())
+        return ctx.read(param)
+    ctx.plan_draw(param, std)
+    if ctx.realized and std > 0.0 and param.numel():
+        mean_square = float(ctx.read(param).double().pow(2).mean())
         if mean_square > 0.0:
-            value.mul_(std / math.sqrt(mean_square))
-    ctx.set_new(param, value)
-    return value
+            ctx.scale(param, std / math.sqrt(mean_square))
+    return ctx.read(param)
 
 
 def _layer_scale(ctx: Context, key: str, param: DirectParameter, other: Stat) -> Stat:
     name = ctx.name_of(param.param)
     if ctx.is_planned(param.param):
-        values = ctx.new_value(param.param).detach().double()
+        values = ctx.read(param.param).double()
         gamma = float(values.mean()) if values.numel() else 1.0
         return other.scaled(gamma)
     gamma, role = 1.0, "a scale outside a residual branch end: 1 (the identity)"
@@ -192,7 +191,7 @@ def _additive(ctx: Context, param: DirectParameter, other: Stat, sign: float) ->
         if not ctx.is_planned(tensor):
             ctx.zero(tensor)
             _note(ctx, f"{name} (a bias used directly in forward) set to 0")
-        values = ctx.new_value(tensor)
+        values = ctx.read(tensor)
     else:
         variance = other.variance
         stream = math.sqrt(variance) if variance > 0.0 and math.isfinite(variance) else math.sqrt(ctx.target_var)

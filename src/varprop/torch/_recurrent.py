@@ -341,19 +341,17 @@ class _Layer:
             ctx.warn(f"{name}: its input has second moment {second:g}; std set as for E[x^2] = 1")
             second = 1.0
         std = math.sqrt(INPUT_SHARE * target / (features * second))
-        weight = ctx.new_value(self.weight_ih)
         var_in = np.maximum(input_second - input_mean * input_mean, 0.0)
         for gate, label in enumerate(self.gates):
             rows = self.rows(gate)
-            block = weight[rows]
-            block.copy_(ctx.draw_like(self.weight_ih, std, rows))
-            matrix = block.detach().double().cpu().numpy()
+            ctx.plan_draw(self.weight_ih, std, rows)
+            matrix = ctx.read(self.weight_ih, rows).detach().double().cpu().numpy()  # (a copy: read reuses its buffer)
             mean_out, var_out = matrix @ input_mean, (matrix * matrix) @ var_in
             factor = 1.0
             pooled = float((mean_out * mean_out + var_out).mean())
             if ctx.realized and pooled > 0.0:
                 factor = math.sqrt(INPUT_SHARE * target / pooled)
-                block.mul_(factor)
+                ctx.scale(self.weight_ih, factor, rows)
                 mean_out, var_out = mean_out * factor, var_out * factor * factor
             plan = LayerPlan(
                 name=qualify(self.key, f"{name}[{label}]"),
@@ -375,17 +373,21 @@ class _Layer:
         """Hidden-to-hidden blocks: orthogonal (Haar) times the gate's gain; the biases."""
         ctx = self.ctx
         name = ctx.name_of(self.weight_hh)
-        weight = ctx.new_value(self.weight_hh)
+        blocks = []
         for gate in range(len(self.gates)):
             rows = self.rows(gate)
             seed = name_seed(ctx.seed, f"{name}[{rows.start}:{rows.stop}]")
-            weight[rows].copy_(orthogonal_block(self.hidden, seed, weight.dtype, weight.device) * gains[gate])
+            blocks.append(orthogonal_block(self.hidden, seed, torch.float64, torch.device("cpu")) * gains[gate])
+        weight = self.weight_hh
+        ctx.set_value(weight, torch.cat(blocks).to(dtype=weight.dtype, device=weight.device))
         for bias in (self.bias_ih, self.bias_hh):
             if isinstance(bias, torch.Tensor):
                 ctx.zero(bias)
         if self.kind == "LSTM" and isinstance(self.bias_ih, torch.Tensor) and forget_bias != 0.0:
             rows = self.rows(1)
-            ctx.new_value(self.bias_ih)[rows].fill_(forget_bias)
+            value = torch.zeros(self.bias_ih.shape, dtype=self.bias_ih.dtype, device=self.bias_ih.device)
+            value[rows] = forget_bias
+            ctx.set_value(self.bias_ih, value)
             self.ih_plans[1].notes.append(
                 f"{ctx.name_of(self.bias_ih)}[{rows.start}:{rows.stop}] = {forget_bias:g}: the forget gate's bias "
                 "(forget_bias, Jozefowicz et al. 2015)"
@@ -398,8 +400,8 @@ class _Layer:
         (units independent given their means), then phi's exact moments per unit. An RNN's equal-time moments need
         no two-time ones, and the drawn matrices fix the units' means (a ReLU network's positive means through one
         orthogonal U vary from draw to draw at width 32, beyond what the pooled theory sees)."""
-        weight_ih = self.ctx.new_value(self.weight_ih).detach().double().cpu().numpy()
-        weight_hh = self.ctx.new_value(self.weight_hh).detach().double().cpu().numpy()
+        weight_ih = self.ctx.read(self.weight_ih).detach().double().cpu().numpy()
+        weight_hh = self.ctx.read(self.weight_hh).detach().double().cpu().numpy()
         squares_ih, squares_hh = weight_ih * weight_ih, weight_hh * weight_hh
         steps = unit_mean.shape[0]
         mean_in = unit_mean @ weight_ih.T

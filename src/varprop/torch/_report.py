@@ -14,9 +14,10 @@ import numpy as np
 
 from .._activation import Activation
 from .._drift import escape_layers, predict_drift
-from .._dynamics import stability
+from .._dynamics import classify, depth_scale, stability
 from .._errors import VarpropWarning
 from .._gains import gain
+from .._verdicts import stability_verdict
 from ._plan import ActivationUse, LayerPlan
 
 __all__ = ["ActivationRow", "InitReport", "LayerRow", "stability_of"]
@@ -79,6 +80,9 @@ class ActivationRow:
     width: float = 0.0
     chain_depth: int = 0
     padded: bool = False
+    phase: str | None = None
+    chi1: float | None = None
+    depth_scale_c: float | None = None
 
     def __post_init__(self) -> None:
         for name, value in (("input_var_range", self.input_var), ("input_mean_range", self.input_mean)):
@@ -100,19 +104,36 @@ class ActivationRow:
         return f"{'effective fan-in' if self.padded else 'width'} {self.width:g}"
 
 
-def stability_of(act: Activation, var: float) -> dict[str, Any]:
-    """``varprop._dynamics.stability(act, var)`` summarized (an empty dict for a variance that is not positive)."""
+def stability_of(act: Activation, var: float, critical: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``varprop._dynamics.stability(act, var)`` summarized (an empty dict for a variance that is not positive).
+
+    ``critical``: the report's ``settings["critical"]`` (objective="critical"): for its activation the variance map
+    is the point's, with biases (sigma_w, sigma_b), so its slope and chi1 are the point's at q*."""
     if not (var > 0 and math.isfinite(var)):
         return {}
+    if critical is not None and critical.get("activation") == act.spec:
+        slope, chi1 = float(critical["slope"]), float(critical["chi1"])
+        kind = str(classify(slope))
+        scale_q, scale_c = float(depth_scale(slope)), float(depth_scale(chi1))
+        doubling = math.inf if math.isinf(scale_q) else abs(scale_q) * math.log(2.0)
+        verdict = stability_verdict(kind, slope, doubling, float(critical["q*"]), chi1, scale_c)
+        return {
+            "kind": kind,
+            "slope": slope,
+            "verdict": verdict,
+            "phase": "critical",
+            "chi1": chi1,
+            "depth_scale_c": scale_c,
+        }
     try:
         result = stability(act, var)
     except Exception as error:
         return {"verdict": f"stability unavailable: {type(error).__name__}: {error}"}
     summary: dict[str, Any] = {}
-    for field_name in ("kind", "slope", "verdict"):
+    for field_name in ("kind", "slope", "verdict", "phase", "chi1", "depth_scale_c"):
         value = getattr(result, field_name, None)
         if value is not None:
-            summary[field_name] = float(value) if field_name == "slope" else str(value)
+            summary[field_name] = str(value) if field_name in ("kind", "verdict", "phase") else float(value)
     return summary
 
 
@@ -165,7 +186,7 @@ def _plain_chains(plans: list[LayerPlan]) -> dict[str, tuple[int, float, bool]]:
 
 
 def _group(
-    activations: list[ActivationUse], plans: list[LayerPlan]
+    activations: list[ActivationUse], plans: list[LayerPlan], critical: dict[str, Any] | None = None
 ) -> tuple[list[ActivationRow], dict[str, Activation]]:
     """One ``ActivationRow`` per activation spec (in order of first use), and the ``Activation`` of each spec."""
     grouped: dict[str, list[ActivationUse]] = {}
@@ -179,7 +200,7 @@ def _group(
         variances = [use.input_var for use in uses]
         means = [use.input_mean for use in uses]
         median_var = float(statistics.median(variances))
-        summary = stability_of(uses[0].act, median_var)
+        summary = stability_of(uses[0].act, median_var, critical)
         depth, width, padded = chains.get(_bare_name(spec), (0, overall_width, _is_padded(wide)))
         rows.append(
             ActivationRow(
@@ -195,6 +216,9 @@ def _group(
                 width=width,
                 chain_depth=depth,
                 padded=padded,
+                phase=summary.get("phase"),
+                chi1=summary.get("chi1"),
+                depth_scale_c=summary.get("depth_scale_c"),
             )
         )
     return rows, {spec: uses[0].act for spec, uses in grouped.items()}
@@ -371,7 +395,7 @@ class InitReport:
                     notes=tuple(plan.notes),
                 )
             )
-        activation_rows, acts = _group(activations, plans)
+        activation_rows, acts = _group(activations, plans, settings.get("critical"))
         deep: list[str] = []
         if settings.get("calibrate") is None:
             target_var = float(settings.get("target_var", 1.0))
@@ -473,7 +497,13 @@ class InitReport:
     def _activation_lines(self) -> list[str]:
         lines = ["activations (one line per spec; stability and drift at the median input variance):"]
         for act in self.activations:
-            stability = "" if act.kind is None else f"; {act.kind} (slope {_round(act.slope)})"
+            stability = "" if act.kind is None else f"; variance {act.kind} (slope {_round(act.slope)})"
+            if act.phase is not None and act.chi1 is not None:
+                depth = max(act.chain_depth, 1)
+                stability = (
+                    f"; {act.phase} (chi1 {_round(act.chi1)}: gradient second moment times "
+                    f"{_round(act.chi1**depth)} over {depth} layers){stability}"
+                )
             band = act.drift()
             drift = (
                 ""
@@ -492,10 +522,18 @@ class InitReport:
     def __str__(self) -> str:
         lines = [
             "varprop.torch.init_model: "
-            + ", ".join(f"{key}={value}" for key, value in self.settings.items() if key != "note"),
+            + ", ".join(f"{key}={value}" for key, value in self.settings.items() if key not in ("note", "critical")),
         ]
         if self.settings.get("note"):
             lines.append(f"note: {self.settings['note']}")
+        point = self.settings.get("critical")
+        if point:
+            lines.append(
+                f"edge of chaos for {point['activation']}: sigma_w {_round(point['sigma_w'], 6)}, sigma_b "
+                f"{_round(point['sigma_b'], 6)}, q* {_round(point['q*'], 6)}, chi1 {_round(point['chi1'], 6)}, "
+                f"xi_q {_round(point['xi_q'])}, xi_c {_round(point['xi_c'])}; predicted gradient factor chi1^"
+                f"{point['depth']} = {_round(point['gradient_factor'], 6)} ({point['rule']})"
+            )
         lines.extend(self._layer_table())
         if self.activations:
             lines.append("")

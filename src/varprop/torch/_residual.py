@@ -196,7 +196,7 @@ def _branch_ends(
         return [f"!{node.target}"]
     if node.op in ("function", "method"):
         op = canonical(node)
-        if op in ("linear", "conv1d", "conv2d", "conv3d", "matmul") and len(node.args) > 1:
+        if op in ("linear", "conv1d", "conv2d", "conv3d", "matmul", "addmm") and len(node.args) > 1:
             return [name]
         if op == "mul" and len(args) == 2 and any(_is_parameter(nodes.get(a), modules) for a in args):
             return [name]  # a layer scale (gamma * branch): its value is the branch's gain (see _direct)
