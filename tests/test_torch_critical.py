@@ -204,3 +204,20 @@ def test_correlation_deviation_grows_as_chi1_to_the_depth(seed: int) -> None:
         generator=torch.Generator().manual_seed(seed),
     )
     assert _correlation_growth(critical, seed) == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_orthogonal_critical_weights_have_singular_values_sigma_w(dtype: torch.dtype) -> None:
+    """Every hidden square layer of a critical orthogonal tanh MLP is sigma_w times an orthogonal matrix (realized
+    rescaling is one scalar per layer), in float32 and float64 (regression: in float64 the drawn biases were read from
+    a work buffer that the weights then overwrote, and the weights came out 5x too small)."""
+    point = critical_point("tanh")
+    net = _mlp(nn.Tanh, 4, 64, 64).to(dtype)
+    vt.init_model(
+        net, (16, 64), objective="critical", distribution="orthogonal", generator=torch.Generator().manual_seed(0)
+    )
+    for layer in [m for m in net if isinstance(m, nn.Linear)][1:]:
+        values = torch.linalg.svdvals(layer.weight.detach().double())
+        assert float(values.max() - values.min()) < 1e-5 * float(values.max())
+        # the realized factor corrects sigma_w for this draw of biases and weights: within a few per cent
+        assert float(values.mean()) == pytest.approx(point.weight_std, rel=0.05), float(values.mean())

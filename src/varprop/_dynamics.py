@@ -35,6 +35,7 @@ from ._errors import VarpropValueError
 from ._moments import Scalar, _unwrap, resolve_activation
 from ._quadrature import gaussian_expectation
 from ._roots import ROOT_NOISE, scan_roots
+from ._singular import refuse_singular
 from ._validation import as_real_array, check_real
 from ._verdicts import NEUTRAL_TOLERANCE, phase, stability_verdict
 
@@ -61,8 +62,16 @@ _IDENTITY_TOLERANCE = 1e-12  # |F(q) - q| <= this * q on the whole scan: the map
 
 
 def check_std(name: str, value: Any) -> float:
-    """A standard deviation: a finite real number >= 0 (the message names the bad value)."""
-    return check_real(name, value, minimum=0.0)
+    """A standard deviation: a finite real number >= 0 whose square is finite (the message names the bad value)."""
+    std = check_real(name, value, minimum=0.0)
+    if std > _MAX_STD:
+        raise VarpropValueError(
+            f"{name}={std!r} is too large: its square (the variance) exceeds the float64 range; use {name} <= 1e154"
+        )
+    return std
+
+
+_MAX_STD = math.sqrt(float(np.finfo(np.float64).max))  # 1.34e154: the largest std whose square is finite
 
 
 # ---------------------------------------------------------------------------------------------- engine
@@ -81,6 +90,7 @@ def gaussian_rows(act: Activation, mean: Any, var: Any, rows: Sequence[Row]) -> 
     Returns:
         Array of shape ``(len(rows), *broadcast_shape)``.
     """
+    refuse_singular(act.spec, act.extra.get("singular_points", ()), "the depth dynamics")  # issue 12: poles
     mean_b, var_b = np.broadcast_arrays(np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64))
     shape = mean_b.shape
     mean_f, var_f = mean_b.ravel(), var_b.ravel()

@@ -9,7 +9,7 @@ import math
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,10 +20,10 @@ from .._validation import check_real
 from . import _distributed
 from ._calibrate import calibrate as run_calibration
 from ._critical import OBJECTIVES, critical_settings, model_critical_point
-from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ._graph import Graph, build_graph
+from ._keep import resolve_keep
 from ._layers import DROPOUT_TYPES, input_stat
-from ._plan import Context
+from ._plan import Context, keeps_draws
 from ._propagate import canonical, output_stats, propagate
 from ._report import InitReport
 from ._residual import RESIDUAL_POLICIES, STREAM_OPS
@@ -168,6 +168,7 @@ def init_model(
     strict: bool = False,
     residual: str = "scaled",
     realized: bool | None = None,
+    keep: Any = None,
     objective: str = "variance",
 ) -> InitReport:
     """Initialize every weight layer of ``model`` so that each pre-activation has variance ``target_var``.
@@ -252,7 +253,7 @@ def init_model(
     if not isinstance(model, nn.Module):
         raise VarpropTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     target = check_real("target_var", target_var, minimum=0.0, strict=True)
-    input_variance = None if input_var is None else check_real("input_var", input_var, minimum=0.0)
+    input_variance = None if input_var is None else check_real("input_var", input_var, minimum=0.0, strict=True)
     check_choice("distribution", distribution, TORCH_DISTRIBUTIONS)
     check_choice("residual", residual, RESIDUAL_POLICIES)
     check_generator(generator)
@@ -264,6 +265,7 @@ def init_model(
         )
     if not isinstance(strict, bool) or not isinstance(realized, (bool, type(None))):
         raise VarpropTypeError(f"strict must be a bool and realized a bool or None, got {strict!r} and {realized!r}")
+    kept = resolve_keep(model, keep)
     mesh = _distributed.prepare_model(model)  # None unless sharded (DTensor parameters)
     seed = fresh_seed(generator) if mesh is None else _distributed.agreed_seed(generator, mesh)
     example, synthetic = _example(model, example_input, input_variance, generator)
@@ -276,6 +278,7 @@ def init_model(
         residual=residual,
         realized=(batch is None) if realized is None else realized,
         strict=strict,
+        kept=kept,
         objective=objective,
     )
     with _collection_paused():
@@ -308,24 +311,8 @@ class _Options:
     residual: str
     realized: bool
     strict: bool
+    kept: dict[int, str] = field(default_factory=dict)  # (id of a parameter: its name) for keep=
     objective: str = "variance"
-
-
-_WEIGHT_MODULES: tuple[type[nn.Module], ...] = (nn.Linear, *CONV_LAYERS, *CONV_TRANSPOSE_LAYERS)
-
-
-def _weights_in(graph: Graph, model: nn.Module) -> list[torch.Tensor]:
-    """The weights of the Linear, ConvNd and ConvTransposeNd modules that the graph calls: drawn whole, at a std known
-    only when the propagation reaches them, so they can all be sampled at unit std first, and scaled then."""
-    found = []
-    for node in graph.nodes:
-        if node.op == "module":
-            called = model.get_submodule(str(node.target)) if node.target else model
-            for module in called.modules():  # (with those inside a leaf: a transformer layer's feed-forward)
-                weight = getattr(module, "weight", None)
-                if isinstance(module, _WEIGHT_MODULES) and isinstance(weight, torch.Tensor):
-                    found.append(weight)
-    return found
 
 
 def _initialize(
@@ -350,6 +337,11 @@ def _initialize(
         seed=seed,
         mesh=mesh,
     )
+    ctx.keep_draws = keeps_draws(list(model.parameters()))
+    for param in model.parameters():
+        if not _distributed.is_dtensor(param):
+            where = (param.device, param.dtype)
+            ctx.largest[where] = max(ctx.largest.get(where, 0), param.numel())
     point, critical_warning = None, None
     if options.objective == "critical":
         if mesh is not None:
@@ -369,9 +361,8 @@ def _initialize(
         stat_of(t, input_variance if not synthetic else (1.0 if input_variance is None else input_variance))
         for t in example
     ]
-    ctx.prefetch(_weights_in(graph, model))
-    output = propagate(graph, model, ctx, inputs, options.strict)
-    modules = dict(model.named_modules())
+    output = propagate(graph, model, ctx, inputs, options.strict, frozenset(options.kept))
+    modules = dict(model.named_modules(remove_duplicate=False))
     from ._residual import analyze
 
     residual_adds = set(analyze(graph, modules, canonical).adds)
@@ -382,15 +373,14 @@ def _initialize(
         listed = "; ".join(f"{what}: {assumption}" for what, assumption in ctx.unknown.items())
         raise VarpropValueError(f"strict=True and {len(ctx.unknown)} operation(s) are not recognized: {listed}")
     propagated = time.perf_counter()
+    for key in options.kept:  # (asked for: never written, nor used by calibration)
+        ctx.recipes.pop(key, None)
     if batch is not None:
         run_calibration(model, ctx, batch)
     calibrated = time.perf_counter()
-    for param, value in ctx.new.values():
-        if value.shape != param.shape or value.dtype != param.dtype or value.device != param.device:
-            raise VarpropValueError(f"internal error: planned value for {ctx.name_of(param)} does not match it")
     ctx.write()
     finished = time.perf_counter()
-    untouched = [name for name, p in model.named_parameters() if id(p) not in ctx.new]
+    untouched = [name for name, p in model.named_parameters() if not ctx.is_planned(p) and id(p) not in options.kept]
     settings: dict[str, Any] = {
         "target_var": options.target,
         "input_var": inputs[0].variance if inputs and hasattr(inputs[0], "variance") else None,
@@ -410,6 +400,15 @@ def _initialize(
         settings["sharded"] = f"mesh {tuple(mesh.shape)} ({mesh.size()} ranks)"
     if untouched:
         settings["untouched_parameters"] = untouched
+        message = (
+            f"{len(untouched)} parameter(s) not written (no rule reached them on the example's forward pass): "
+            f"{', '.join(untouched[:8])}{' ...' if len(untouched) > 8 else ''}; left at their values. Pass keep=[...] "
+            "to say that this is meant"
+        )
+        ctx.warn(message)
+        warnings.warn(message, VarpropWarning, stacklevel=3)  # (_initialize <- init_model <- the user's call)
+    if options.kept:
+        settings["kept_parameters"] = list(options.kept.values())
     outputs = [(s.pooled_mean, s.variance) for s in output_stats(output)]
     timings = {
         "trace_s": traced - started,
