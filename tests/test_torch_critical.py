@@ -161,6 +161,8 @@ def test_critical_errors() -> None:
         vt.init_model(nn.Linear(8, 8), (4, 8), objective="critical")
     with pytest.raises(VarpropValueError, match=r"got target_var=2\.0"):
         vt.init_model(_mlp(nn.Tanh, 2, 8, 8), (4, 8), objective="critical", target_var=2.0)
+    with pytest.raises(VarpropValueError, match="calibration rescales each layer's output as if its bias were 0"):
+        vt.init_model(_mlp(nn.Tanh, 2, 8, 8), (4, 8), objective="critical", calibrate="gaussian")
     with pytest.raises(VarpropValueError, match="valid choices: 'variance', 'critical'"):
         vt.init_model(_mlp(nn.Tanh, 2, 8, 8), (4, 8), objective="chaos")
 
