@@ -128,6 +128,15 @@ def test_critical_settings_biases_and_predictions(act: type[nn.Module], name: st
     assert "predicted gradient factor chi1^6 = 1" in text
     row = report.activations[0]
     assert row.phase == "critical" and row.kind == "stable" and row.slope == pytest.approx(point.slope, rel=1e-15)
+    # the drift band is predicted for the network as drawn: (sigma_w, sigma_b), not the zero-bias gain
+    assert (row.weight_std, row.bias_std) == (point.weight_std, point.bias_std)
+    band = row.drift()
+    expected = varprop.predict_drift(
+        row.activation, row.chain_depth, round(row.width), point.weight_std, point.bias_std, input_var=row.input_var
+    )
+    assert band is not None
+    assert band[0] == pytest.approx(float(expected.lower[-1]) / row.input_var, rel=1e-9)
+    assert band[1] == pytest.approx(float(expected.upper[-1]) / row.input_var, rel=1e-9)
 
 
 def test_same_seed_same_weights_and_biases() -> None:
