@@ -128,6 +128,15 @@ def test_critical_settings_biases_and_predictions(act: type[nn.Module], name: st
     assert "predicted gradient factor chi1^6 = 1" in text
     row = report.activations[0]
     assert row.phase == "critical" and row.kind == "stable" and row.slope == pytest.approx(point.slope, rel=1e-15)
+    # the drift band is predicted for the network as drawn: (sigma_w, sigma_b), not the zero-bias gain
+    assert (row.weight_std, row.bias_std) == (point.weight_std, point.bias_std)
+    band = row.drift()
+    expected = varprop.predict_drift(
+        row.activation, row.chain_depth, round(row.width), point.weight_std, point.bias_std, input_var=row.input_var
+    )
+    assert band is not None
+    assert band[0] == pytest.approx(float(expected.lower[-1]) / row.input_var, rel=1e-9)
+    assert band[1] == pytest.approx(float(expected.upper[-1]) / row.input_var, rel=1e-9)
 
 
 def test_same_seed_same_weights_and_biases() -> None:
@@ -161,6 +170,8 @@ def test_critical_errors() -> None:
         vt.init_model(nn.Linear(8, 8), (4, 8), objective="critical")
     with pytest.raises(VarpropValueError, match=r"got target_var=2\.0"):
         vt.init_model(_mlp(nn.Tanh, 2, 8, 8), (4, 8), objective="critical", target_var=2.0)
+    with pytest.raises(VarpropValueError, match="calibration rescales each layer's output as if its bias were 0"):
+        vt.init_model(_mlp(nn.Tanh, 2, 8, 8), (4, 8), objective="critical", calibrate="gaussian")
     with pytest.raises(VarpropValueError, match="valid choices: 'variance', 'critical'"):
         vt.init_model(_mlp(nn.Tanh, 2, 8, 8), (4, 8), objective="chaos")
 
@@ -204,3 +215,20 @@ def test_correlation_deviation_grows_as_chi1_to_the_depth(seed: int) -> None:
         generator=torch.Generator().manual_seed(seed),
     )
     assert _correlation_growth(critical, seed) == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_orthogonal_critical_weights_have_singular_values_sigma_w(dtype: torch.dtype) -> None:
+    """Every hidden square layer of a critical orthogonal tanh MLP is sigma_w times an orthogonal matrix (realized
+    rescaling is one scalar per layer), in float32 and float64 (regression: in float64 the drawn biases were read from
+    a work buffer that the weights then overwrote, and the weights came out 5x too small)."""
+    point = critical_point("tanh")
+    net = _mlp(nn.Tanh, 4, 64, 64).to(dtype)
+    vt.init_model(
+        net, (16, 64), objective="critical", distribution="orthogonal", generator=torch.Generator().manual_seed(0)
+    )
+    for layer in [m for m in net if isinstance(m, nn.Linear)][1:]:
+        values = torch.linalg.svdvals(layer.weight.detach().double())
+        assert float(values.max() - values.min()) < 1e-5 * float(values.max())
+        # the realized factor corrects sigma_w for this draw of biases and weights: within a few per cent
+        assert float(values.mean()) == pytest.approx(point.weight_std, rel=0.05), float(values.mean())

@@ -224,6 +224,14 @@ def _check_models(rank: int, world: int, mesh: Any) -> dict[str, Any]:
         out[f"{kind}/calibrated/rows"] = _rows(report)
         out[f"{kind}/calibrated/placements"] = _placements(model)
         out[f"{kind}/calibrated/state"] = _full_state(model)
+    for kind in ("mlp", "cnn"):  # issue 11: orthogonal matrices are QRs of the whole global draw on every rank
+        model = _sharded(FACTORIES[kind], mesh)
+        batch = _batch(kind, seed=3)
+        report = vt.init_model(
+            model, _part(batch, rank, world), distribution="orthogonal", generator=torch.Generator().manual_seed(11)
+        )
+        out[f"{kind}/orthogonal/rows"] = _rows(report)
+        out[f"{kind}/orthogonal/state"] = _full_state(model)
     return out
 
 
@@ -443,6 +451,24 @@ def _single_process(kind: str, calibrated: bool) -> tuple[Any, nn.Module]:
         generator=torch.Generator().manual_seed(11),
     )
     return report, model
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_sharded_orthogonal_model_equals_the_unsharded_one(ranks: list[dict[str, Any]], kind: str) -> None:
+    first, second = _check(ranks, "models")
+    model = FACTORIES[kind]()
+    report = vt.init_model(
+        model, _batch(kind, seed=3), distribution="orthogonal", generator=torch.Generator().manual_seed(11)
+    )
+    for results in (first, second):
+        _compare_rows(results[f"{kind}/orthogonal/rows"], _rows(report), _RTOL)
+        state = results[f"{kind}/orthogonal/state"]
+        for name, param in model.named_parameters():
+            torch.testing.assert_close(state[name], param.detach(), rtol=_RTOL, atol=1e-7, msg=name)
+    weight = next(p for name, p in model.named_parameters() if name.endswith("weight")).detach().double()
+    matrix = weight.reshape(weight.shape[0], -1)
+    gram = matrix @ matrix.t() if matrix.shape[0] <= matrix.shape[1] else matrix.t() @ matrix
+    torch.testing.assert_close(gram, gram[0, 0] * torch.eye(gram.shape[0], dtype=torch.float64), atol=1e-5, rtol=0)
 
 
 def _compare_rows(sharded: list[Any], single: list[Any], rtol: float) -> None:

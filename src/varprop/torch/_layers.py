@@ -268,7 +268,8 @@ def weight_layer(
     if bias is not None:
         if bias_var > 0.0:
             ctx.plan_bias_draw(bias, ctx.bias_std)
-            bias_values = as_numpy(ctx.read(bias)).copy()  # (a copy: the next read reuses the work buffer)
+            # (a copy: read returns a work buffer that the next read reuses, and float64 converts without copying)
+            bias_values = as_numpy(ctx.read(bias)).copy()
         else:
             ctx.zero(bias, rows)
     plan = LayerPlan(

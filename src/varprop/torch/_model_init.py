@@ -234,7 +234,8 @@ def init_model(
             ``distribution="orthogonal"`` dynamical isometry, Pennington et al. 2017), so ``target_var`` must stay
             1. One activation per model; for ReLU-like ones (no non-trivial point) a warning, and the
             variance-preserving weights. The report's ``settings["critical"]`` holds sigma_w, sigma_b, q*, chi1,
-            xi_q, xi_c and chi1^depth. Not for sharded models yet.
+            xi_q, xi_c and chi1^depth. Not for sharded models yet, nor with ``calibrate`` (which assumes zero
+            biases).
         forget_bias: the bias of every ``nn.LSTM`` forget gate (1.0: Jozefowicz et al. 2015; 0 for all-zero
             biases). Recurrent layers: see ``varprop.torch._recurrent``.
         keep: parameters to leave at their values: qualified names (``model.named_parameters()``), a predicate
@@ -287,6 +288,11 @@ def init_model(
     forget = check_real("forget_bias", forget_bias)
     check_generator(generator)
     check_choice("objective", objective, OBJECTIVES)
+    if objective == "critical" and calibrate is not None:
+        raise VarpropValueError(
+            "objective='critical' draws biases, and calibration rescales each layer's output as if its bias were 0 "
+            "(LSUV); use objective='critical' without calibrate, or calibrate with objective='variance'"
+        )
     if objective == "critical" and target != 1.0:
         raise VarpropValueError(
             f"objective='critical' chooses the pre-activation variance q* itself; got target_var={target_var!r}: "

@@ -83,6 +83,9 @@ class ActivationRow:
     phase: str | None = None
     chi1: float | None = None
     depth_scale_c: float | None = None
+    # objective="critical": the point's (sigma_w, sigma_b) for the drift band (None: the exact gain, zero bias)
+    weight_std: float | None = None
+    bias_std: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in (("input_var_range", self.input_var), ("input_mean_range", self.input_mean)):
@@ -95,7 +98,14 @@ class ActivationRow:
         return len(self.where)
 
     def drift(self) -> tuple[float, float] | None:
-        return _drift_band(self.activation, self.chain_depth, round(self.width), round(self.input_var, 12))
+        return _drift_band(
+            self.activation,
+            self.chain_depth,
+            round(self.width),
+            round(self.input_var, 12),
+            self.weight_std,
+            self.bias_std,
+        )
 
     @property
     def width_label(self) -> str:
@@ -138,11 +148,14 @@ def stability_of(act: Activation, var: float, critical: dict[str, Any] | None = 
 
 
 @functools.lru_cache(maxsize=256)
-def _drift_band(spec: str, depth: int, width: int, var: float) -> tuple[float, float] | None:
+def _drift_band(
+    spec: str, depth: int, width: int, var: float, weight_std: float | None = None, bias_std: float = 0.0
+) -> tuple[float, float] | None:
     if depth < 2 or width < 2 or not (var > 0 and math.isfinite(var)):
         return None
     try:
-        prediction = predict_drift(spec, depth, width, float(gain(spec, var=var)), input_var=var)
+        scale = float(gain(spec, var=var)) if weight_std is None else weight_std
+        prediction = predict_drift(spec, depth, width, scale, bias_std, input_var=var)
         return float(prediction.lower[-1]) / var, float(prediction.upper[-1]) / var
     except Exception:  # a report must not fail on a diagnostic
         return None
@@ -219,9 +232,17 @@ def _group(
                 phase=summary.get("phase"),
                 chi1=summary.get("chi1"),
                 depth_scale_c=summary.get("depth_scale_c"),
+                **_critical_scales(uses[0].act, critical),
             )
         )
     return rows, {spec: uses[0].act for spec, uses in grouped.items()}
+
+
+def _critical_scales(act: Activation, critical: dict[str, Any] | None) -> dict[str, Any]:
+    """``weight_std`` and ``bias_std`` of an activation row under objective="critical" (none otherwise)."""
+    if critical is None or critical.get("activation") != act.spec:
+        return {}
+    return {"weight_std": float(critical["sigma_w"]), "bias_std": float(critical["sigma_b"])}
 
 
 # ------------------------------------------------------------------------------------ deep unstable chains

@@ -215,7 +215,8 @@ def init_(
             ``torch.nn.init.orthogonal_``) is s Q, Q Haar-random semi-orthogonal (QR of a standard normal draw with
             the sign fix of R's diagonal), s = std sqrt(max(rows, cols)): with rows <= cols (fan_in mode, square or
             wide) every output unit has Var[y_i] = gain^2 E[x^2] exactly, n Var[w] = gain^2. It equals
-            ``torch.nn.init.orthogonal_(tensor, gain=s, generator=generator)`` (same generator state).
+            ``torch.nn.init.orthogonal_(tensor, gain=s, generator=generator)`` (same generator state) up to
+            rounding.
             ``"delta_orthogonal"`` (Xiao et al. 2018, for convolutions): zero except at the kernel's centre tap, an
             orthogonal ``[shape[0], shape[1]]`` matrix with the same root mean square over the whole tensor.
         generator: a ``torch.Generator`` on the tensor's device; the global RNG is not touched when given.
