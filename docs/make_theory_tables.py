@@ -4,7 +4,10 @@
 
 Sections: the seed's ELU constants and the corrected closed forms; the stability of the variance
 map for every registered activation (exact q = 1 gain); the fixed points at that gain; the slope
-over a range of target variances; the edge of chaos; SELU's constants and Jacobian.
+over a range of target variances; the edge of chaos; SELU's constants and Jacobian; the phases
+(ordered / critical / chaotic) with both depth scales; the critical initializations of
+``init_model(..., objective="critical")``. The measured gradient growth and Jacobian spectra of deep
+torch networks come from ``docs/make_isometry_table.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.special import erfcx
 
+from varprop._criticality import critical_point
 from varprop._dynamics import fixed_point, stability
 from varprop._edge_of_chaos import edge_of_chaos
 from varprop._errors import VarpropError
@@ -228,10 +232,79 @@ def selu_section() -> list[str]:
     ]
 
 
+PHASE_SPECS = ("tanh", "erf", "softsign", "elu", "selu", "gelu", "silu", "mish", "relu", "sigmoid")
+CRITICAL_SPECS = (
+    "tanh",
+    "erf",
+    "softsign",
+    "hardtanh",
+    "elu",
+    "selu",
+    "mish",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "relu",
+    "leaky_relu",
+    "softplus",
+)
+GRADIENT_DEPTHS = (10, 30, 100)
+
+
+def phases() -> list[str]:
+    lines = [
+        "### Phases at q = 1 with the exact gain (zero bias): both depth scales",
+        "",
+        "chi_q = slope of the variance map, chi_c = chi1 = slope of the correlation map at c = 1 (the gradient's",
+        "per-layer factor); xi = -1 / ln chi (negative: growth; Schoenholz et al. 2017); chi1^L the predicted",
+        "factor of the gradient's second moment over L layers.",
+        "",
+        "| activation | chi_q (slope) | kind | xi_q | chi1 | phase | xi_c | "
+        + " | ".join(f"chi1^{depth}" for depth in GRADIENT_DEPTHS)
+        + " |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(GRADIENT_DEPTHS),
+    ]
+    for spec in PHASE_SPECS:
+        result = stability(spec, var=1.0)
+        chi1 = float(result.chi1)
+        factors = " | ".join(f"{chi1**depth:.4g}" for depth in GRADIENT_DEPTHS)
+        lines.append(
+            f"| {activation(spec).spec} | {_slope(float(result.slope))} | {result.kind} | "
+            f"{_cell(float(result.depth_scale_q))} | {_slope(chi1)} | {result.phase} | "
+            f"{_cell(float(result.depth_scale_c))} | {factors} |"
+        )
+    return lines
+
+
+def critical_points() -> list[str]:
+    lines = [
+        "### Critical initializations (objective='critical', varprop._criticality.critical_point)",
+        "",
+        "sigma_w^2 = 1 / E[phi'^2], sigma_b^2 = q* - sigma_w^2 E[phi^2] at the default q*; chi1 = 1 there.",
+        "",
+        "| activation | q* | sigma_w | sigma_b | chi1 | chi_q (slope) | xi_q | how q* was chosen |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for spec in CRITICAL_SPECS:
+        name = activation(spec).spec
+        try:
+            point = critical_point(spec)
+        except VarpropError as exc:
+            reason = "no non-trivial point (ReLU-like)" if "non-trivial" in str(exc) else "no point (sigma_b^2 < 0)"
+            lines.append(f"| {name} | — | — | — | — | — | — | {reason} |")
+            continue
+        lines.append(
+            f"| {name} | {point.q:g} | {point.weight_std:.6f} | {point.bias_std:.6g} | {point.chi1:.12g} | "
+            f"{point.slope:.4f} | {_cell(point.depth_scale_q)} | {point.rule} |"
+        )
+    return lines
+
+
 def main() -> None:
     sections = [seed_constants(), classification(), fixed_points(), biased_fixed_points(), slope_profiles()]
     sections += [published_edge(), edge_table()]
     sections.append(selu_section())
+    sections += [phases(), critical_points()]
     print("\n\n".join("\n".join(section) for section in sections))
 
 

@@ -83,6 +83,15 @@ def _variance_map() -> Any:
     return plotting.variance_map_figure(varprop.variance_map("elu", weight_std=weight), points)
 
 
+def _spectrum() -> Any:
+    predicted = {
+        "Gaussian": varprop.predict_jacobian_spectrum("tanh", 1.2, 4),
+        "orthogonal": varprop.predict_jacobian_spectrum("identity", 1.0, 4, distribution="orthogonal"),
+    }
+    measured = {"Gaussian": varprop.sample_jacobian_singular_values("tanh", 1.2, 4, 64)}
+    return plotting.jacobian_spectrum_figure(predicted, measured, title="spectrum")
+
+
 def _signal() -> Any:
     return plotting.plot_signal({"one": _Signal(12, 0.9), "two": _Signal(12, 1.05)}, title="signal")
 
@@ -95,6 +104,7 @@ FIGURES: dict[str, Callable[[], Any]] = {
     "stability_figure": _stability,
     "variance_map_figure": _variance_map,
     "plot_signal": _signal,
+    "jacobian_spectrum_figure": _spectrum,
 }
 
 

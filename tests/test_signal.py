@@ -318,3 +318,15 @@ def test_plot_signal_bad_input() -> None:
         plot_signal({})
     with pytest.raises(VarpropTypeError, match="SignalStats"):
         plot_signal({"a": [1, 2]})  # type: ignore[dict-item]
+
+
+def test_plot_signal_lives_in_plotting_and_the_old_name_warns() -> None:
+    import varprop.plotting
+    import varprop.torch
+
+    assert "plot_signal" not in varprop.torch.__all__ and "plot_signal" in varprop.plotting.__all__
+    with pytest.warns(DeprecationWarning, match=r"varprop\.plotting\.plot_signal"):
+        old = varprop.torch.plot_signal
+    assert old is varprop.plotting.plot_signal
+    with pytest.raises(AttributeError, match="no attribute 'plot_signals'"):
+        varprop.torch.plot_signals  # noqa: B018

@@ -32,7 +32,7 @@ TIMEOUT_S = 240
 # Linear of the std checks: 383 rows do not split evenly over 2 ranks (192 + 191).
 ROWS, COLS = 383, 300
 BATCH, WIDTH, OUT = 64, 64, 17
-DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
+DISTRIBUTIONS = ("normal", "truncated_normal", "uniform", "orthogonal")
 
 
 def _std_tolerance(count: int) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._activation import Activation
 from ._correlation import CorrelationMap, arccos_cross_moment, correlation_map, cross_moment
+from ._deriv_mean import deriv_mean
 from ._drift import DriftPrediction, PlainNetworkSimulation, predict_drift, simulate_plain_network
 from ._dynamics import (
     NEUTRAL_TOLERANCE,
@@ -21,7 +22,13 @@ from ._dynamics import (
 )
 from ._edge_of_chaos import EdgeOfChaos, PhaseDiagram, edge_of_chaos, edge_of_chaos_curve, phase_diagram
 from ._errors import ConvergenceError, VarpropError, VarpropTypeError, VarpropValueError, VarpropWarning
-from ._gains import gain, weight_std
+from ._free_probability import (
+    JacobianSpectrumPrediction,
+    jacobian_moments,
+    predict_jacobian_spectrum,
+    sample_jacobian_singular_values,
+)
+from ._gains import gain, truncated_normal_scale, uniform_bound, weight_std
 from ._moments import Moments, MonteCarloMoments, moments, monte_carlo_moments
 from ._registry import activation, registered_activations
 from ._reproduce import ReproRow, ReproTable, reproduce_table
@@ -35,6 +42,7 @@ __all__ = [
     "DriftPrediction",
     "EdgeOfChaos",
     "FixedPoint",
+    "JacobianSpectrumPrediction",
     "MeanVarianceMap",
     "Moments",
     "MonteCarloMoments",
@@ -52,22 +60,28 @@ __all__ = [
     "arccos_cross_moment",
     "correlation_map",
     "cross_moment",
+    "deriv_mean",
     "edge_of_chaos",
     "edge_of_chaos_curve",
     "fixed_point",
     "gain",
+    "jacobian_moments",
     "mean_variance_map",
     "moments",
     "monte_carlo_moments",
     "phase_diagram",
     "predict_drift",
+    "predict_jacobian_spectrum",
     "registered_activations",
     "reproduce_table",
+    "sample_jacobian_singular_values",
     "selu_jacobian",
     "selu_moment_map",
     "selu_parameters",
     "simulate_plain_network",
     "stability",
+    "truncated_normal_scale",
+    "uniform_bound",
     "variance_map",
     "weight_std",
 ]

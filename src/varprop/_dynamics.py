@@ -35,7 +35,9 @@ from ._errors import VarpropValueError
 from ._moments import Scalar, _unwrap, resolve_activation
 from ._quadrature import gaussian_expectation
 from ._roots import ROOT_NOISE, scan_roots
+from ._singular import refuse_singular
 from ._validation import as_real_array, check_real
+from ._verdicts import NEUTRAL_TOLERANCE, phase, stability_verdict
 
 __all__ = [
     "NEUTRAL_TOLERANCE",
@@ -53,9 +55,6 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 Kind = Literal["stable", "neutral", "unstable"]
 
-#: |slope - 1| <= NEUTRAL_TOLERANCE counts as neutral. Slopes are computed to ~1e-13; a slope within
-#: 1e-9 of 1 changes a deviation by a factor exp(1e-9 L), i.e. by < 0.1% over a million layers.
-NEUTRAL_TOLERANCE = 1e-9
 #: Fixed points are searched for in q_min <= q <= q_max (pre-activation std from 1e-10 to 1e10).
 SEARCH_RANGE = (1e-20, 1e20)
 _POINTS_PER_DECADE = 8  # scan resolution of the fixed-point search (roots are then polished by brentq)
@@ -63,8 +62,16 @@ _IDENTITY_TOLERANCE = 1e-12  # |F(q) - q| <= this * q on the whole scan: the map
 
 
 def check_std(name: str, value: Any) -> float:
-    """A standard deviation: a finite real number >= 0 (the message names the bad value)."""
-    return check_real(name, value, minimum=0.0)
+    """A standard deviation: a finite real number >= 0 whose square is finite (the message names the bad value)."""
+    std = check_real(name, value, minimum=0.0)
+    if std > _MAX_STD:
+        raise VarpropValueError(
+            f"{name}={std!r} is too large: its square (the variance) exceeds the float64 range; use {name} <= 1e154"
+        )
+    return std
+
+
+_MAX_STD = math.sqrt(float(np.finfo(np.float64).max))  # 1.34e154: the largest std whose square is finite
 
 
 # ---------------------------------------------------------------------------------------------- engine
@@ -83,6 +90,7 @@ def gaussian_rows(act: Activation, mean: Any, var: Any, rows: Sequence[Row]) -> 
     Returns:
         Array of shape ``(len(rows), *broadcast_shape)``.
     """
+    refuse_singular(act.spec, act.extra.get("singular_points", ()), "the depth dynamics")  # issue 12: poles
     mean_b, var_b = np.broadcast_arrays(np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64))
     shape = mean_b.shape
     mean_f, var_f = mean_b.ravel(), var_b.ravel()
@@ -494,7 +502,10 @@ class Stability:
         depth_scale_q: -1 / ln|slope| (negative when deviations grow, ``inf`` when neutral).
         doubling_depth: layers over which a small (say 1%) deviation from q doubles (unstable) or
             halves (stable): ln 2 / |ln slope|; ``inf`` when neutral.
-        verdict: one sentence for reports.
+        verdict: one sentence for reports: the phase (chi1, xi_c), then the variance (slope).
+        phase: ``"ordered"``, ``"critical"`` or ``"chaotic"`` (chi1 < 1, = 1, > 1; ``varprop._verdicts``).
+        depth_scale_c: -1 / ln chi1, Schoenholz et al. (2017)'s xi_c of the correlation map at c = 1
+            (negative in the chaotic phase, ``inf`` at the edge of chaos).
     """
 
     var: Scalar
@@ -505,25 +516,8 @@ class Stability:
     depth_scale_q: Scalar
     doubling_depth: Scalar
     verdict: Any
-
-
-def _verdict(kind: str, slope: float, doubling: float, var: float) -> str:
-    if kind == "neutral":
-        return (
-            f"neutral at var={var:g} (slope 1): deviations neither grow nor shrink, so finite-width noise "
-            "makes the log-variance random-walk with depth"
-        )
-    if kind == "stable":
-        return (
-            f"stable at var={var:g} (slope {slope:.4g}): a deviation halves every {doubling:.3g} layers, "
-            "so deep networks return to the target"
-        )
-    return (
-        f"unstable at var={var:g} (slope {slope:.4g}): a deviation doubles every {doubling:.3g} layers, "
-        "so no static gain holds a deep plain network on target: calibrate each layer on a batch "
-        "(varprop.torch.init_model(..., calibrate='gaussian')), choose a larger target variance (the slope "
-        "falls towards 1 as var grows), or use normalization or residual connections"
-    )
+    phase: Any = "critical"
+    depth_scale_c: Scalar = math.inf
 
 
 def stability(act: Any, var: Any = 1.0) -> Stability:
@@ -537,7 +531,9 @@ def stability(act: Any, var: Any = 1.0) -> Stability:
     by the heat-equation identity (no derivative of phi needed). The seed's remark that the right
     constant depends on the incoming variance is exactly d ln c / d ln q != 0; its sign decides
     stability. Checked values (q = 1): ELU 0.891, SELU 0.783, tanh 0.461, ReLU 1, SiLU 1.173,
-    GELU 1.144, Mish 1.076.
+    GELU 1.144, Mish 1.076. The phase comes from chi1 = weight_std^2 E[phi'(sqrt(q) z)^2], the slope of
+    the correlation map at c = 1 (Schoenholz et al. 2017): tanh at q = 1 has a stable variance but
+    chi1 = 1.178, chaotic (gradients x1.178^L in second moment over L layers).
 
     Args:
         act: activation spec, ``Activation`` or callable.
@@ -553,6 +549,9 @@ def stability(act: Any, var: Any = 1.0) -> Stability:
         >>> s = stability("silu", var=1.0)
         >>> s.kind, round(s.slope, 3)
         ('unstable', 1.173)
+        >>> t = stability("tanh")
+        >>> t.kind, t.phase, round(t.chi1, 4)
+        ('stable', 'chaotic', 1.1778)
     """
     activation = resolve_activation(act)
     q = as_real_array("var", var, minimum=0.0)
@@ -574,7 +573,8 @@ def stability(act: Any, var: Any = 1.0) -> Stability:
             np.abs(slope - 1.0) <= NEUTRAL_TOLERANCE, np.inf, math.log(2.0) / np.abs(np.log(np.abs(slope)))
         )
     kinds = np.asarray(kind)
-    verdicts = np.vectorize(_verdict, otypes=[object])(kinds, slope, doubling, q).astype(str)
+    depth_c = np.asarray(depth_scale(chi1), dtype=np.float64)
+    verdicts = np.vectorize(stability_verdict, otypes=[object])(kinds, slope, doubling, q, chi1, depth_c).astype(str)
     return Stability(
         var=_unwrap(q),
         weight_std=_unwrap(np.sqrt(gain_sq)),
@@ -584,4 +584,6 @@ def stability(act: Any, var: Any = 1.0) -> Stability:
         depth_scale_q=depth_scale(slope),
         doubling_depth=_unwrap(doubling),
         verdict=str(verdicts) if verdicts.ndim == 0 else verdicts,
+        phase=phase(chi1),
+        depth_scale_c=depth_scale(chi1),
     )

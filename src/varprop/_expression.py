@@ -42,30 +42,36 @@ import numpy as np
 
 from ._activation import Activation
 from ._errors import VarpropTypeError, VarpropValueError, VarpropWarning
-from ._expression_calculus import _differentiate, _structure
+from ._expression_calculus import _affine, _differentiate, _evaluate_near, _pole_candidates, _structure
 from ._expression_tree import (
     _BINARY_OPS,
     _FUNCTIONS,
     _X,
     FloatArray,
+    _Binary,
     _binary,
+    _Call,
     _call,
     _Const,
     _evaluate,
     _finite_constant,
+    _Neg,
     _neg,
     _Node,
     _render,
 )
+from ._singular import singular_points
 
 __all__ = [
     "ALLOWED_FUNCTIONS",
+    "EXPONENTIAL_FUNCTIONS",
     "EXPRESSION_PREFIX",
     "MAX_DEPTH",
     "MAX_LENGTH",
     "MAX_NODES",
     "Expression",
     "canonical_expression",
+    "exponential_form",
     "expression_activation",
     "parse_expression",
 ]
@@ -234,6 +240,15 @@ class Expression:
         """Evaluate the exact derivative at ``x``."""
         return _evaluate_to_array(self._derivative_tree, x)
 
+    def function_near(self, point: float, offset: FloatArray) -> FloatArray:
+        """The expression at ``point + offset`` without rounding the offset against the point (poles)."""
+        return np.array(_evaluate_near(self._tree, point, np.asarray(offset, dtype=np.float64), {}), dtype=np.float64)
+
+    def derivative_near(self, point: float, offset: FloatArray) -> FloatArray:
+        """The derivative at ``point + offset``, as ``function_near``."""
+        tree = self._derivative_tree
+        return np.array(_evaluate_near(tree, point, np.asarray(offset, dtype=np.float64), {}), dtype=np.float64)
+
 
 def _evaluate_to_array(node: _Node, x: FloatArray) -> FloatArray:
     points = np.asarray(x, dtype=np.float64)
@@ -329,6 +344,11 @@ def expression_activation(
             stacklevel=3,
         )
     all_kinks = sorted({*expression.kinks, *(float(kink) for kink in (kinks or ()))})
+    # Poles and other unbounded points: integrated exactly or reported as divergent by the moment engine.
+    near = (expression.function_near, expression.derivative_near)
+    singular = singular_points(
+        expression.function, expression.derivative, [*all_kinks, *_pole_candidates(expression._tree)], near
+    )
     return Activation(
         name=EXPRESSION_PREFIX + expression.text,
         function=expression.function,
@@ -336,5 +356,40 @@ def expression_activation(
         kinks=tuple(all_kinks),
         features=tuple(features) if features is not None else expression.features,
         description=f"expression {expression.text}",
-        extra={"expression": expression.text, "derivative_expression": expression.derivative_text},
+        extra={
+            "expression": expression.text,
+            "derivative_expression": expression.derivative_text,
+            "singular_points": singular,
+            "near": near,
+        },
     )
+
+
+#: The functions whose Gaussian cross moments have closed forms (``varprop._correlation``).
+EXPONENTIAL_FUNCTIONS = ("sin", "cos", "exp")
+
+
+def exponential_form(text: str) -> tuple[str, float, float, float] | None:
+    """``(name, amplitude, slope, intercept)`` if the formula is amplitude * name(slope * x + intercept).
+
+    ``name`` is one of :data:`EXPONENTIAL_FUNCTIONS` (a linear combination of complex exponentials, whose
+    Gaussian expectations are exact); None for any other formula.
+
+    Example:
+        >>> exponential_form("2*sin(3*x + 1)")
+        ('sin', 2.0, 3.0, 1.0)
+    """
+    node = _parse(_strip_prefix(text))[0]
+    amplitude = 1.0
+    if isinstance(node, _Neg):
+        amplitude, node = -1.0, node.operand
+    if isinstance(node, _Binary) and node.op == "*" and isinstance(node.left, _Const):
+        amplitude, node = amplitude * node.left.value, node.right
+    elif isinstance(node, _Binary) and node.op == "/" and isinstance(node.right, _Const):
+        amplitude, node = amplitude / node.right.value, node.left
+    if not (isinstance(node, _Call) and node.name in EXPONENTIAL_FUNCTIONS):
+        return None
+    coefficients = _affine(node.args[0])
+    if coefficients is None or coefficients[0] == 0.0:
+        return None
+    return node.name, amplitude, coefficients[0], coefficients[1]

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ._expression_tree import (
     _FUNCTIONS,
+    _NUMPY_OPS,
     _ONE,
     _ZERO,
+    FloatArray,
     _add,
     _Binary,
     _Call,
@@ -153,3 +157,72 @@ def _structure(node: _Node) -> tuple[list[float], list[tuple[float, float]], lis
         elif math.isfinite(location):
             kinks.append(location)
     return sorted(set(kinks)), sorted(set(features)), sorted(set(unlocated))
+
+
+def _zeros(node: _Node) -> list[float]:
+    """Points where ``node`` vanishes that can be read off its structure: zeros of affine factors."""
+    coefficients = _affine(node)
+    if coefficients is not None:
+        slope, intercept = coefficients
+        return [-intercept / slope] if slope != 0.0 else []
+    if isinstance(node, _Neg):
+        return _zeros(node.operand)
+    if isinstance(node, _Binary) and node.op == "*":
+        return _zeros(node.left) + _zeros(node.right)
+    if isinstance(node, _Binary) and node.op in "/**" and isinstance(node.right, _Const) and node.right.value > 0:
+        return _zeros(node.left)  # u / c and u ** c (c > 0) vanish with u
+    if isinstance(node, _Call) and node.name in ("abs", "sqrt", "sign", "sin", "tan", "sinh", "arctan", "arcsinh"):
+        return _zeros(node.args[0])  # functions that vanish exactly where their argument does
+    return []
+
+
+def _pole_candidates(node: _Node) -> list[float]:
+    """Candidate singular points: zeros of denominators and of the bases of negative powers.
+
+    Whether the formula is really unbounded there (``sin(x)/x`` is not) is decided numerically by
+    ``varprop._singular.singular_points``; the kinks (zeros of log and sqrt arguments, ...) are
+    candidates too.
+    """
+    candidates: list[float] = []
+    for current in _walk(node):
+        if isinstance(current, _Binary) and current.op == "/":
+            candidates += _zeros(current.right)
+        elif (
+            isinstance(current, _Binary)
+            and current.op == "**"
+            and isinstance(current.right, _Const)
+            and current.right.value < 0
+        ):
+            candidates += _zeros(current.left)
+    return sorted({candidate for candidate in candidates if math.isfinite(candidate)})
+
+
+def _evaluate_near(node: _Node, point: float, offset: FloatArray, cache: dict[int, FloatArray]) -> FloatArray:
+    """``node`` at x = point + offset with every affine subexpression a x + b computed as a offset + (a point + b).
+
+    Next to a zero of a x + b (a pole of 1/(x - 1), say) the offset is then not rounded against the
+    point: (1 + 1e-200) - 1 is 0 in floating point, while 1 * 1e-200 + (1 - 1) is 1e-200.
+    """
+    key = id(node)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    coefficients = _affine(node)
+    result: FloatArray
+    if coefficients is not None and coefficients[0] != 0.0:
+        slope, intercept = coefficients
+        result = slope * offset + (slope * point + intercept)
+    elif isinstance(node, _Const):
+        result = np.full(offset.shape, node.value)
+    elif isinstance(node, _Neg):
+        result = -_evaluate_near(node.operand, point, offset, cache)
+    elif isinstance(node, _Binary):
+        left = _evaluate_near(node.left, point, offset, cache)
+        right = _evaluate_near(node.right, point, offset, cache)
+        result = _NUMPY_OPS[node.op](left, right)
+    elif isinstance(node, _Call):
+        result = _FUNCTIONS[node.name].numpy(*(_evaluate_near(arg, point, offset, cache) for arg in node.args))
+    else:  # pragma: no cover - _Var is affine
+        raise TypeError(node)
+    cache[key] = result
+    return result

@@ -11,9 +11,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._activation import Activation, ClosedForm
-from ._errors import VarpropValueError
+from ._errors import ConvergenceError, VarpropValueError
 from ._moment_tables import TableMoments, table_moments
 from ._quadrature import DEFAULT_ORDER, _scalar_expectation, gaussian_expectation
+from ._singular import DIVERGENT_EXPONENT, NearFunction, SingularPoint, singular_expectation
 from ._validation import as_real_array, check_positive_int, check_real
 
 __all__ = ["Moments", "MonteCarloMoments", "moments", "monte_carlo_moments", "resolve_activation"]
@@ -78,6 +79,9 @@ def first_two_moments(act: Activation, mean: FloatArray, var: FloatArray) -> tup
     """E[phi(y)] and E[phi(y)^2] at each (mean, var) (1-D arrays, var >= 0), by quadrature only: the lean part of
     ``moments`` for callers that need no derivative moment and no cancellation-free variance (the per-unit tables of
     ``varprop.torch``), with the same accuracy for these two."""
+    if act.extra.get("singular_points"):  # poles: the exact transform (or the divergence error)
+        exact = _singular_moments(act, np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64), False)
+        return np.asarray(exact.mean, dtype=np.float64), np.asarray(exact.second_moment, dtype=np.float64)
 
     def integrand(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
         value = act.function(y)
@@ -144,6 +148,10 @@ def moments(
     activation = resolve_activation(act)
     if method == "closed_form" and activation.closed_form is None:
         raise VarpropValueError(f"activation {activation.spec!r} has no closed form; use method='auto' or 'quadrature'")
+    if activation.extra.get("singular_points"):
+        return _singular_moments(
+            activation, as_real_array("mean", mean), as_real_array("var", var, minimum=0.0), with_error
+        )
     if not with_error and isinstance(var, (float, int)) and isinstance(mean, (float, int)):
         return _scalar_moments(activation, check_real("mean", mean), check_real("var", var, minimum=0.0), method)
     var_array = as_real_array("var", var, minimum=0.0)
@@ -232,10 +240,27 @@ def _scalar_closed_moments(
     if method == "auto" and not valid[0]:
         return _scalar_quadrature_moments(activation, mean, var)
     first, second, deriv = float(first_row[0]), float(second_row[0]), float(deriv_row[0])
+    _check_finite(activation, np.array([mean]), np.array([var]), np.array([[first], [second], [deriv]]))
     variance = max(second - first * first, 0.0)
     if _cancels(first, second):
         variance = _scalar_centred_variance(activation, mean, math.sqrt(var))
     return Moments(mean=first, second_moment=second, variance=variance, deriv_second_moment=deriv, method="closed form")
+
+
+_CLOSED_ROUNDING = 128 * float(np.finfo(np.float64).eps)
+
+
+def _check_finite(activation: Activation, mean: FloatArray, var: FloatArray, values: FloatArray) -> None:
+    """Refuse moments beyond the float64 range (exp(x) at mean 1000 gave mean=inf, variance=nan)."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, index = (int(axis[0]) for axis in np.nonzero(bad))
+        name = ("E[phi]", "E[phi^2]", "E[phi'^2]")[row]
+        raise ConvergenceError(
+            f"{name} of {activation.spec!r} at mean={float(mean[index])!r}, var={float(var[index])!r} is "
+            f"{float(values[row, index])!r}: it overflows the float64 range (or is undefined there); use a "
+            "smaller mean or variance"
+        )
 
 
 def _array_moments(
@@ -266,8 +291,20 @@ def _array_moments(
             use_closed[:] = True
         for row, column in enumerate(closed):
             values[row, use_closed] = np.asarray(column, dtype=np.float64).reshape(-1)[use_closed]
-        # Rounding of a closed form: a few ulps of the value.
-        errors[:3, use_closed] = 8 * np.finfo(np.float64).eps * np.abs(values[:3, use_closed])
+        # Rounding of a closed form: 128 ulps of the value (tail formulas lose up to ~60 on the reference
+        # grid), and of E[|phi|] for E[phi], whose terms cancel where E[phi] << E[|phi|] (ELU at var 1e-6
+        # loses 1e-13 of E[phi], SELU's E[phi] = 0 at var 1 is 1e-16); E[|phi|] by quadrature, only here.
+        errors[:3, use_closed] = _CLOSED_ROUNDING * np.abs(values[:3, use_closed])
+        if with_error and use_closed.any():
+            function = activation.function
+            absolute = gaussian_expectation(
+                lambda y, _: np.abs(function(y)),
+                mean_f[use_closed],
+                var_f[use_closed],
+                kinks=activation.kinks,
+                features=activation.features,
+            ).value[0]
+            errors[0, use_closed] = _CLOSED_ROUNDING * np.maximum(np.abs(values[0, use_closed]), absolute)
     elif method == "closed_form":
         raise VarpropValueError(f"activation {activation.spec!r} has no closed form; use method='auto' or 'quadrature'")
     if not use_closed.any():
@@ -279,6 +316,7 @@ def _array_moments(
         values[:3, quadrature], errors[:3, quadrature] = _quadrature_moments(
             activation, mean_f[quadrature], var_f[quadrature], with_error
         )
+    _check_finite(activation, mean_f, var_f, values[:3])
     first, second = values[0], values[1]
     values[3] = np.maximum(second - first * first, 0.0)
     errors[3] = errors[1] + 2 * np.abs(first) * errors[0]
@@ -352,6 +390,81 @@ def _table_merged(
         deriv_second_moment=deriv,
         error=error,  # type: ignore[arg-type]
         method=method_name,
+    )
+
+
+def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray, with_error: bool) -> Moments:
+    """Moments of an activation that is unbounded somewhere (``_singular``): split, transform, or raise.
+
+    E[phi^2] must converge (|phi| ~ d^-b with 2 b < 1 at every singular point), else the moments are
+    undefined and ``ConvergenceError`` says where; a divergent E[phi'^2] alone is returned as inf.
+    """
+    points: tuple[SingularPoint, ...] = activation.extra["singular_points"]
+    where = [point for point, phi_exponent, _ in points if 2.0 * phi_exponent >= DIVERGENT_EXPONENT]
+    if where:
+        exponent = max(phi_exponent for _, phi_exponent, _ in points)
+        raise ConvergenceError(
+            f"E[phi^2] of {activation.spec!r} diverges: non-integrable singularity at x={where[0]!r} "
+            f"(|phi| grows like |x - {where[0]!r}|^-{exponent:.6g}; E[phi^2] needs an exponent < 1/2). "
+            "No variance-preserving scale exists; use a formula that stays bounded or grows more slowly"
+        )
+    locations = [point for point, _, _ in points]
+    phi_exponent = max(exponent for _, exponent, _ in points)
+    deriv_exponent = max(exponent for _, _, exponent in points)
+    deriv_converges = 2.0 * deriv_exponent < DIVERGENT_EXPONENT
+    function, derivative = activation.function, activation.derivative
+
+    def integrand(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
+        value = function(y)
+        slope = derivative(y) if deriv_converges else np.zeros_like(y)
+        return [value, value * value, slope * slope]
+
+    exponents = [phi_exponent, 2.0 * phi_exponent, 2.0 * deriv_exponent if deriv_converges else 0.0]
+    near_pair: tuple[NearFunction, NearFunction] | None = activation.extra.get("near")  # formulas: exact offsets
+
+    def near(point: float, offset: FloatArray) -> list[FloatArray]:
+        assert near_pair is not None  # only passed on when there is one
+        near_function, near_derivative = near_pair
+        value = near_function(point, offset)
+        slope = near_derivative(point, offset) if deriv_converges else np.zeros_like(offset)
+        return [value, value * value, slope * slope]
+
+    mean_b, var_b = np.broadcast_arrays(mean, var)
+    values = np.empty((4, mean_b.size))  # rows: E[phi], E[phi^2], E[phi'^2], Var[phi]
+    errors = np.empty((4, mean_b.size))
+    for index, (centre, variance) in enumerate(zip(mean_b.ravel(), var_b.ravel(), strict=True)):
+        if variance > 0.0:
+            values[:3, index], errors[:3, index] = singular_expectation(
+                integrand,
+                float(centre),
+                float(variance),
+                locations,
+                exponents,
+                kinks=activation.kinks,
+                features=activation.features,
+                near=near if near_pair is not None else None,
+            )
+        else:
+            with np.errstate(all="ignore"):
+                values[:3, index] = [row[0] for row in integrand(np.array([float(centre)]), np.zeros(1, np.intp))]
+            if not np.isfinite(values[:3, index]).all():
+                raise ConvergenceError(f"{activation.spec!r} is not finite at mean={float(centre)!r} (var=0)")
+            errors[:3, index] = 0.0
+    if not deriv_converges:
+        values[2], errors[2] = np.inf, np.inf
+    first, second = values[0], values[1]
+    values[3] = np.maximum(second - first * first, 0.0)
+    errors[3] = errors[1] + 2 * np.abs(first) * errors[0] + 4 * np.finfo(np.float64).eps * second
+    shape = mean_b.shape
+    first_v, second_v, variance_v, deriv_v = (_unwrap(values[i].reshape(shape)) for i in (0, 1, 3, 2))
+    error = tuple(_unwrap(errors[i].reshape(shape)) for i in (0, 1, 3, 2)) if with_error else None
+    return Moments(
+        mean=first_v,
+        second_moment=second_v,
+        variance=variance_v,
+        deriv_second_moment=deriv_v,
+        error=error,  # type: ignore[arg-type]
+        method="quadrature",
     )
 
 

@@ -22,16 +22,16 @@ from __future__ import annotations
 import ast
 import difflib
 import functools
-import importlib
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._activation import Activation, ClosedForm, Param
+from ._activation import Activation, Param
 from ._activations_builtin import DEFINITIONS, ActivationDefinition, ParamSpec
+from ._closed_forms import CLOSED_FORMS
 from ._derivative import numerical_derivative
 from ._errors import VarpropTypeError, VarpropValueError
 from ._expression import EXPRESSION_PREFIX, MAX_LENGTH, canonical_expression, expression_activation
@@ -46,9 +46,6 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
-# The interface of ``_closed_forms.CLOSED_FORMS[name](params)``: the closed form for these parameter
-# values (returning the three moments and their validity mask in one call), or None where none applies.
-ClosedFormFactory = Callable[[dict[str, Param]], ClosedForm | None]
 
 #: Alternative names of registered activations (besides case, underscores and torch class names).
 ACTIVATION_ALIASES: dict[str, str] = {"swish": "silu", "linear": "identity"}
@@ -167,23 +164,12 @@ def _bind(definition: ActivationDefinition, positional: list[Any], keywords: dic
 # Closed forms (optional module written separately)
 
 
-def _closed_forms() -> Mapping[str, ClosedFormFactory]:
-    try:
-        module = importlib.import_module(f"{__package__}._closed_forms")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}._closed_forms":
-            raise
-        return {}
-    table: Mapping[str, ClosedFormFactory] = getattr(module, "CLOSED_FORMS", {})
-    return table
-
-
 @functools.lru_cache(maxsize=512)
 def _build(name: str, params: tuple[tuple[str, Param], ...]) -> Activation:
     definition = DEFINITIONS[name]
     param_dict = dict(params)
     parts = definition.build(param_dict)
-    factory = _closed_forms().get(name)
+    factory = CLOSED_FORMS.get(name)
     return Activation(
         name=name,
         function=parts.function,

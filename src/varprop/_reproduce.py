@@ -526,7 +526,8 @@ def _torch_rows() -> tuple[list[ReproRow], list[str]]:
         return [], ["PyTorch is not installed: the calculate_gain rows are skipped (pip install 'varprop[torch]')"]
     rows = []
     for name, param, formula, spec in _TORCH_GAINS:
-        torch_value = float(torch.nn.init.calculate_gain(name, param))  # type: ignore[arg-type]
+        calculate_gain: Any = torch.nn.init.calculate_gain  # (torch types `name` as a Literal of its own names)
+        torch_value = float(calculate_gain(name, param))
         exact = float(gain(spec))
         ratio = torch_value / exact
         call_args = f'"{name}"' if param is None else f'"{name}", {param}'

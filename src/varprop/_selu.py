@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import erfcx
+from scipy.special import erfcx, ndtr
 
 from ._activation import Activation
+from ._errors import VarpropValueError
 from ._quadrature import gaussian_expectation
 from ._validation import check_real
 
@@ -37,34 +38,89 @@ FloatArray = NDArray[np.float64]
 _INV_SQRT_2PI = 0.3989422804014327  # 1/sqrt(2 pi)
 
 
-def selu_parameters(var: Any = 1.0) -> tuple[float, float]:
-    """SELU's (alpha, scale) that make (mean 0, variance ``var``) a fixed point (Klambauer et al. 2017).
+def selu_parameters(
+    var: Any = 1.0, mean: Any = 0.0, *, weight_sum: Any = 0.0, weight_sum_squares: Any = 1.0
+) -> tuple[float, float]:
+    """SELU's (alpha, scale) that make (mean, var) a fixed point of the moment map (Klambauer et al. 2017).
 
-    Solves E[selu(z)] = 0 and E[selu(z)^2] = var for z ~ N(0, var) (weights with sum 0 and sum of
-    squares 1) in closed form: with sigma = sqrt(var), A = erfcx(sigma/sqrt 2)/2, B = erfcx(sqrt(2) sigma)/2,
+    The activations' mean mu and variance nu are a fixed point when, for z ~ N(mu omega, nu tau)
+    (omega = ``weight_sum``, tau = ``weight_sum_squares``), E[selu(z)] = mu and Var[selu(z)] = nu. With
+    s = sqrt(nu tau), m = mu omega and the truncated moments
 
-        alpha = sigma / (sqrt(2 pi) (1/2 - A)),    scale = sqrt(var / (var/2 + alpha^2 (B - 2A + 1/2))).
+        P = E[z; z > 0],  R = E[z^2; z > 0],  Q = E[e^z - 1; z < 0],  T = E[(e^z - 1)^2; z < 0],
 
-    Relative accuracy ~1e-16 (checked against 40-digit mpmath and the paper's 20-digit constants).
+    E[elu_alpha(z)] = P + alpha Q and E[elu_alpha(z)^2] = R + alpha^2 T, so the two conditions
+    scale (P + alpha Q) = mu and scale^2 (R + alpha^2 T) = nu + mu^2 give, with K = nu + mu^2, the
+    quadratic
+
+        alpha^2 (T mu^2 - K Q^2) - 2 K P Q alpha + (R mu^2 - K P^2) = 0,
+
+    whose smallest root with alpha > 0 and scale = mu / (P + alpha Q) > 0 is returned. For mu = 0 the root is
+    double, alpha = -P/Q = sigma / (sqrt(2 pi) (1/2 - A)) with A = erfcx(sigma/sqrt 2)/2 (the paper's
+    closed form), and scale = sqrt(nu / (R + alpha^2 T)). The truncated moments use
+    E[e^{kz}; z < 0] = e^{km + k^2 s^2/2} Phi(-(m + k s^2)/s), written with erfcx (no overflow).
+
+    Relative accuracy ~1e-15 (checked against 40-digit mpmath and the paper's 20-digit constants).
 
     Args:
-        var: the fixed-point variance (> 0); 1 gives the paper's alpha_01, lambda_01.
+        var: the fixed-point variance nu (> 0); 1 gives the paper's alpha_01, lambda_01.
+        mean: the fixed-point mean mu (0 in the paper).
+        weight_sum: omega, the sum of a unit's incoming weights.
+        weight_sum_squares: tau > 0, their sum of squares.
 
     Returns:
         ``(alpha, scale)``.
+
+    Raises:
+        VarpropValueError: no SELU (alpha > 0, scale > 0) has this fixed point.
 
     Example:
         >>> alpha, scale = selu_parameters()
         >>> round(alpha, 15), round(scale, 15)
         (1.673263242354377, 1.05070098735548)
     """
-    variance = check_real("var", var, minimum=0.0, strict=True)
-    sigma = math.sqrt(variance)
-    a_term = 0.5 * float(erfcx(sigma / math.sqrt(2.0)))  # E[e^z; z < 0] for z ~ N(0, var)
-    b_term = 0.5 * float(erfcx(math.sqrt(2.0) * sigma))  # E[e^{2z}; z < 0]
-    alpha = sigma * _INV_SQRT_2PI / (0.5 - a_term)
-    second_moment = 0.5 * variance + alpha * alpha * (b_term - 2.0 * a_term + 0.5)  # E[elu_alpha(z)^2]
-    return alpha, math.sqrt(variance / second_moment)
+    nu = check_real("var", var, minimum=0.0, strict=True)
+    mu = check_real("mean", mean)
+    omega = check_real("weight_sum", weight_sum)
+    tau = check_real("weight_sum_squares", weight_sum_squares, minimum=0.0, strict=True)
+    m, sigma = mu * omega, math.sqrt(nu * tau)
+    positive, negative = float(ndtr(m / sigma)), float(ndtr(-m / sigma))
+    density = _INV_SQRT_2PI * math.exp(-0.5 * (m / sigma) ** 2)
+    first_pos = m * positive + sigma * density  # P
+    second_pos = (m * m + sigma * sigma) * positive + m * sigma * density  # R
+    exp_one, exp_two = _exp_below_zero(m, sigma, 1.0), _exp_below_zero(m, sigma, 2.0)
+    first_neg = exp_one - negative  # Q < 0
+    second_neg = exp_two - 2.0 * exp_one + negative  # T > 0
+    if mu == 0.0:
+        alpha = -first_pos / first_neg
+        return alpha, math.sqrt(nu / (second_pos + alpha * alpha * second_neg))
+    total = nu + mu * mu
+    quad_a = second_neg * mu * mu - total * first_neg * first_neg
+    quad_b = -2.0 * total * first_pos * first_neg
+    quad_c = second_pos * mu * mu - total * first_pos * first_pos
+    discriminant = quad_b * quad_b - 4.0 * quad_a * quad_c
+    candidates: list[float] = []
+    if discriminant >= 0.0:
+        root = math.sqrt(discriminant)
+        # The stable pair of roots (no cancellation): q = -(b + sign(b) sqrt(D)) / 2, roots q/a and c/q.
+        q = -0.5 * (quad_b + math.copysign(root, quad_b))
+        candidates = [value for value in (q / quad_a if quad_a else math.inf, quad_c / q if q else math.inf)]
+    for alpha in sorted(candidate for candidate in candidates if math.isfinite(candidate) and candidate > 0.0):
+        scale = mu / (first_pos + alpha * first_neg)
+        if scale > 0.0:
+            return alpha, scale
+    raise VarpropValueError(
+        f"no SELU (alpha > 0, scale > 0) has the fixed point mean={mu!r}, var={nu!r} with weight_sum={omega!r}, "
+        f"weight_sum_squares={tau!r}; choose a smaller |mean| relative to sqrt(var) or another weight_sum"
+    )
+
+
+def _exp_below_zero(mean: float, sigma: float, rate: float) -> float:
+    """E[e^{rate z}; z < 0] for z ~ N(mean, sigma^2), without overflow (erfcx where the exponent is large)."""
+    t = (mean + rate * sigma * sigma) / sigma
+    if t > 0.0:  # e^{rate m + rate^2 s^2/2} Phi(-t) = erfcx(t/sqrt 2)/2 e^{-m^2/(2 s^2)}
+        return 0.5 * float(erfcx(t / math.sqrt(2.0))) * math.exp(-0.5 * (mean / sigma) ** 2)
+    return math.exp(rate * mean + 0.5 * (rate * sigma) ** 2) * float(ndtr(-t))
 
 
 def _selu(alpha: float, scale: float) -> Activation:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import VarpropValueError
-from .._gains import DISTRIBUTIONS, MODES, gain, weight_std
+from .._gains import DISTRIBUTIONS, MODES, gain, truncated_normal_scale, uniform_bound, weight_std
 from .._moments import moments, resolve_activation
 from .._qcurve import QCurve, q_curve, stability_slopes
 from .._table import TableRow, gain_table
@@ -146,18 +146,22 @@ def _fans(args: argparse.Namespace) -> tuple[int, int | None] | None:
 
 
 def _scales(act: Any, fan_in: int, fan_out: int | None, var: float, mode: str) -> dict[str, float]:
-    normal = float(weight_std(act, fan_in, fan_out, var=var, mode=mode, distribution="normal"))  # type: ignore[arg-type]
+    normal = float(weight_std(act, fan_in, fan_out, var=var, mode=mode))  # type: ignore[arg-type]
     return {
         "weight_variance": normal * normal,
         "weight_std": normal,
-        "truncated_normal_std": float(
-            weight_std(act, fan_in, fan_out, var=var, mode=mode, distribution="truncated_normal")  # type: ignore[arg-type]
-        ),
-        "uniform_bound": float(weight_std(act, fan_in, fan_out, var=var, mode=mode, distribution="uniform")),  # type: ignore[arg-type]
+        # The normal's std before the +-2 std cut, and the bound a of U(-a, a): parameters, not stds.
+        "truncated_normal_std": float(truncated_normal_scale(act, fan_in, fan_out, var=var, mode=mode)),  # type: ignore[arg-type]
+        "uniform_bound": float(uniform_bound(act, fan_in, fan_out, var=var, mode=mode)),  # type: ignore[arg-type]
     }
 
 
-_SCALE_KEY = {"normal": "weight_std", "truncated_normal": "truncated_normal_std", "uniform": "uniform_bound"}
+_SCALE_KEY = {
+    "normal": "weight_std",
+    "truncated_normal": "truncated_normal_std",
+    "uniform": "uniform_bound",
+    "orthogonal": "weight_std",  # the elements' root mean square, as the normal's std
+}
 
 
 def run_gain(args: argparse.Namespace) -> int:
@@ -411,6 +415,11 @@ def _add_report(subparsers: Any) -> None:
     parser.add_argument("--seed", type=count(0), default=0, metavar="S", help="random seed, >= 0 (default 0)")
     parser.add_argument("--svg", action="store_true", help="also write the figures as SVG")
     parser.add_argument(
+        "--spectrum",
+        action="store_true",
+        help="also plot the Jacobian's singular values, Gaussian vs orthogonal weights (free probability)",
+    )
+    parser.add_argument(
         "--samples",
         type=count(),
         nargs="+",
@@ -437,6 +446,7 @@ def run_report(args: argparse.Namespace) -> int:
         seed=args.seed,
         mc_samples=args.samples,
         svg=args.svg,
+        spectrum=args.spectrum,
     )
     if args.json:
         emit_json(summary.to_dict())

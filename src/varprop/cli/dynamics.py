@@ -18,6 +18,7 @@ from .._dynamics import FixedPoint, fixed_point
 from .._edge_of_chaos import EdgeOfChaos, edge_of_chaos_curve, phase_diagram
 from .._gains import gain
 from .._moments import resolve_activation
+from .._verdicts import phase
 from ..plotting._mpl import require_pyplot
 from ..plotting.curves import save_figure
 from ..plotting.dynamics import phase_diagram_figure
@@ -75,6 +76,7 @@ def _point_dict(point: FixedPoint) -> dict[str, Any]:
         "slope": point.slope,
         "kind": point.kind,
         "chi1": point.chi1,
+        "phase": str(phase(point.chi1)),
         "depth_scale_q": point.depth_scale_q,
         "depth_scale_c": point.depth_scale_c,
         "continuum": point.continuum,
@@ -109,13 +111,13 @@ def _format_fixedpoint(
         f"  sigma_w = {weight:.15g}{note}, sigma_b = {bias:g}",
         "",
     ]
-    cells = [["q*", "slope", "kind", "chi1", "xi_q", "xi_c"]]
+    cells = [["q*", "slope", "kind", "chi1 (phase)", "xi_q", "xi_c"]]
     cells += [
         [
             f"{point.q:.15g}",
             f"{point.slope:.8g}",
             point.kind,
-            f"{point.chi1:.8g}",
+            f"{point.chi1:.8g} ({phase(point.chi1)})",
             _scale(point.depth_scale_q),
             _scale(point.depth_scale_c),
         ]
@@ -127,7 +129,8 @@ def _format_fixedpoint(
     lines += [
         "",
         "  slope: dq'/dq at q* (< 1 stable, 1 neutral, > 1 unstable)",
-        "  chi1 = sigma_w^2 E[phi'^2] at q* (< 1 ordered, 1 edge of chaos, > 1 chaotic)",
+        "  chi1 = sigma_w^2 E[phi'^2] at q*: the correlation map's slope at c = 1 and the gradient's factor per",
+        "    layer; phase: ordered (chi1 < 1), critical (chi1 = 1, the edge of chaos) or chaotic (chi1 > 1)",
         "  xi_q = -1/ln|slope|, xi_c = -1/ln chi1: layers per factor e (negative: growth)",
     ]
     return "\n".join(lines)

@@ -84,6 +84,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="figure folder (default .)")
     parser.add_argument("--no-plot", action="store_true", help="do not draw the figure (no matplotlib needed)")
     parser.add_argument("--no-backward", action="store_true", help="skip the backward pass (no gradient statistics)")
+    parser.add_argument(
+        "--spectrum",
+        action="store_true",
+        help="also measure the input-output Jacobian's singular values at 4 inputs (varprop.torch.jacobian_spectrum)",
+    )
     add_json_flag(parser)
     parser.set_defaults(func=run_inspect)
 
@@ -261,6 +266,12 @@ def run_inspect(args: argparse.Namespace) -> int:
             else:
                 other_model, _ = _build(factory, path, name, init, shape, args.seed)
                 compared[init] = _stats(other_model, shape, args.seed, backward)
+    spectrum = None
+    if args.spectrum:
+        from ..torch._jacobian import jacobian_spectrum
+
+        batch = _batch(model, shape, args.seed)
+        spectrum = jacobian_spectrum(model, batch, generator=_torch().Generator().manual_seed(args.seed))
     files: list[Path] = []
     if not args.no_plot:
         title = f"{path.name}:{name}, input {'x'.join(map(str, shape))}"
@@ -281,6 +292,7 @@ def run_inspect(args: argparse.Namespace) -> int:
                 "report": _report_dict(report),
                 "signal": stats.to_dict(),
                 "compare": {init: other.to_dict() for init, other in compared.items()},
+                "jacobian": None if spectrum is None else spectrum.to_dict(),
                 "files": files,
                 "saved": args.save,
             }
@@ -290,6 +302,8 @@ def run_inspect(args: argparse.Namespace) -> int:
     if report is not None:
         lines += [str(report), ""]
     lines.append(str(stats))
+    if spectrum is not None:
+        lines += ["", str(spectrum)]
     if files:
         lines += ["", "wrote " + ", ".join(str(file) for file in files)]
     if args.save is not None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import fixed_point, predict_drift, simulate_plain_network, stability
 from .._errors import VarpropValueError
-from .._gains import gain, weight_std
+from .._gains import gain, truncated_normal_scale, uniform_bound, weight_std
 from .._moments import moments, monte_carlo_moments, resolve_activation
 from .._qcurve import q_curve
 from .._validation import check_positive_int, check_real
@@ -113,6 +113,9 @@ def _stability(act: Any, var: float, act_gain: float) -> StabilityResult:
         doubling_depth=float(result.doubling_depth),
         verdict=str(result.verdict),
         fixed_points=tuple((float(point.q), float(point.slope), str(point.kind)) for point in points),
+        phase=str(result.phase),
+        depth_scale_q=float(result.depth_scale_q),
+        depth_scale_c=float(result.depth_scale_c),
     )
 
 
@@ -127,6 +130,7 @@ def build_report(
     seed: int = 0,
     mc_samples: Sequence[int] = DEFAULT_MC_SAMPLES,
     svg: bool = False,
+    spectrum: bool = False,
 ) -> ReportSummary:
     """Write the varprop report for one activation: ``index.html`` and its figures in ``out_dir``.
 
@@ -148,6 +152,9 @@ def build_report(
         seed: random seed of the Monte Carlo estimates and the simulation.
         mc_samples: Monte Carlo sample sizes (empty to skip).
         svg: also write every figure as SVG (PNG is always written, and inlined in the page).
+        spectrum: also draw the singular values of the plain network's Jacobian, sampled and predicted
+            by free probability for Gaussian and orthogonal weights (``varprop.predict_jacobian_spectrum``;
+            a few seconds more).
 
     Returns:
         A ``ReportSummary`` (``format_text()`` is what the CLI prints, ``to_dict()`` its JSON).
@@ -175,7 +182,7 @@ def build_report(
     folder = OutputFolder.prepare(out_dir, name="out_dir", files=REPORT_FILES)
     try:
         summary = _compute(activation, folder.path, q, depth=depth, width=width, batch=batch, seed=seed, sizes=sizes)
-        figures = draw_figures(summary, activation, ("png", "svg") if svg else ("png",))
+        figures = draw_figures(summary, activation, ("png", "svg") if svg else ("png",), spectrum=spectrum)
     except BaseException:
         folder.remove_if_unused()
         raise
@@ -197,8 +204,8 @@ def _compute(
     scales = {
         "weight_variance": std * std,
         "weight_std": std,
-        "truncated_normal_std": float(weight_std(activation, width, var=q, distribution="truncated_normal")),
-        "uniform_bound": float(weight_std(activation, width, var=q, distribution="uniform")),
+        "truncated_normal_std": float(truncated_normal_scale(activation, width, var=q)),  # std before the cut
+        "uniform_bound": float(uniform_bound(activation, width, var=q)),  # a of U(-a, a)
     }
     monte_carlo = _monte_carlo(activation, q, float(exact.second_moment), sizes, seed)
     curve = q_curve(activation, include=(q,))

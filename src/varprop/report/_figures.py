@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import fixed_point, variance_map
+from .. import fixed_point, predict_jacobian_spectrum, sample_jacobian_singular_values, variance_map
+from .._errors import ConvergenceError
 from .._qcurve import stability_slopes
 from ..plotting.curves import depth_variance_figure, moments_convergence_figure, q_curve_figure, save_figure
 from ..plotting.dynamics import variance_map_figure
+from ..plotting.spectrum import jacobian_spectrum_figure
 from ._summary import ReportSummary
 
 if TYPE_CHECKING:
@@ -18,7 +20,10 @@ if TYPE_CHECKING:
 __all__ = ["FIGURE_NAMES", "SEED_SAMPLED_SECOND_MOMENT", "draw_figures", "is_seed_case", "pretty"]
 
 #: The report's figures, in page order (each written as NAME.png, and NAME.svg on request).
-FIGURE_NAMES = ("moments", "qcurve", "variance_map", "depth")
+FIGURE_NAMES = ("moments", "qcurve", "variance_map", "depth", "spectrum")
+#: The Jacobian-spectrum figure samples nets at most this wide (one SVD of width^2 per net, a QR per layer).
+SPECTRUM_MAX_WIDTH = 256
+_SPECTRUM_POINTS_PER_DECADE = 40  # enough for a figure (percentiles to ~1e-3), half the default's time
 
 # The seed answer (Cross Validated 320443) sampled E[elu(z)^2] and wrote "≈ 0.645" (and 1/0.645 ≈ 1.55).
 SEED_SAMPLED_SECOND_MOMENT = 0.645
@@ -36,8 +41,13 @@ def is_seed_case(summary: ReportSummary) -> bool:
     return summary.activation == "elu(alpha=1.0)" and summary.var == 1.0
 
 
-def draw_figures(summary: ReportSummary, act: Any, formats: Sequence[str] = ("png",)) -> dict[str, list[Path]]:
-    """Draw and save every figure of the report; returns figure name -> paths (PNG first, then e.g. SVG)."""
+def draw_figures(
+    summary: ReportSummary, act: Any, formats: Sequence[str] = ("png",), *, spectrum: bool = False
+) -> dict[str, list[Path]]:
+    """Draw and save every figure of the report; returns figure name -> paths (PNG first, then e.g. SVG).
+
+    ``spectrum``: also the Jacobian's singular values (Gaussian vs orthogonal weights, a few seconds more).
+    """
     out = summary.out_dir
     figures: dict[str, list[Path]] = {}
     if summary.monte_carlo:
@@ -84,6 +94,8 @@ def draw_figures(summary: ReportSummary, act: Any, formats: Sequence[str] = ("pn
         figures["depth"] = save_figure(figure, out / "depth", formats)
 
     figures["variance_map"] = save_figure(_variance_map_figure(summary, act), out / "variance_map", formats)
+    if spectrum:
+        figures["spectrum"] = save_figure(_spectrum_figure(summary, act), out / "spectrum", formats)
     return figures
 
 
@@ -94,4 +106,34 @@ def _variance_map_figure(summary: ReportSummary, act: Any) -> Figure:
     points = [point for point in fixed_point(act, weight_std=summary.gain) if point.q > 0]
     return variance_map_figure(
         vmap, points, title=f"{summary.activation}: variance map with varprop's gain {summary.gain:.6g}"
+    )
+
+
+def _spectrum_figure(summary: ReportSummary, act: Any) -> Figure:
+    """The plain net's Jacobian singular values with varprop's gain, Gaussian vs orthogonal weights.
+
+    Measured: one random net per distribution (``varprop.sample_jacobian_singular_values``, fed at q = var);
+    predicted: ``varprop.predict_jacobian_spectrum`` at q = var. A prediction that does not converge is left out.
+    """
+    width = min(summary.width, SPECTRUM_MAX_WIDTH)
+    predicted, measured = {}, {}
+    for label, distribution in (("Gaussian", "gaussian"), ("orthogonal", "orthogonal")):
+        measured[label] = sample_jacobian_singular_values(
+            act, summary.gain, summary.depth, width, q=summary.var, distribution=distribution, seed=summary.seed
+        )
+        try:
+            predicted[label] = predict_jacobian_spectrum(
+                act,
+                summary.gain,
+                summary.depth,
+                q=summary.var,
+                distribution=distribution,
+                points_per_decade=_SPECTRUM_POINTS_PER_DECADE,
+            )
+        except ConvergenceError:
+            continue
+    return jacobian_spectrum_figure(
+        predicted,
+        measured,
+        title=f"{summary.activation}: Jacobian of a {summary.depth}-layer plain net (width {width}), varprop's gain",
     )

@@ -220,10 +220,30 @@ def _stability_section(summary: ReportSummary) -> str:
 F(q) = n·Var[w]·E[φ(√q z)²] (Poole et al. 2016) has q = {summary.var:g} as a fixed point by construction.
 Whether a deep network stays there depends on the slope F′ (<code>varprop.stability</code>):
 at q = {summary.var:g} it is {_num(stability.slope, 6)} (<b>{_e(stability.kind)}</b>);
-the gradient's second moment changes by χ₁ = {_num(stability.chi1, 6)} per layer.
+the gradient's second moment changes by χ₁ = {_num(stability.chi1, 6)} per layer
+(<b>{_e(stability.phase)}</b>: ordered below 1, critical at 1, chaotic above; Schoenholz et al. 2017).
 {_e(verdict)}.</p>
 {table}
 {figure}
+"""
+
+
+def _spectrum_section(summary: ReportSummary) -> str:
+    if "spectrum" not in summary.figures:
+        return ""
+    caption = (
+        "Singular values of the input-output Jacobian J = D<sub>L</sub>W<sub>L</sub>…D<sub>1</sub>W<sub>1</sub>: "
+        "one sampled net per weight distribution (<code>varprop.sample_jacobian_singular_values</code>, shaded) "
+        "and the free-probability prediction (<code>varprop.predict_jacobian_spectrum</code>, line; dotted: "
+        "its 10th and 90th percentiles)."
+    )
+    return f"""
+<h2>The Jacobian's singular values</h2>
+<p>The same plain network with varprop's gain keeps the variance, but its Jacobian can still stretch some
+directions and crush others (Pennington, Schoenholz &amp; Ganguli 2017): with Gaussian weights the singular
+values spread over many decades as the depth grows; orthogonal weights with χ₁ = 1 and small q keep them near 1
+(dynamical isometry).</p>
+{_figure(summary.figures["spectrum"], caption, "Jacobian spectrum")}
 """
 
 
@@ -293,6 +313,7 @@ varprop {_e(__version__)}, {summary.seconds:.1f} s. Reproduce with <code>{_e(com
 {_curve_section(summary)}
 {_stability_section(summary)}
 {_network_section(summary)}
+{_spectrum_section(summary)}
 <h2>References</h2>
 <ul>
 <li>K. He, X. Zhang, S. Ren, J. Sun (2015). Delving deep into rectifiers. ICCV. (Var[y′] = n·Var[w]·E[x²].)</li>

@@ -101,6 +101,9 @@ class StabilityResult:
         doubling_depth: layers over which a small deviation halves (stable) or doubles (unstable).
         verdict: one sentence from ``varprop.stability``.
         fixed_points: every fixed point of the map as ``(q, slope, kind)``, from ``varprop.fixed_point``.
+        phase: ``"ordered"``, ``"critical"`` or ``"chaotic"`` (chi1 < 1, = 1, > 1; Schoenholz et al. 2017).
+        depth_scale_q: xi_q = -1 / ln|slope|, layers for a variance deviation to change by e.
+        depth_scale_c: xi_c = -1 / ln chi1, the correlation map's depth scale at c = 1.
     """
 
     target: float
@@ -110,6 +113,9 @@ class StabilityResult:
     doubling_depth: float
     verdict: str
     fixed_points: tuple[tuple[float, float, str], ...] = ()
+    phase: str = ""
+    depth_scale_q: float = math.nan
+    depth_scale_c: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -296,8 +302,9 @@ class ReportSummary:
                 "",
                 "variance map q -> n*Var[w]*E[phi(sqrt(q) z)^2] with varprop's weights",
                 f"  fixed points: {points}" if points else "  fixed points: none found",
-                f"  at q = {stability.target:g}: slope {stability.slope:.6g}, {stability.kind}; "
-                f"gradient factor per layer chi1 = {stability.chi1:.6g}",
+                f"  at q = {stability.target:g}: slope {stability.slope:.6g}, {stability.kind} "
+                f"(xi_q = {stability.depth_scale_q:.4g} layers); gradient factor per layer chi1 = "
+                f"{stability.chi1:.6g}, {stability.phase} (xi_c = {stability.depth_scale_c:.4g} layers)",
                 f"  {stability.verdict}",
             ]
         lines += [""]

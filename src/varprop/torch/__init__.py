@@ -15,9 +15,13 @@ Example:
 
 from __future__ import annotations
 
-from ..plotting.signal import plot_signal
+import warnings
+from typing import Any
+
+from ..plotting import signal as _plotting_signal
 from ._calibrate import measure_variances
 from ._fans import Fans, conv_coverage, fans
+from ._jacobian import JacobianSpectrum, jacobian_spectrum
 from ._model_init import init_model
 from ._report import ActivationRow, InitReport, LayerRow
 from ._residual import RESIDUAL_POLICIES
@@ -29,6 +33,7 @@ __all__ = [
     "ActivationRow",
     "Fans",
     "InitReport",
+    "JacobianSpectrum",
     "LayerRow",
     "LayerSignal",
     "SignalStats",
@@ -38,7 +43,19 @@ __all__ = [
     "init_",
     "init_model",
     "init_module_",
+    "jacobian_spectrum",
     "measure_variances",
-    "plot_signal",
     "signal_stats",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``varprop.torch.plot_signal`` moved to ``varprop.plotting.plot_signal`` (kept importable, with a warning)."""
+    if name == "plot_signal":
+        warnings.warn(
+            "varprop.torch.plot_signal moved to varprop.plotting.plot_signal; the old name will be removed",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _plotting_signal.plot_signal
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -79,6 +79,10 @@ def tilt_variance(
     return scale * scale * head_dim * query_second * key_var * value_var / fan
 
 
+# Weights per batch of heads in ``_realized_tilt`` (float64: 2 MB each for the key and value weights).
+_TILT_ELEMENTS = 1 << 18
+
+
 def _realized_tilt(
     query: Stat, source: Stat, key_weight: torch.Tensor, value_weight: torch.Tensor, heads: int, scale: float
 ) -> np.ndarray:
@@ -90,9 +94,21 @@ def _realized_tilt(
     x_var = np.broadcast_to(source.var if source.channels == fan else collapse(source).var, (fan,))
     x_var_t = torch.as_tensor(x_var.copy(), dtype=torch.float64)
     q_second = np.broadcast_to(query.mean**2 + query.var + query.shared, (embed,)).copy()
-    wk = key_weight.detach().double().cpu().reshape(heads, head_dim, fan)
-    wv = value_weight.detach().double().cpu().reshape(heads, head_dim, fan)
-    product = torch.einsum("hfe,e,hde->hfd", wv, x_var_t, wk)  # (heads, value feature, query feature)
+    # Memory: a few heads at a time in float64 (a whole projection would be 2x its float32 size, twice). Batches of
+    # at least 2 heads: torch's batched einsum then gives the same bits as on all heads at once (one head alone
+    # takes another kernel).
+    step = max(2, _TILT_ELEMENTS // max(head_dim * fan, 1))
+    starts = list(range(0, heads, step))
+    if len(starts) > 1 and heads - starts[-1] < 2:
+        starts.pop()
+    parts = []
+    for index, first in enumerate(starts):
+        last = starts[index + 1] if index + 1 < len(starts) else heads
+        rows = slice(first * head_dim, last * head_dim)
+        wk = key_weight[rows].detach().double().cpu().reshape(last - first, head_dim, fan)
+        wv = value_weight[rows].detach().double().cpu().reshape(last - first, head_dim, fan)
+        parts.append(torch.einsum("hfe,e,hde->hfd", wv, x_var_t, wk))  # (heads, value feature, query feature)
+    product = parts[0] if len(parts) == 1 else torch.cat(parts)
     weights = torch.as_tensor(q_second.reshape(heads, 1, head_dim), dtype=torch.float64)
     return np.asarray((scale * scale * (product**2 * weights).sum(-1)).reshape(-1).numpy())
 
@@ -136,7 +152,7 @@ def multihead_attention(
             weight = (module.q_proj_weight, module.k_proj_weight, module.v_proj_weight)[index]
             rows, fan = None, int(weight.shape[1])
             if isinstance(bias, torch.Tensor):
-                ctx.new_value(bias)[index * embed : (index + 1) * embed].zero_()
+                ctx.zero(bias, slice(index * embed, (index + 1) * embed))
         projections.append(
             weight_layer(
                 ctx,
@@ -164,7 +180,7 @@ def multihead_attention(
     tilt: Any = 0.0
     if same_key_value:
         if ctx.realized and module._qkv_same_embed_dim:
-            drawn = ctx.new_value(module.in_proj_weight)
+            drawn = ctx.read(module.in_proj_weight)
             tilt = _realized_tilt(q, key_stat, drawn[embed : 2 * embed], drawn[2 * embed :], module.num_heads, scale)
         else:
             tilt = tilt_variance(q.second_moment, k.variance, v.variance, module.head_dim, scale, embed)

@@ -81,7 +81,9 @@ def _variance(tensor: torch.Tensor | None) -> float | None:
 
 
 def _make_hook(
-    plan: LayerPlan, weight: torch.Tensor, measure: Callable[[torch.Tensor | None], float | None] = _variance
+    plan: LayerPlan,
+    rescale: Callable[[float], None],
+    measure: Callable[[torch.Tensor | None], float | None] = _variance,
 ) -> Callable[..., Any]:
     seen = [0]
 
@@ -98,7 +100,7 @@ def _make_hook(
         if not (measured > 0.0 and math.isfinite(measured)) or plan.target_var <= 0.0:
             return None
         scale = math.sqrt(plan.target_var / measured)
-        weight.mul_(scale)
+        rescale(scale)
         plan.calibration_scale = scale
         plan.std *= scale
         tensor.mul_(scale)  # a fresh output of a weight layer, under no_grad: rescaled in place
@@ -107,36 +109,169 @@ def _make_hook(
     return hook
 
 
+def _calibrated(module: nn.Module, plan: LayerPlan) -> bool:
+    """Layers rescaled by calibration: torch's weight modules, and modules of other libraries whose own weight makes
+    the row's output (Hugging Face's ``Conv1D``: ``addmm`` on its weight, the row named for the module)."""
+    if isinstance(module, _CALIBRATED):
+        return True
+    foreign = not type(module).__module__.startswith("torch.")
+    return foreign and plan.fan_in > 0 and plan.param_name == qualify(plan.name, "weight")
+
+
+class _Deferred(torch.Tensor):
+    """A stand-in for a planned parameter during the calibration pass: a tensor without storage (the parameter's
+    shape, dtype and device) whose value is made from the plan by each operation that uses it (``_Arena``). So the
+    pass holds the weights of one operation at a time, never a second copy of the model's; a layer used twice gets
+    its value made twice, with the scale its first call found."""
+
+    param: torch.Tensor
+    arena: _Arena
+
+    @staticmethod
+    def __new__(cls, param: torch.Tensor, arena: _Arena) -> _Deferred:
+        stand_in = torch.Tensor._make_wrapper_subclass(
+            cls, param.shape, dtype=param.dtype, device=param.device, requires_grad=False
+        )
+        stand_in.param = param
+        stand_in.arena = arena
+        return stand_in
+
+    @classmethod
+    def __torch_function__(
+        cls, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in _METADATA:  # shape, dtype, device...: the stand-in's own
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **kwargs)
+        return _run(func, args, kwargs)
+
+    @classmethod
+    def __torch_dispatch__(  # type: ignore[override]  # (torch declares it as a plain function)
+        cls, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        # (an operation reached below the Python API, e.g. from C++: the same, one level down)
+        return _run(func, args, kwargs or {})
+
+
+def _run(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``func`` on the made values of the stand-ins among its arguments."""
+    leaves = torch.utils._pytree.tree_leaves((args, kwargs))
+    stand_ins = list({id(leaf): leaf for leaf in leaves if isinstance(leaf, _Deferred)}.values())
+    arena = stand_ins[0].arena
+    made = arena.make(stand_ins)
+    args, kwargs = torch.utils._pytree.tree_map(
+        lambda leaf: made[id(leaf)] if isinstance(leaf, _Deferred) else leaf, (args, kwargs)
+    )
+    result = func(*args, **kwargs)
+    arena.keep_if_viewed(result)
+    return result
+
+
+class _Arena:
+    """Where the stand-ins' values are made: one buffer per (device, dtype), reused by every operation (fresh
+    tensors of varying sizes, one per weight and operation, would stay in the process's heap after they are freed).
+    Each value starts at a multiple of 64 elements (as aligned as a fresh tensor: the kernels that use it, and so
+    the bits they give, do not depend on where it lies). An operation whose result is a view of the buffer (a
+    weight's transpose, a slice) gets to keep it: the next operation makes its values in a new one."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.buffers: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+    def make(self, stand_ins: list[_Deferred]) -> dict[int, torch.Tensor]:
+        offsets: dict[int, int] = {}
+        sizes: dict[tuple[torch.device, torch.dtype], int] = {}
+        for stand_in in stand_ins:
+            where = (stand_in.param.device, stand_in.param.dtype)
+            offsets[id(stand_in)] = sizes.get(where, 0)
+            sizes[where] = sizes.get(where, 0) + -(-stand_in.param.numel() // _ALIGN) * _ALIGN
+        for where, size in sizes.items():
+            buffer = self.buffers.get(where)
+            if buffer is None or buffer.numel() < size:
+                self.buffers.pop(where, None)
+                largest = -(-self.ctx.largest.get(where, 0) // _ALIGN) * _ALIGN
+                self.buffers[where] = torch.empty(max(size, largest), dtype=where[1], device=where[0])
+        made = {}
+        for stand_in in stand_ins:
+            param = stand_in.param
+            start = offsets[id(stand_in)]
+            out = self.buffers[(param.device, param.dtype)][start : start + param.numel()].view(param.shape)
+            made[id(stand_in)] = self.ctx.value(param, out)
+        return made
+
+    def keep_if_viewed(self, result: Any) -> None:
+        held = {buffer.untyped_storage().data_ptr(): where for where, buffer in self.buffers.items()}
+        for leaf in torch.utils._pytree.tree_leaves(result):
+            if isinstance(leaf, torch.Tensor) and not isinstance(leaf, _Deferred) and leaf.layout == torch.strided:
+                where = held.get(leaf.untyped_storage().data_ptr())
+                if where is not None:
+                    self.buffers.pop(where, None)
+
+
+# Alignment of the values in an _Arena, in elements (64 bytes or more for every dtype, as torch's CPU allocator).
+_ALIGN = 64
+
+
+_METADATA = {
+    torch.Tensor.shape.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.dtype.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.device.__get__,
+    torch.Tensor.ndim.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.requires_grad.__get__,  # type: ignore[attr-defined]
+    torch.Tensor.is_floating_point,
+    torch.Tensor.size,
+    torch.Tensor.dim,
+    torch.Tensor.numel,
+}
+
+
 def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -> None:
-    """Rescale the planned weights (``ctx.new``) in place so that each handled layer's output variance on ``batch``
-    is its target. The model's own parameters are not touched (they are swapped for the plan's tensors with
-    ``torch.func.functional_call``; for a sharded model, written into the shards for the pass and restored after).
+    """Rescale the planned weights (``ctx.recipes``) so that each handled layer's output variance on ``batch`` is its
+    target (each scale is recorded in the plan). The model's own parameters are not touched: they are swapped for
+    stand-ins that make each planned value when an operation uses it (``_Deferred``, with
+    ``torch.func.functional_call``); for a sharded model, the plan is written into the shards for the pass and the
+    old values restored after.
 
     Sharded models (``ctx.mesh``): each rank passes its own part of the batch; every measured variance is that of
     the whole batch (count, sum and centred sum of squares all-reduced), so all ranks apply the same scale."""
-    ctx.settle()
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules(remove_duplicate=False))
     plans = {plan.name: plan for plan in ctx.layers}
     handles = []
     # Sharded models: statistics pooled over the ranks' parts of the batch (see _distributed).
     measure = _variance if ctx.mesh is None else functools.partial(pooled_variance, mesh=ctx.mesh)
     try:
+        hooked: set[int] = set()  # (a tied weight is calibrated at its first use only: see _tied)
         for name, plan in plans.items():
             module = modules.get(name)
             weight = getattr(module, "weight", None)
-            if module is not None and isinstance(module, _CALIBRATED) and id(weight) in ctx.new:
-                handles.append(module.register_forward_hook(_make_hook(plan, ctx.new[id(weight)][1], measure)))
+            if (
+                module is None
+                or not isinstance(weight, torch.Tensor)
+                or not ctx.is_planned(weight)
+                or id(weight) in hooked
+                or not _calibrated(module, plan)
+            ):
+                continue
+            hooked.add(id(weight))
+            hook = _make_hook(plan, functools.partial(ctx.scale, weight), measure)
+            handles.append(module.register_forward_hook(hook))
         for attention_name, projection in ctx.calibrate_modules.items():
             attention, out_plan = modules.get(attention_name), plans.get(projection)
             out_proj = modules.get(projection)
             if attention is not None and out_plan is not None and isinstance(out_proj, nn.Linear):
-                new_weight = ctx.new[id(out_proj.weight)][1]
-                handles.append(attention.register_forward_hook(_make_hook(out_plan, new_weight)))
-        parameters = {ctx.param_names[key]: value for key, (_param, value) in ctx.new.items() if key in ctx.param_names}
+                hook = _make_hook(out_plan, functools.partial(ctx.scale, out_proj.weight))
+                handles.append(attention.register_forward_hook(hook))
         with quiet_forward(model), NoDropout():
             try:
                 if ctx.mesh is None:
-                    torch.func.functional_call(model, parameters, batch, strict=False)
+                    arena = _Arena(ctx)
+                    stand_ins: dict[str, torch.Tensor] = {
+                        ctx.param_names[key]: _Deferred(recipe.param, arena)
+                        for key, recipe in ctx.recipes.items()
+                        if key in ctx.param_names
+                    }
+                    torch.func.functional_call(model, stand_ins, batch, strict=False)
                 else:  # FSDP gathers its own shards: write the plan into them for this pass
                     with planned_parameters(model, ctx):
                         model(*batch)

@@ -340,12 +340,11 @@ def planned_parameters(model: nn.Module, ctx: Context) -> Iterator[None]:
     """The planned values written into the parameters (their shards) for a forward pass, the old ones restored after
     (also on error). Costs one copy of this rank's shards of the planned parameters."""
     saved: list[tuple[torch.Tensor, torch.Tensor]] = []
-    ctx.settle()
     with torch.no_grad():
         try:
-            for param, value in ctx.new.values():
-                saved.append((param, param.detach().clone()))
-                param.copy_(value)
+            for recipe in ctx.recipes.values():
+                saved.append((recipe.param, recipe.param.detach().clone()))
+                recipe.param.copy_(ctx.value(recipe.param))
             yield
         finally:
             reshard(model)

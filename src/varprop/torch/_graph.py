@@ -22,6 +22,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .._errors import VarpropTypeError, VarpropValueError
+from ._foreign_modules import rms_norm_proxy
 
 __all__ = ["Graph", "Node", "Ref", "TensorMeta", "build_graph", "is_leaf", "map_refs", "quiet_forward"]
 
@@ -130,7 +131,7 @@ def is_leaf(module: nn.Module) -> bool:
         return False
     if isinstance(module, _handled_leaf_types()):
         return True
-    return type(module).__module__.startswith("torch.nn")
+    return type(module).__module__.startswith("torch.nn") or rms_norm_proxy(module) is not None
 
 
 @contextlib.contextmanager

@@ -23,15 +23,17 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
 from . import _distributed
+from ._activations import activation_of_module
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, conv_coverage
 from ._graph import TensorMeta
-from ._plan import Context, LayerPlan, std_for
-from ._stats import IndexStat, Stat, as_array, channel_view, collapse, scalar_stat
+from ._plan import ActivationUse, Context, LayerPlan, as_numpy, std_for
+from ._stats import IndexStat, Stat, apply_activation, as_array, channel_view, collapse, scalar_stat
 
 __all__ = [
     "LEAF_TYPES",
     "NORM_TYPES",
     "embedding",
+    "inner_activation",
     "input_maps",
     "module_weight_layer",
     "normalization",
@@ -90,30 +92,27 @@ LEAF_TYPES: tuple[type[nn.Module], ...] = (
 )
 
 
-def _matrix_sums(
-    weight: torch.Tensor, layout: str, groups: int, scratch: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum over kernel taps of W, of W^2) as ``[out, in/groups]`` float32 matrices. ``scratch``: a float32 tensor
-    of W's size to hold W^2 (a fresh one per layer costs page faults: as much as the squaring itself)."""
-    w = weight.detach().float()
-    squares = torch.mul(w, w, out=scratch.view(w.shape)) if scratch is not None else w * w
+def _sums_over_taps(
+    weight: torch.Tensor, layout: str, groups: int
+) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """The sum over kernel taps of W as an ``[out, in/groups]`` matrix, and the function that turns a tensor shaped
+    like W (its squares) into the same matrix layout."""
     if layout == "linear":
-        return w, squares
+        return weight, lambda values: values
     if layout == "matmul":  # x @ W with W [in, out]
-        return w.t(), squares.t()
-    taps = tuple(range(2, w.dim()))
-    total = w.sum(dim=taps) if taps else w
-    total_sq = squares.sum(dim=taps) if taps else squares
-    if layout == "conv":
-        return total, total_sq
-    # conv_transpose: [in, out/groups] per group -> [out, in/groups]
-    in_channels, out_per_group = total.shape
-    in_per_group = in_channels // groups
+        return weight.t(), lambda values: values.t()
+    taps = tuple(range(2, weight.dim()))
 
-    def regroup(matrix: torch.Tensor) -> torch.Tensor:
-        return matrix.reshape(groups, in_per_group, out_per_group).transpose(1, 2).reshape(-1, in_per_group)
+    def matrix(values: torch.Tensor) -> torch.Tensor:
+        total = values.sum(dim=taps) if taps else values
+        if layout == "conv":
+            return total
+        # conv_transpose: [in, out/groups] per group -> [out, in/groups]
+        in_channels, out_per_group = total.shape
+        in_per_group = in_channels // groups
+        return total.reshape(groups, in_per_group, out_per_group).transpose(1, 2).reshape(-1, in_per_group)
 
-    return regroup(total), regroup(total_sq)
+    return matrix(weight), matrix
 
 
 def _per_unit_input(x: Stat, in_channels: int, axis: int | None, spatial: tuple[int, ...] = ()) -> Stat:
@@ -130,10 +129,12 @@ _FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32
 
 
 def _realized_output(
-    x: Stat, weight: torch.Tensor, layout: str, groups: int, fraction: float, scratch: torch.Tensor | None = None
+    x: Stat, weight: torch.Tensor, layout: str, groups: int, fraction: float
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per-unit output means and variances, and the unknown-offset variance, for the drawn weights."""
-    total, total_sq = _matrix_sums(weight, layout, groups, scratch)
+    """Per-unit output means and variances, and the unknown-offset variance, for the drawn weights. ``weight`` is a
+    work buffer (``Context.read``): a float32 one is squared in place (no second weight-sized tensor)."""
+    w = weight.detach().float()
+    total, as_matrix = _sums_over_taps(w, layout, groups)
     out_units, in_per_group = total.shape
     in_channels = in_per_group * groups
     inputs = np.empty((2, in_channels), dtype=np.float32)
@@ -142,16 +143,24 @@ def _realized_output(
     inputs[np.abs(inputs) < _FLOAT32_TINY] = 0.0
     both = torch.from_numpy(inputs).to(total.device)
     mean_in, var_in = both[0], both[1]
-    if groups == 1:
-        mean_out, var_out = torch.mv(total, mean_in), torch.mv(total_sq, var_in)
-    else:
-        shape_w = (groups, out_units // groups, in_per_group)
-        mean_out = torch.bmm(total.reshape(shape_w), mean_in.reshape(groups, in_per_group, 1)).reshape(-1)
-        var_out = torch.bmm(total_sq.reshape(shape_w), var_in.reshape(groups, in_per_group, 1)).reshape(-1)
+    shape_w = (groups, out_units // groups, in_per_group)
+
+    def product(matrix: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+        if groups == 1:
+            return torch.mv(matrix, vector)
+        return torch.bmm(matrix.reshape(shape_w), vector.reshape(groups, in_per_group, 1)).reshape(-1)
+
+    mean_out = product(total, mean_in)
+    # (of W summed over taps: for a Linear the squares below, for a convolution a small matrix of its own)
+    total_squares = None if layout in ("linear", "matmul") or x.shared <= 0.0 else total * total
+    squares = w.mul_(w)  # W is no longer needed: its squares in its place
+    total_sq = as_matrix(squares)
+    var_out = product(total_sq, var_in)
     mean_np, var_np = torch.stack([mean_out, var_out]).cpu().numpy().astype(np.float64)
     shared = 0.0
     if x.shared > 0.0:
-        shared = float(x.shared * fraction * fraction * float((total * total).sum(dim=1).double().mean()))
+        row_squares = (total_sq if total_squares is None else total_squares).sum(dim=1)
+        shared = float(x.shared * fraction * fraction * float(row_squares.double().mean()))
     if fraction == 1.0:
         return mean_np, var_np, shared
     # Zero padding: a fraction f of the taps reaches an output on average; the mean term's spread between border and
@@ -232,15 +241,13 @@ def weight_layer(
             return _distributed.realized_output(x_in, block, layout, groups, fraction, spatial)
         if spatial is not None:
             return _spatial_output(x_in, block, in_channels, spatial[0], spatial[1])
-        return _realized_output(x_in, block, layout, groups, fraction, ctx.scratch(block.numel(), block.device))
+        return _realized_output(x_in, block, layout, groups, fraction)
 
     effective_fan = fan_in * fraction
     plan = ctx.plan_of.get(plan_key)
     if plan is not None:
         plan.calls += 1
-        drawn = ctx.new_value(weight)
-        block = drawn if rows is None else drawn[rows]
-        mean, within, shared = realized(block)
+        mean, within, shared = realized(ctx.read(weight, rows))
         return Stat(mean, within, shared, out_axis, out_ndim, out_spatial)
     target = ctx.target_for(key)
     second = x_in.second_moment
@@ -249,22 +256,19 @@ def weight_layer(
             f"{key}: its input has second moment {second:g} (a dead or diverging signal); std set as for E[x^2] = 1"
         )
         second = 1.0
-    std = std_for(target, effective_fan, second)
+    # objective="critical": a bias of variance sigma_b^2 takes its share of the target (Poole et al. 2016)
+    bias_var = ctx.bias_std**2 if bias is not None and rows is None else 0.0
+    std = std_for(target - bias_var, effective_fan, second)
     # Realized weights: draw a unit-std sample and scale it once, by the factor that its own statistics call for.
     drawn_std = 1.0 if ctx.realized and std > 0.0 else std
-    if rows is None:
-        drawn = ctx.draw_like(weight, drawn_std)
-        ctx.set_new(weight, drawn)
-        block = drawn
-    else:
-        drawn = ctx.new_value(weight)
-        block = drawn[rows]
-        block.copy_(ctx.draw_like(weight, drawn_std, rows))
+    ctx.plan_draw(weight, drawn_std, rows)
+    bias_values = None
     if bias is not None:
-        if rows is None:
-            ctx.zero(bias)
+        if bias_var > 0.0:
+            ctx.plan_bias_draw(bias, ctx.bias_std)
+            bias_values = as_numpy(ctx.read(bias))
         else:
-            ctx.new_value(bias)[rows].zero_()
+            ctx.zero(bias, rows)
     plan = LayerPlan(
         name=key,
         layer_type=layer_type,
@@ -281,22 +285,22 @@ def weight_layer(
     if std == 0.0:
         out = Stat(np.zeros(1), np.zeros(1), 0.0, None, out_ndim)
     elif ctx.realized:
-        mean, within, shared = realized(block)
+        mean, within, shared = realized(ctx.read(weight, rows))
         pooled = (float(mean @ mean) + float(within.sum())) / mean.size + shared
-        factor = math.sqrt(target / pooled) if pooled > 0.0 else std
-        if rows is None:
-            ctx.scale_later(weight, factor)  # fused into the write
-        else:
-            block.mul_(factor)
+        factor = math.sqrt((target - bias_var) / pooled) if pooled > 0.0 else std
+        ctx.scale(weight, factor, rows)
         plan.std = factor
         plan.realized_scale = factor / std
-        out = Stat(mean * factor, within * factor**2, shared * factor**2, out_axis, out_ndim, out_spatial)
+        out_mean = mean * factor
+        if bias_values is not None:  # the drawn biases, per channel (repeated over positions of a spatial map)
+            out_mean = out_mean + np.repeat(bias_values, out_mean.size // bias_values.size)
+        out = Stat(out_mean, within * factor**2, shared * factor**2, out_axis, out_ndim, out_spatial)
     else:
         variance = std * std * effective_fan
         out = Stat(
             np.zeros(1),
             np.array([variance * float(np.mean(x_in.var))]),
-            variance * (float(np.mean(x_in.mean * x_in.mean)) + x_in.shared),
+            variance * (float(np.mean(x_in.mean * x_in.mean)) + x_in.shared) + bias_var,  # biases: unknown offsets
             None,
             out_ndim,
         )
@@ -399,22 +403,19 @@ def embedding(ctx: Context, key: str, module: nn.Module, x: object, out_meta: ob
     out_ndim = len(out_shape) if out_shape is not None else None
     plan_key = (id(weight), 0)
     plan = ctx.plan_of.get(plan_key)
-    drawn = ctx.new_value(weight) if plan is not None else None
     if plan is None:
         target = ctx.target_for(key)
         std = math.sqrt(target)
-        drawn = ctx.draw_like(weight, std)
+        ctx.plan_draw(weight, std)
         padding = getattr(module, "padding_idx", None)
         if padding is not None:
-            _distributed.zero_row_(drawn, padding)
-        ctx.set_new(weight, drawn)
+            ctx.zero_row(weight, padding)
         plan = LayerPlan(key, type(module).__name__, ctx.name_of(weight), 1.0, 1.0, target, std, input=None)
         ctx.plan_of[plan_key] = plan
         ctx.layers.append(plan)
     else:
         plan.calls += 1
-    assert drawn is not None
-    rows = drawn.detach().double()
+    rows = ctx.read(weight).detach().double()
     counts = x.counts if isinstance(x, IndexStat) else None
     if counts is not None and counts.size == rows.shape[0] and counts.sum() > 0:
         weights = torch.as_tensor(counts / counts.sum(), dtype=torch.float64, device=rows.device)
@@ -429,7 +430,7 @@ def embedding(ctx: Context, key: str, module: nn.Module, x: object, out_meta: ob
     if ctx.realized and plan.calls == 1 and plan.target_var > 0:
         pooled = float(np.mean(mean_np * mean_np + var_np))
         scale = math.sqrt(plan.target_var / pooled) if pooled > 0 else 1.0
-        drawn.mul_(scale)
+        ctx.scale(weight, scale)
         plan.std *= scale
         plan.realized_scale = scale
         mean_np, var_np = mean_np * scale, var_np * scale * scale
@@ -483,9 +484,45 @@ def _eps(module: nn.Module, dtype: torch.dtype | None) -> float:
     return float(eps)
 
 
+def inner_activation(module: nn.Module) -> nn.Module | None:
+    """The activation a normalization module applies inside its own forward (timm's ``BatchNormAct2d``,
+    ``GroupNormAct``, ``LayerNormAct``: a ``.act`` submodule, after an optional ``.drop``), ``None`` when there is none
+    or it is the identity."""
+    act = getattr(module, "act", None)
+    if not isinstance(act, nn.Module) or isinstance(act, nn.Identity):
+        return None
+    return act
+
+
 def normalization(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: object) -> Stat:
     """BatchNorm (batch statistics in training, running statistics in eval), LayerNorm, GroupNorm, RMSNorm,
-    InstanceNorm: the normalized part has unit variance up to v / (v + eps); the affine parameters become (1, 0)."""
+    InstanceNorm: the normalized part has unit variance up to v / (v + eps); the affine parameters become (1, 0).
+
+    A normalization with an activation inside (``inner_activation``: timm's ``BatchNormAct2d``) is the normalization
+    followed by that activation (its ``.drop`` is dropout, the identity at initialization): the activation's exact
+    moments at the normalized output's mean and variance, as for an ``nn.ReLU`` module after an ``nn.BatchNorm2d``.
+    """
+    out = _normalize(ctx, key, module, x, in_meta)
+    act_module = inner_activation(module)
+    if act_module is None:
+        return out
+    act = activation_of_module(act_module)
+    where = f"{key}.act" if key else "act"
+    if act is None:
+        owned = [name for name, _ in act_module.named_parameters()]
+        for name in owned:
+            ctx.warn(f"{where}.{name}: owned by unsupported module {type(act_module).__name__}; left as it is")
+        ctx.note_unknown(
+            f"{where} ({type(act_module).__name__})",
+            "treated as identity: output moments = those of its first tensor input",
+        )
+        return out
+    ctx.activations.append(ActivationUse(where, act, out.variance, out.pooled_mean))
+    return apply_activation(act, out, ctx.unit_moments)
+
+
+def _normalize(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: object) -> Stat:
+    """``normalization`` without the inner activation."""
     in_shape = _shape(in_meta)
     ndim = len(in_shape) if in_shape is not None else x.ndim
     dtype = in_meta.dtype if isinstance(in_meta, TensorMeta) else None

@@ -7,27 +7,28 @@ import functools
 import gc
 import math
 import time
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._errors import VarpropTypeError, VarpropValueError
-from .._gains import DISTRIBUTIONS
+from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
 from .._validation import check_real
 from . import _distributed
 from ._calibrate import calibrate as run_calibration
-from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
+from ._critical import OBJECTIVES, critical_settings, model_critical_point
 from ._graph import Graph, build_graph
+from ._keep import resolve_keep
 from ._layers import DROPOUT_TYPES, input_stat
-from ._plan import Context
+from ._plan import Context, keeps_draws
 from ._propagate import canonical, output_stats, propagate
 from ._report import InitReport
 from ._residual import RESIDUAL_POLICIES, STREAM_OPS
 from ._sharded_random import fresh_seed
-from ._tensor_init import check_choice, check_generator
+from ._tensor_init import TORCH_DISTRIBUTIONS, check_choice, check_generator
 
 __all__ = ["init_model"]
 
@@ -167,6 +168,8 @@ def init_model(
     strict: bool = False,
     residual: str = "scaled",
     realized: bool | None = None,
+    keep: Any = None,
+    objective: str = "variance",
 ) -> InitReport:
     """Initialize every weight layer of ``model`` so that each pre-activation has variance ``target_var``.
 
@@ -194,7 +197,10 @@ def init_model(
         input_var: variance of the input; defaults to the example's measured variance (1 for a shape).
         calibrate: ``None``, ``"gaussian"`` (a fresh N(mean, input_var) batch shaped like the example) or a batch
             (tensor or tuple of tensors).
-        distribution: ``"normal"``, ``"truncated_normal"`` or ``"uniform"`` (same std).
+        distribution: ``"normal"``, ``"truncated_normal"``, ``"uniform"``, ``"orthogonal"`` (each weight matrix a
+            scaled Haar semi-orthogonal one, Saxe et al. 2014) or ``"delta_orthogonal"`` (convolutions: an orthogonal
+            matrix at the kernel's centre tap, zero elsewhere, Xiao et al. 2018); all of the same std (see ``init_``).
+            Attention's packed q/k/v rows are three orthogonal blocks.
         generator: ``torch.Generator`` for every random draw.
         strict: raise instead of assuming identity for operations and modules that are not recognized.
         residual: ``"scaled"`` (default: the stream's variance doubles over a whole chain, at any depth), ``"none"``
@@ -202,6 +208,15 @@ def init_model(
         realized: correct each layer for its drawn weights, or use the mean-field value only. Default (``None``):
             realized without calibration; mean-field with it (calibration measures the drawn weights on the batch
             and replaces the correction, so computing it first would only cost time).
+        objective: ``"variance"`` (every pre-activation at ``target_var``, biases 0) or ``"critical"``: the edge of
+            chaos of the model's activation (``varprop._criticality.critical_point``; Poole et al. 2016, Schoenholz
+            et al. 2017): every pre-activation at the fixed point q*, biases drawn from N(0, sigma_b^2) (a layer's
+            weights then aim at q* - sigma_b^2), so that chi1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] = 1 and the
+            gradient keeps its size through depth. q* is the point's (1/64 for tanh-like activations: with
+            ``distribution="orthogonal"`` dynamical isometry, Pennington et al. 2017), so ``target_var`` must stay
+            1. One activation per model; for ReLU-like ones (no non-trivial point) a warning, and the
+            variance-preserving weights. The report's ``settings["critical"]`` holds sigma_w, sigma_b, q*, chi1,
+            xi_q, xi_c and chi1^depth. Not for sharded models yet.
 
     Random numbers: one seed is drawn from ``generator`` (the global RNG when ``None``); each parameter's values
     depend only on that seed and the parameter's qualified name, drawn in seeded blocks of rows
@@ -238,12 +253,19 @@ def init_model(
     if not isinstance(model, nn.Module):
         raise VarpropTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     target = check_real("target_var", target_var, minimum=0.0, strict=True)
-    input_variance = None if input_var is None else check_real("input_var", input_var, minimum=0.0)
-    check_choice("distribution", distribution, DISTRIBUTIONS)
+    input_variance = None if input_var is None else check_real("input_var", input_var, minimum=0.0, strict=True)
+    check_choice("distribution", distribution, TORCH_DISTRIBUTIONS)
     check_choice("residual", residual, RESIDUAL_POLICIES)
     check_generator(generator)
+    check_choice("objective", objective, OBJECTIVES)
+    if objective == "critical" and target != 1.0:
+        raise VarpropValueError(
+            f"objective='critical' chooses the pre-activation variance q* itself; got target_var={target_var!r}: "
+            "leave target_var at 1, or use objective='variance' for a variance of your choice"
+        )
     if not isinstance(strict, bool) or not isinstance(realized, (bool, type(None))):
         raise VarpropTypeError(f"strict must be a bool and realized a bool or None, got {strict!r} and {realized!r}")
+    kept = resolve_keep(model, keep)
     mesh = _distributed.prepare_model(model)  # None unless sharded (DTensor parameters)
     seed = fresh_seed(generator) if mesh is None else _distributed.agreed_seed(generator, mesh)
     example, synthetic = _example(model, example_input, input_variance, generator)
@@ -256,6 +278,8 @@ def init_model(
         residual=residual,
         realized=(batch is None) if realized is None else realized,
         strict=strict,
+        kept=kept,
+        objective=objective,
     )
     with _collection_paused():
         return _initialize(model, example, synthetic, batch, seed, mesh, options, started)
@@ -287,23 +311,8 @@ class _Options:
     residual: str
     realized: bool
     strict: bool
-
-
-_WEIGHT_MODULES: tuple[type[nn.Module], ...] = (nn.Linear, *CONV_LAYERS, *CONV_TRANSPOSE_LAYERS)
-
-
-def _weights_in(graph: Graph, model: nn.Module) -> list[torch.Tensor]:
-    """The weights of the Linear, ConvNd and ConvTransposeNd modules that the graph calls: drawn whole, at a std known
-    only when the propagation reaches them, so they can all be sampled at unit std first, and scaled then."""
-    found = []
-    for node in graph.nodes:
-        if node.op == "module":
-            called = model.get_submodule(str(node.target)) if node.target else model
-            for module in called.modules():  # (with those inside a leaf: a transformer layer's feed-forward)
-                weight = getattr(module, "weight", None)
-                if isinstance(module, _WEIGHT_MODULES) and isinstance(weight, torch.Tensor):
-                    found.append(weight)
-    return found
+    kept: dict[int, str] = field(default_factory=dict)  # (id of a parameter: its name) for keep=
+    objective: str = "variance"
 
 
 def _initialize(
@@ -328,15 +337,32 @@ def _initialize(
         seed=seed,
         mesh=mesh,
     )
+    ctx.keep_draws = keeps_draws(list(model.parameters()))
+    for param in model.parameters():
+        if not _distributed.is_dtensor(param):
+            where = (param.device, param.dtype)
+            ctx.largest[where] = max(ctx.largest.get(where, 0), param.numel())
+    point, critical_warning = None, None
+    if options.objective == "critical":
+        if mesh is not None:
+            raise VarpropValueError(
+                "objective='critical' is not supported on sharded models yet; initialize the unsharded model, "
+                "then shard it"
+            )
+        point, critical_warning = model_critical_point(graph, model)
+        if critical_warning is not None:
+            ctx.warn(critical_warning)
+            warnings.warn(critical_warning, VarpropWarning, stacklevel=3)  # _initialize <- init_model <- the caller
+        if point is not None:
+            ctx.target_var, ctx.bias_std = point.q, point.bias_std
     input_variance = options.input_var
     stat_of = input_stat if mesh is None else functools.partial(_distributed.pooled_input_stat, mesh=mesh)
     inputs = [
         stat_of(t, input_variance if not synthetic else (1.0 if input_variance is None else input_variance))
         for t in example
     ]
-    ctx.prefetch(_weights_in(graph, model))
-    output = propagate(graph, model, ctx, inputs, options.strict)
-    modules = dict(model.named_modules())
+    output = propagate(graph, model, ctx, inputs, options.strict, frozenset(options.kept))
+    modules = dict(model.named_modules(remove_duplicate=False))
     from ._residual import analyze
 
     residual_adds = set(analyze(graph, modules, canonical).adds)
@@ -347,15 +373,14 @@ def _initialize(
         listed = "; ".join(f"{what}: {assumption}" for what, assumption in ctx.unknown.items())
         raise VarpropValueError(f"strict=True and {len(ctx.unknown)} operation(s) are not recognized: {listed}")
     propagated = time.perf_counter()
+    for key in options.kept:  # (asked for: never written, nor used by calibration)
+        ctx.recipes.pop(key, None)
     if batch is not None:
         run_calibration(model, ctx, batch)
     calibrated = time.perf_counter()
-    for param, value in ctx.new.values():
-        if value.shape != param.shape or value.dtype != param.dtype or value.device != param.device:
-            raise VarpropValueError(f"internal error: planned value for {ctx.name_of(param)} does not match it")
     ctx.write()
     finished = time.perf_counter()
-    untouched = [name for name, p in model.named_parameters() if id(p) not in ctx.new]
+    untouched = [name for name, p in model.named_parameters() if not ctx.is_planned(p) and id(p) not in options.kept]
     settings: dict[str, Any] = {
         "target_var": options.target,
         "input_var": inputs[0].variance if inputs and hasattr(inputs[0], "variance") else None,
@@ -365,12 +390,25 @@ def _initialize(
         "realized": options.realized,
         "graph": graph.method,
     }
+    if options.objective != "variance":
+        settings["objective"] = options.objective
+    if point is not None:
+        settings["critical"] = critical_settings(point, len(ctx.layers))
     if graph.note:
         settings["note"] = graph.note
     if mesh is not None:
         settings["sharded"] = f"mesh {tuple(mesh.shape)} ({mesh.size()} ranks)"
     if untouched:
         settings["untouched_parameters"] = untouched
+        message = (
+            f"{len(untouched)} parameter(s) not written (no rule reached them on the example's forward pass): "
+            f"{', '.join(untouched[:8])}{' ...' if len(untouched) > 8 else ''}; left at their values. Pass keep=[...] "
+            "to say that this is meant"
+        )
+        ctx.warn(message)
+        warnings.warn(message, VarpropWarning, stacklevel=3)  # (_initialize <- init_model <- the user's call)
+    if options.kept:
+        settings["kept_parameters"] = list(options.kept.values())
     outputs = [(s.pooled_mean, s.variance) for s in output_stats(output)]
     timings = {
         "trace_s": traced - started,

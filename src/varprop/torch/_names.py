@@ -4,14 +4,38 @@ and the moments of constant and integer tensors."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 import numpy as np
 
 from ._graph import Node, TensorMeta
 from ._stats import IndexStat, Stat, scalar_stat
 
-__all__ = ["arg", "as_tuple", "canonical", "index_values", "output_stats", "tensor_stat"]
+__all__ = [
+    "Unknown",
+    "arg",
+    "as_tuple",
+    "canonical",
+    "carries_signal",
+    "constant_indices",
+    "first_unknown",
+    "index_values",
+    "is_integer_constant",
+    "output_stats",
+    "tensor_stat",
+]
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A tensor whose moments varprop does not have: it depends on the input through an operation that could not be
+    propagated (named in ``reason``). Everything computed from it is unknown too, but for a normalization's output;
+    a weight layer fed by it is still initialized (as for E[x^2] = 1) and its row says that it has no prediction."""
+
+    reason: str
+    ndim: int | None = None
+
 
 ALIASES = {
     "iadd": "add",
@@ -142,6 +166,47 @@ def tensor_stat(meta: TensorMeta) -> Stat | IndexStat:
     data = value.detach().double()
     mean = float(data.mean()) if data.numel() else 0.0
     return scalar_stat(mean, float((data * data).mean()) if data.numel() else 0.0, meta.ndim)
+
+
+def carries_signal(value: Any) -> bool:
+    """Whether a propagated value (or anything nested in it) depends on the model's input: a ``Stat`` or an
+    ``IndexStat``. ``TensorMeta`` values (parameters, buffers, constants such as position ids) and plain Python values
+    do not."""
+    if isinstance(value, (Stat, IndexStat, Unknown)):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(carries_signal(item) for item in value)
+    if isinstance(value, dict):
+        return any(carries_signal(item) for item in value.values())
+    if isinstance(value, slice):
+        return any(carries_signal(item) for item in (value.start, value.stop, value.step))
+    return False
+
+
+def first_unknown(value: Any) -> Unknown | None:
+    """The first ``Unknown`` nested in a propagated value, or ``None``."""
+    if isinstance(value, Unknown):
+        return value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else ()
+    for item in items:
+        found = first_unknown(item)
+        if found is not None:
+            return found
+    return None
+
+
+def is_integer_constant(value: Any) -> TypeGuard[TensorMeta]:
+    """A constant integer or boolean tensor (position ids, cache positions, masks built from ``arange``)."""
+    return isinstance(value, TensorMeta) and not value.dtype.is_floating_point and not value.dtype.is_complex
+
+
+def constant_indices(meta: TensorMeta) -> IndexStat:
+    """A constant integer tensor used as indices (``nn.Embedding(torch.arange(T))``): its histogram when its value
+    was kept (a real forward pass), none otherwise (an embedding then weights its rows uniformly)."""
+    value = meta.value
+    if value is None or value.device.type == "meta" or not value.numel() or int(value.min()) < 0:
+        return IndexStat(None, meta.ndim)
+    return IndexStat(np.bincount(value.detach().reshape(-1).cpu().numpy()), meta.ndim)
 
 
 def output_stats(value: Any) -> list[Stat]:

@@ -126,7 +126,15 @@ def shift(stat: Stat, constant: float) -> Stat:
 
 
 def mul_stats(first: Stat, second: Stat) -> Stat:
-    """Product of independent tensors: E[ab] = E[a]E[b], E[a^2 b^2] = E[a^2]E[b^2] (pooled; gating, masks)."""
+    """Product of independent tensors: E[ab] = E[a]E[b], E[a^2 b^2] = E[a^2]E[b^2] (gating, masks), per channel when
+    both track the same channels (a squeeze-excitation gate ``(N, C, 1, 1)`` times its ``(N, C, H, W)`` input: each
+    channel's gate multiplies that channel, so the pooled second moment is the mean over channels of the products,
+    not the product of the means), else pooled."""
+    a, b = channel_view(first), channel_view(second)
+    if a.axis is not None and a.axis == b.axis and a.channels == b.channels > 1 and a.shared == b.shared == 0.0:
+        means = a.mean * b.mean
+        second_moments = (a.mean * a.mean + a.var) * (b.mean * b.mean + b.var)
+        return Stat(means, np.maximum(second_moments - means * means, 0.0), 0.0, a.axis, a.ndim or b.ndim)
     a, b = collapse(first), collapse(second)
     mean = a.pooled_mean * b.pooled_mean
     return scalar_stat(mean, a.second_moment * b.second_moment, a.ndim or b.ndim)

@@ -1,5 +1,18 @@
-"""What ``init_model`` decides before it writes anything: new tensors for each handled parameter, one ``LayerPlan``
-per weight layer (a row of the report), and the notes collected on the way."""
+"""What ``init_model`` decides before it writes anything: a recipe for the new value of each handled parameter, one
+``LayerPlan`` per weight layer (a row of the report), and the notes collected on the way; and the write itself.
+
+Memory: a plan holds no weights. A recipe says how to make a parameter's new value (the seeded rank-invariant draw of
+``_sharded_random`` at a std, zeros or a constant, per block of rows, then the scale factors found for it, in order),
+and every value is made again from it when needed: the realized-weight statistics of a layer read its draw into one
+reused buffer, the calibration pass makes each weight when an operation uses it, and the write makes each parameter
+in turn. Peak: the model plus O(largest parameter), whatever the model's size.
+
+Atomicity: every decision (scale, statistic, calibration factor) and every check comes before the first write, and
+the plan reads no parameter's value, so an error during planning leaves the model untouched. The write makes each
+parameter's whole new value in a work buffer first and then stores it with one tensor operation, so no parameter is
+left half-written; an error during the write (out of memory, an interrupt) raises ``InitWriteError`` naming the
+parameters already written, and rerunning ``init_model`` with the same seed writes the same values.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +25,14 @@ import numpy as np
 import torch
 
 from .._activation import Activation
-from ._distributed import is_dtensor, rank_invariant_draw
-from ._sharded_random import draw_many, draw_region, name_seed
+from .._errors import VarpropError
+from ._distributed import is_dtensor, rank_invariant_draw, zero_row_
+from ._orthogonal import ORTHOGONAL_DISTRIBUTIONS
+from ._sharded_random import block_seed, draw_region, draw_rows_into, name_seed
 from ._stats import Stat, UnitMoments
 from ._tensor_init import LOW_PRECISION
 
-__all__ = ["ActivationUse", "Context", "LayerPlan", "qualify"]
+__all__ = ["ActivationUse", "Context", "InitWriteError", "LayerPlan", "Recipe", "keeps_draws", "qualify"]
 
 
 def qualify(prefix: str, name: str) -> str:
@@ -55,6 +70,63 @@ class ActivationUse:
     input_mean: float
 
 
+class InitWriteError(VarpropError, RuntimeError):
+    """``init_model`` failed while writing the model (after every check passed): ``written`` holds the qualified
+    names of the parameters that already have their new values, ``pending`` those that still have their old ones
+    (none is half-written). Rerunning ``init_model`` with the same seed writes the same values."""
+
+    def __init__(self, message: str, written: list[str], pending: list[str]) -> None:
+        super().__init__(message)
+        self.written = written
+        self.pending = pending
+
+
+@dataclass
+class _Segment:
+    """Rows ``[start, stop)`` of dim 0 (``None``: the whole tensor) made one way: ``kind`` ``"draw"`` (the parameter's
+    rank-invariant draw at std ``value``), ``"zero"``, ``"fill"`` (the constant ``value``), ``"bias"`` (a normal draw of
+    std ``value`` whatever the weights' distribution: objective="critical"'s sigma_b) or ``"value"`` (the whole new
+    value, ``tensor``); then multiplied by each
+    of ``factors`` in turn (the order of the roundings is part of the promise "same seed, same bits")."""
+
+    rows: tuple[int, int] | None
+    kind: str
+    value: float
+    factors: list[float] = field(default_factory=list)
+    # kind "value": the new value itself (made from another planned value: a parametrization's originals)
+    tensor: torch.Tensor | None = None
+
+
+@dataclass
+class Recipe:
+    """How to make the new value of one parameter: segments applied in order (a later one overrides an earlier one
+    where they overlap), rows with no segment kept at their current value, then the ``zero_rows`` set to 0."""
+
+    param: torch.Tensor
+    seed: int
+    segments: list[_Segment] = field(default_factory=list)
+    zero_rows: list[int] = field(default_factory=list)
+
+    def covers_all(self) -> bool:
+        """Whether every element is made by a segment (so the current value is not read)."""
+        if any(segment.rows is None for segment in self.segments):
+            return True
+        reached = 0
+        for start, stop in sorted(segment.rows for segment in self.segments if segment.rows is not None):
+            if start > reached:
+                return False
+            reached = max(reached, stop)
+        return reached >= (int(self.param.shape[0]) if self.param.dim() else 1)
+
+
+def _store(param: torch.Tensor, value: torch.Tensor, factor: float | None) -> None:
+    """The one operation that writes ``param``: ``value`` (times ``factor``) copied into it."""
+    if factor is None:
+        param.copy_(value)
+    else:
+        torch.mul(value, factor, out=param)
+
+
 @dataclass
 class Context:
     """Settings and state shared by the propagation rules."""
@@ -67,7 +139,8 @@ class Context:
     # One seed per init_model call (agreed over the mesh); each parameter's draw derives its own from it.
     seed: int
     unit_moments: UnitMoments = field(default_factory=UnitMoments)
-    new: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    # The recipe of every handled parameter, by id, in the order the plan reached them (the write order).
+    recipes: dict[int, Recipe] = field(default_factory=dict)
     layers: list[LayerPlan] = field(default_factory=list)
     plan_of: dict[tuple[int, int], LayerPlan] = field(default_factory=dict)
     unknown: dict[str, str] = field(default_factory=dict)
@@ -83,12 +156,17 @@ class Context:
     env: dict[str, Any] = field(default_factory=dict)
     # The device mesh of a sharded model's parameters (see _distributed), None otherwise.
     mesh: Any = None
-    # Unit-std draws of weights sampled ahead, all at once (see ``prefetch``), by id of the parameter.
-    prefetched: dict[int, torch.Tensor] = field(default_factory=dict)
-    # Scale factors of new values not yet applied (see ``scale_later``), by id of the parameter.
-    pending_scale: dict[int, float] = field(default_factory=dict)
-    # One float32 work buffer per device, reused by every layer (see ``scratch``).
-    buffers: dict[torch.device, torch.Tensor] = field(default_factory=dict)
+    # Work buffers reused by every layer (see ``scratch``), by (purpose, device, dtype), and the size each is given
+    # at once (the largest parameter of that device and dtype: one allocation, not one per larger layer, each of
+    # which would stay in the process's heap).
+    buffers: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = field(default_factory=dict)
+    largest: dict[tuple[torch.device, torch.dtype], int] = field(default_factory=dict)
+    # Small models (see ``keeps_draws``): whole-tensor draws kept between planning and writing, by id of the
+    # parameter, with the std they were drawn at (not made twice: sampling costs more than the rest of a layer).
+    keep_draws: bool = False
+    kept: dict[int, tuple[float, torch.Tensor]] = field(default_factory=dict)
+    # sigma_b of objective="critical": biases drawn from N(0, bias_std^2) (0: biases are zeroed).
+    bias_std: float = 0.0
 
     def name_of(self, param: torch.Tensor) -> str:
         return self.param_names.get(id(param), "<parameter>")
@@ -105,105 +183,311 @@ class Context:
         if message not in self.warnings:
             self.warnings.append(message)
 
-    def scratch(self, numel: int, device: torch.device) -> torch.Tensor:
-        """A float32 work buffer of ``numel`` elements on ``device`` (uninitialized; the same memory for every
-        caller: valid until the next call)."""
-        buffer = self.buffers.get(device)
+    def scratch(
+        self, numel: int, device: torch.device, dtype: torch.dtype = torch.float32, purpose: str = "squares"
+    ) -> torch.Tensor:
+        """A work buffer of ``numel`` elements (uninitialized; the same memory for every caller with the same
+        ``purpose``: valid until the next call). It grows to the largest request: O(largest parameter)."""
+        key = (purpose, device, dtype)
+        buffer = self.buffers.get(key)
         if buffer is None or buffer.numel() < numel:
-            buffer = self.buffers[device] = torch.empty(numel, dtype=torch.float32, device=device)
+            self.buffers.pop(key, None)  # (freed before the larger one is allocated)
+            size = max(numel, self.largest.get((device, dtype), 0))
+            buffer = self.buffers[key] = torch.empty(size, dtype=dtype, device=device)
         return buffer[:numel]
 
-    def prefetch(self, params: list[torch.Tensor]) -> None:
-        """Draw the unit-std weights of ``params`` now, all together: the blocks of the whole model go to the sampler
-        threads in one job (layer by layer, each job would be a few blocks, and the threads would wait for one
-        another at every layer). ``draw_like`` then returns them, scaled; DTensors are drawn when reached."""
-        kept = list(
-            {
-                id(p): p
-                for p in params
-                if not is_dtensor(p) and p.dtype not in LOW_PRECISION and id(p) not in self.prefetched
-            }.values()
-        )
-        requests = [(tuple(p.shape), p.dtype, p.device, name_seed(self.seed, self.name_of(p))) for p in kept]
-        for param, value in zip(kept, draw_many(requests, 1.0, self.distribution), strict=True):
-            self.prefetched[id(param)] = value
+    # --- planning: recipes --------------------------------------------------------------------------------------
 
-    def draw_like(self, param: torch.Tensor, std: float, rows: slice | None = None) -> torch.Tensor:
-        """New zero-mean weights of standard deviation ``std`` for ``param`` (or for its rows ``rows``): ``std``
-        times the unit-std rank-invariant draw of ``_sharded_random`` under a seed that depends only on ``seed`` and
-        the parameter's qualified name (not on the order in which layers are reached, nor on whether it was sampled
-        ahead); a DTensor gets this rank's elements."""
-        # float16 / bfloat16: scaled in float32 before their one rounding (see _tensor_init.draw)
-        scale, drawn_std = (1.0, std) if param.dtype in LOW_PRECISION else (std, 1.0)
-        seed = name_seed(self.seed, self.name_of(param))
-        if rows is None:
-            unit = self.prefetched.pop(id(param), None)
-            if unit is None:
-                unit = rank_invariant_draw(param, drawn_std, self.distribution, seed)
-        else:
-            shape = tuple(param.shape)
-            index: list[torch.Tensor | None] = [torch.arange(int(rows.start or 0), int(rows.stop))]
+    def _recipe(self, param: torch.Tensor) -> Recipe:
+        recipe = self.recipes.get(id(param))
+        if recipe is None:
+            recipe = self.recipes[id(param)] = Recipe(param, name_seed(self.seed, self.name_of(param)))
+        return recipe
+
+    def _add(self, param: torch.Tensor, segment: _Segment) -> None:
+        recipe = self._recipe(param)
+        if segment.rows is None:  # replaces the whole value
+            recipe.segments.clear()
+            recipe.zero_rows.clear()
+        recipe.segments.append(segment)
+
+    def plan_draw(self, param: torch.Tensor, std: float, rows: slice | None = None) -> None:
+        """New zero-mean weights of standard deviation ``std`` for ``param`` (or for its rows ``rows``): ``std`` times
+        the unit-std rank-invariant draw of ``_sharded_random`` under a seed that depends only on ``seed`` and the
+        parameter's qualified name (not on the order in which layers are reached); a DTensor gets this rank's
+        elements. Nothing is drawn now (see ``read`` and ``write``)."""
+        self._add(param, _Segment(None if rows is None else _bounds(rows), "draw", std))
+
+    def zero(self, param: torch.Tensor | None, rows: slice | None = None) -> None:
+        if isinstance(param, torch.Tensor):
+            self._add(param, _Segment(None if rows is None else _bounds(rows), "zero", 0.0))
+
+    def fill(self, param: torch.Tensor | None, value: float) -> None:
+        if isinstance(param, torch.Tensor):
+            self._add(param, _Segment(None, "fill", value))
+
+    def plan_bias_draw(self, param: torch.Tensor, std: float) -> None:
+        """N(0, std^2) values for the bias ``param`` (always normal), seeded by ``seed`` and the parameter's name."""
+        self._add(param, _Segment(None, "bias", std))
+
+    def set_value(self, param: torch.Tensor, value: torch.Tensor) -> None:
+        """The whole new value of ``param``, given (kept until the write: only for values computed from another
+        planned value, such as the originals of a weight-norm parametrization)."""
+        self._add(param, _Segment(None, "value", 0.0, tensor=value))
+
+    def zero_row(self, param: torch.Tensor, row: int) -> None:
+        """Row ``row`` of the new value set to 0 (an embedding's padding row), after everything else."""
+        self._recipe(param).zero_rows.append(row)
+
+    def scale(self, param: torch.Tensor, factor: float, rows: slice | None = None) -> None:
+        """Multiply the new value of ``param`` (or of its rows ``rows``, which a segment of their own must cover) by
+        ``factor``."""
+        recipe = self.recipes[id(param)]
+        wanted = None if rows is None else _bounds(rows)
+        for segment in recipe.segments:
+            if wanted is None or segment.rows == wanted:
+                segment.factors.append(factor)
+
+    def is_planned(self, param: torch.Tensor) -> bool:
+        return id(param) in self.recipes
+
+    # --- making values ------------------------------------------------------------------------------------------
+
+    def read(self, param: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """The new value of ``param`` (or of its rows ``rows``) as planned so far, in a work buffer that the next
+        ``read`` reuses (a DTensor: a fresh one). For statistics; the model is not touched."""
+        recipe = self.recipes[id(param)]
+        if is_dtensor(param):
+            value = self._make_dtensor(recipe)
+            return value if rows is None else value[rows]
+        start, stop = (0, _rows_of(param)) if rows is None else _bounds(rows)
+        shape = tuple(param.shape) if rows is None else (stop - start, *param.shape[1:])
+        out = self.scratch(math.prod(shape), param.device, param.dtype, "work").view(shape)
+        self._make(recipe, out, start, stop)
+        return out
+
+    def value(self, param: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The new value of ``param`` as planned so far, in ``out`` (contiguous, its shape and dtype) or a tensor of
+        its own."""
+        recipe = self.recipes[id(param)]
+        if is_dtensor(param):
+            return self._make_dtensor(recipe)
+        if out is None:
+            out = torch.empty(param.shape, dtype=param.dtype, device=param.device)
+        self._make(recipe, out, 0, _rows_of(param))
+        return out
+
+    def _make(self, recipe: Recipe, out: torch.Tensor, start: int, stop: int, defer: bool = False) -> float | None:
+        """Make rows ``[start, stop)`` of the recipe's value in ``out`` (contiguous, those rows' shape). With
+        ``defer``, the last multiplication of a single whole-tensor segment is not done but returned (for ``_store``
+        to fuse it into the copy into the parameter: one pass over the weights instead of two)."""
+        param = recipe.param
+        if not recipe.covers_all():
+            out.copy_(_rows_view(param.detach(), start, stop))
+        pending: float | None = None
+        for segment in recipe.segments:
+            low, high = segment.rows if segment.rows is not None else (0, _rows_of(param))
+            low, high = max(low, start), min(high, stop)
+            if low >= high:
+                continue
+            target = _rows_view(out, low - start, high - start)
+            factors = list(segment.factors)
+            if segment.kind == "draw":
+                factors = self._draw_into(target, param, segment, low, recipe.seed) + factors
+            elif segment.kind == "zero":
+                target.zero_()
+            elif segment.kind == "value" and segment.tensor is not None:
+                target.copy_(_rows_view(segment.tensor, low, high))
+            elif segment.kind == "bias":
+                target.copy_(_rows_view(rank_invariant_draw(param, segment.value, "normal", recipe.seed), low, high))
+            else:
+                target.fill_(segment.value)
+            if defer and factors and segment.rows is None and len(recipe.segments) == 1 and not recipe.zero_rows:
+                pending = factors.pop()
+            for factor in factors:
+                target.mul_(factor)
+        for row in recipe.zero_rows:
+            row %= _rows_of(param)
+            if start <= row < stop:
+                out[row - start].zero_()
+        return pending
+
+    def _draw_into(
+        self, target: torch.Tensor, param: torch.Tensor, segment: _Segment, first: int, seed: int
+    ) -> list[float]:
+        """Rows ``first...`` of the parameter's draw at ``std`` into ``target``; returns the multiplications still to
+        do. float32/float64: the unit-std draw, then times ``std``; float16/bfloat16: drawn at ``std`` in float32
+        before their one rounding (see _tensor_init.draw)."""
+        std = segment.value
+        if self.keep_draws and first == 0 and target.shape == param.shape and param.dim():
+            kept = self.kept.get(id(param))
+            if kept is None or kept[0] != std:
+                value = torch.empty(param.shape, dtype=param.dtype, device=param.device)
+                self.kept[id(param)] = kept = (std, value)
+                operations = self._draw_fresh(value, param, segment, first, seed)
+            else:
+                operations = [] if param.dtype in LOW_PRECISION or std == 1.0 else [std]
+            target.copy_(kept[1])
+            return operations
+        return self._draw_fresh(target, param, segment, first, seed)
+
+    def _draw_fresh(
+        self, target: torch.Tensor, param: torch.Tensor, segment: _Segment, first: int, seed: int
+    ) -> list[float]:
+        std = segment.value
+        if self.distribution in ORTHOGONAL_DISTRIBUTIONS:
+            return self._draw_orthogonal(target, param, segment, first, seed)
+        shape = tuple(param.shape)
+        if param.dim() == 0:
+            value = draw_region(
+                shape, [], std, dtype=param.dtype, device=param.device, distribution=self.distribution, seed=seed
+            )
+            target.copy_(value)
+            return []
+        if param.dtype in LOW_PRECISION:
+            index: list[torch.Tensor | None] = [torch.arange(first, first + int(target.shape[0]))]
             index += [None] * (len(shape) - 1)
-            unit = draw_region(
+            target.copy_(
+                draw_region(
+                    shape, index, std, dtype=param.dtype, device=param.device, distribution=self.distribution, seed=seed
+                )
+            )
+            return []
+        draw_rows_into(target, shape, first, 1.0, self.distribution, seed)
+        return [] if std == 1.0 else [std]
+
+    def _draw_orthogonal(
+        self, target: torch.Tensor, param: torch.Tensor, segment: _Segment, first: int, seed: int
+    ) -> list[float]:
+        """Rows ``first...`` of a (delta-)orthogonal draw into ``target``. A QR needs the whole matrix: a whole-tensor
+        segment draws the whole tensor (then keeps its rows); a block of rows (q, k or v of a fused projection) is
+        orthogonal by itself, seeded by its first row."""
+        low_precision = param.dtype in LOW_PRECISION
+        drawn_std = segment.value if low_precision else 1.0
+        if segment.rows is None:
+            shape, offset, block = tuple(param.shape), 0, seed
+        else:
+            start, stop = segment.rows
+            shape, offset, block = (stop - start, *param.shape[1:]), start, block_seed(seed, start)
+        index: list[torch.Tensor | None] = [None] * len(shape)
+        if (first - offset, int(target.shape[0])) != (0, shape[0]):
+            index[0] = torch.arange(first - offset, first - offset + int(target.shape[0]))
+        target.copy_(
+            draw_region(
                 shape,
                 index,
                 drawn_std,
                 dtype=param.dtype,
                 device=param.device,
                 distribution=self.distribution,
-                seed=seed,
+                seed=block,
             )
-        return unit if scale == 1.0 else unit.mul_(scale)
+        )
+        return [] if low_precision or segment.value == 1.0 else [segment.value]
 
-    def new_value(self, param: torch.Tensor) -> torch.Tensor:
-        """The new tensor of a handled parameter (its pending scale applied), created (as a copy of the current
-        value) on first use."""
-        entry = self.new.get(id(param))
-        if entry is None:
-            entry = (param, param.detach().clone())
-            self.new[id(param)] = entry
-        factor = self.pending_scale.pop(id(param), None)
-        if factor is not None:
-            entry[1].mul_(factor)
-        return entry[1]
+    def _make_dtensor(self, recipe: Recipe) -> torch.Tensor:
+        """A DTensor parameter's new value (this rank's elements; whole-tensor segments only)."""
+        param = recipe.param
+        value = param.detach().clone() if not recipe.covers_all() else None
+        for segment in recipe.segments:
+            if segment.rows is not None:  # pragma: no cover - init_model refuses row blocks of DTensors
+                raise VarpropError(f"a block of rows of the DTensor {self.name_of(param)} can not be planned alone")
+            if segment.kind == "draw":
+                low = param.dtype in LOW_PRECISION
+                value = rank_invariant_draw(param, segment.value if low else 1.0, self.distribution, recipe.seed)
+                if not low and segment.value != 1.0:
+                    value.mul_(segment.value)
+            elif segment.kind == "zero":
+                value = torch.zeros_like(param)
+            elif segment.kind == "value" and segment.tensor is not None:
+                value = segment.tensor.clone()
+            elif segment.kind == "bias":
+                value = rank_invariant_draw(param, segment.value, "normal", recipe.seed)
+            else:
+                value = torch.full_like(param, segment.value)
+            for factor in segment.factors:
+                value.mul_(factor)
+        assert value is not None
+        for row in recipe.zero_rows:
+            zero_row_(value, row)
+        return value
 
-    def set_new(self, param: torch.Tensor, value: torch.Tensor) -> None:
-        self.new[id(param)] = (param, value)
-        self.pending_scale.pop(id(param), None)
-
-    def scale_later(self, param: torch.Tensor, factor: float) -> None:
-        """Multiply the new value of ``param`` by ``factor``, when it is next read or written (``write`` fuses it
-        into the copy into the parameter: one pass over the weights instead of two)."""
-        self.pending_scale[id(param)] = self.pending_scale.get(id(param), 1.0) * factor
-
-    def settle(self) -> None:
-        """Apply every pending scale (before anything reads ``new`` directly)."""
-        for key, factor in self.pending_scale.items():
-            self.new[key][1].mul_(factor)
-        self.pending_scale.clear()
+    # --- the write ----------------------------------------------------------------------------------------------
 
     def write(self) -> None:
-        """Copy every new value into its parameter (its pending scale applied on the way)."""
+        """Write every planned parameter, one at a time: its new value made whole in a work buffer, then stored by
+        one operation (``_store``). Raises ``InitWriteError`` (naming what was written) if that fails midway."""
+        written: list[str] = []
+        order = list(self.recipes.values())
         with torch.no_grad():
-            for key, (param, value) in self.new.items():
-                factor = self.pending_scale.pop(key, None)
-                if factor is not None and is_dtensor(param):
-                    value.mul_(factor)
-                elif factor is not None:
-                    torch.mul(value, factor, out=param)
-                    continue
-                param.copy_(value)
+            for position, recipe in enumerate(order):
+                try:
+                    self._write_one(recipe)
+                except BaseException as error:
+                    pending = [self.name_of(r.param) for r in order[position:]]
+                    raise InitWriteError(
+                        f"init_model failed while writing {self.name_of(recipe.param)}: {type(error).__name__}: "
+                        f"{error}. Written ({len(written)}): {', '.join(written) or 'none'}; not written, old values "
+                        f"kept ({len(pending)}): {', '.join(pending)}. No parameter is half-written; rerun init_model "
+                        "with the same seed (generator state) to finish: it writes the same values.",
+                        written,
+                        pending,
+                    ) from error
+                written.append(self.name_of(recipe.param))
+        self.buffers.clear()
+        self.kept.clear()
 
-    def is_planned(self, param: torch.Tensor) -> bool:
-        return id(param) in self.new
+    def _write_one(self, recipe: Recipe) -> None:
+        param = recipe.param
+        if is_dtensor(param):
+            _store(param, self._make_dtensor(recipe), None)
+            return
+        kept = self.kept.get(id(param))
+        segment = recipe.segments[0] if len(recipe.segments) == 1 else None
+        if (
+            kept is not None
+            and segment is not None
+            and segment.rows is None
+            and segment.kind == "draw"
+            and segment.value == kept[0]
+            and not recipe.zero_rows
+        ):  # straight from the kept draw
+            del self.kept[id(param)]
+            low = param.dtype in LOW_PRECISION
+            operations = ([] if low or segment.value == 1.0 else [segment.value]) + segment.factors
+            for earlier in operations[:-1]:
+                kept[1].mul_(earlier)
+            _store(param, kept[1], operations[-1] if operations else None)
+            return
+        value = self.scratch(param.numel(), param.device, param.dtype, "work").view(param.shape)
+        factor = self._make(recipe, value, 0, _rows_of(param), defer=True)
+        _store(param, value, factor)
 
-    def zero(self, param: torch.Tensor | None) -> None:
-        if isinstance(param, torch.Tensor):
-            self.set_new(param, torch.zeros_like(param))
 
-    def fill(self, param: torch.Tensor | None, value: float) -> None:
-        if isinstance(param, torch.Tensor):
-            self.set_new(param, torch.full_like(param, value))
+# Models with at most this many bytes of parameters keep their draws between planning and writing (a copy of at
+# most 64 MiB, small next to the process itself: ~300 MB with torch); larger ones make each draw again when needed,
+# so that init_model's peak stays the model plus O(largest parameter).
+KEEP_DRAWS_BYTES = 64 << 20
+
+
+def keeps_draws(params: list[torch.Tensor]) -> bool:
+    """Whether a model with these parameters keeps its draws (``KEEP_DRAWS_BYTES``; never a sharded one)."""
+    if any(is_dtensor(param) for param in params):
+        return False
+    return sum(param.numel() * param.element_size() for param in params) <= KEEP_DRAWS_BYTES
+
+
+def _bounds(rows: slice) -> tuple[int, int]:
+    return int(rows.start or 0), int(rows.stop)
+
+
+def _rows_of(tensor: torch.Tensor) -> int:
+    return int(tensor.shape[0]) if tensor.dim() else 1
+
+
+def _rows_view(tensor: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows ``[start, stop)`` of ``tensor`` (a 0-d tensor: itself)."""
+    return tensor[start:stop] if tensor.dim() else tensor
 
 
 def std_for(target: float, fan: float, second_moment: float) -> float:

@@ -5,13 +5,15 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
-from .._errors import VarpropTypeError
+from .._errors import VarpropError, VarpropTypeError, VarpropWarning
 from ._activations import activation_of_function, activation_of_method, activation_of_module
 from ._attention import (
     attention_output,
@@ -21,7 +23,10 @@ from ._attention import (
     transformer_encoder,
     transformer_layer,
 )
+from ._direct import DirectParameter, combine, unwrap
+from ._elementwise import Formula, elementwise_formulas, finite_on, formula_activation
 from ._fans import coverage
+from ._foreign_modules import rms_norm_proxy
 from ._graph import Graph, Node, Ref, TensorMeta, map_refs
 from ._layers import DROPOUT_TYPES, NORM_TYPES, POOL_TYPES, embedding, module_weight_layer, normalization, weight_layer
 from ._names import (
@@ -31,10 +36,15 @@ from ._names import (
     POOL_FUNCTIONS,
     SPLIT_OPS,
     VALUE_OPS,
+    Unknown,
     arg,
     as_tuple,
     canonical,
+    carries_signal,
+    constant_indices,
+    first_unknown,
     index_values,
+    is_integer_constant,
     output_stats,
     tensor_stat,
 )
@@ -50,9 +60,10 @@ from ._ops import (
     softmax_stat,
     square_stat,
 )
-from ._plan import ActivationUse, Context
+from ._plan import ActivationUse, Context, qualify
 from ._residual import STREAM_OPS, analyze, block_branch_rule, register_branches
 from ._stats import IndexStat, Stat, apply_activation, channel_view, collapse, scalar_stat
+from ._tied import first_use, record_tied_use
 
 __all__ = ["canonical", "output_stats", "propagate"]
 
@@ -60,16 +71,30 @@ __all__ = ["canonical", "output_stats", "propagate"]
 class _Propagation:
     def __init__(self, graph: Graph, model: nn.Module, ctx: Context, inputs: Sequence[Any], strict: bool) -> None:
         self.graph, self.model, self.ctx, self.strict = graph, model, ctx, strict
-        self.modules = dict(model.named_modules())
+        self.modules = dict(model.named_modules(remove_duplicate=False))  # (one module at several places)
         self.inputs = list(inputs)
         self.env: dict[str, Any] = ctx.env
         self.meta = {node.name: node.meta for node in graph.nodes}
         self.info = analyze(graph, self.modules, canonical)
         register_branches(ctx, self.info, self.env)
+        self.formulas = elementwise_formulas(graph, canonical)
+        self.users = graph.consumers()
+        self.unknown_as_unit = False  # (while a rule runs on an Unknown input: see ``through_unknown``)
+        self.kept: frozenset[int] = frozenset()
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def value(self, item: Any) -> Any:
-        return map_refs(item, lambda ref: self.env[ref.node])
+        if self.unknown_as_unit:
+            return map_refs(item, lambda ref: self.unit_if_unknown(unwrap(self.env[ref.node])))
+        return map_refs(item, lambda ref: unwrap(self.env[ref.node]))
+
+    @staticmethod
+    def unit_if_unknown(value: Any) -> Any:
+        if isinstance(value, Unknown):
+            return scalar_stat(0.0, 1.0, value.ndim)
+        if isinstance(value, tuple):
+            return tuple(_Propagation.unit_if_unknown(item) for item in value)
+        return value
 
     def stat(self, value: Any, where: str) -> Stat:
         """The value as a per-channel ``Stat`` (spatial maps reduced; see ``raw_stat``)."""
@@ -92,16 +117,92 @@ class _Propagation:
             )
         raise VarpropTypeError(f"{where}: expected a tensor, got {type(value).__name__}")
 
+    def attribute(self, node: Node) -> Any:
+        """A parameter read in ``forward`` (see ``_direct``), else the attribute's meta."""
+        try:
+            param = self.model.get_parameter(str(node.target))
+        except (AttributeError, ValueError):
+            return node.meta
+        return DirectParameter(param, node.meta, node.meta)
+
     def in_meta(self, node: Node, index: int = 0) -> Any:
         refs = [a for a in node.args if isinstance(a, Ref)]
         return self.meta.get(refs[index].node) if len(refs) > index else None
 
     def unknown(self, what: str, node: Node, args: Sequence[Any]) -> Any:
-        self.ctx.note_unknown(what, "treated as identity: output moments = those of its first tensor input")
-        for value in args:
-            if isinstance(value, (Stat, IndexStat)):
-                return value
-        return scalar_stat(0.0, self.ctx.target_var, getattr(node.meta, "ndim", None))
+        """An operation or module without a rule: said by name (``report.unknown``, a ``VarpropWarning``), and its
+        output ``Unknown``: no prediction is made downstream of it (weight layers there are still initialized)."""
+        self.ctx.note_unknown(what, "not propagated: the predictions downstream of it are unknown")
+        self.warn_unknown(f"{what}: varprop has no rule for it; the predictions downstream of it are marked unknown")
+        return Unknown(what, getattr(node.meta, "ndim", None))
+
+    def warn_unknown(self, message: str) -> None:
+        if message not in self.ctx.warnings:
+            self.ctx.warn(message)
+            # stacklevel 7: warn_unknown <- unknown <- operation/module <- run <- propagate <- _initialize <- init_model
+            warnings.warn(message, VarpropWarning, stacklevel=8)
+
+    def keeping(self, node: Node) -> Any:
+        """A node's rule when some parameters are kept: if it planned a kept one, its rows lose their predictions
+        and its output is unknown (the moments assumed a value that will not be written)."""
+        planned, layers = len(self.ctx.recipes), len(self.ctx.layers)
+        value = self.module(node) if node.op == "module" else self.operation(node)
+        new_keys = list(self.ctx.recipes)[planned:]
+        touched = [key for key in new_keys if key in self.kept]
+        if not touched:
+            return value
+        names = ", ".join(self.ctx.param_names.get(key, "<parameter>") for key in touched)
+        for plan in self.ctx.layers[layers:]:
+            plan.output = None
+            plan.notes.append(f"kept at its value (keep=): {names}; no prediction")
+        return Unknown(f"{names} (kept)", getattr(node.meta, "ndim", None))
+
+    def through_unknown(self, node: Node, unknown: Unknown) -> Any:
+        """A node fed by an ``Unknown``: its rule runs with unit moments in place of the unknown input (so that
+        weight layers get their weights, chosen as for E[x^2] = 1), each layer it plans loses its prediction, and
+        its output is unknown unless it is a normalization (whose output moments do not depend on its input's)."""
+        before = len(self.ctx.layers)
+        self.unknown_as_unit = True
+        try:
+            value = self.module(node) if node.op == "module" else self.operation(node)
+        finally:
+            self.unknown_as_unit = False
+        for plan in self.ctx.layers[before:]:
+            plan.input = plan.output = None
+            note = f"input unknown (downstream of {unknown.reason}): weights as for E[x^2] = 1, no prediction"
+            plan.notes.append(note)
+        module = self.modules.get(str(node.target)) if node.op == "module" else None
+        if module is not None and (isinstance(module, NORM_TYPES) or rms_norm_proxy(module) is not None):
+            return value
+        return Unknown(unknown.reason, getattr(node.meta, "ndim", None))
+
+    def formula(self, node: Node, formula: Formula, source: Stat) -> Any:
+        """A node computed as an elementwise formula of one earlier node (see ``_elementwise``): exact moments of
+        the formula for the source's Gaussian, or ``Unknown`` when the formula is not finite on its range (``log``
+        of a zero-mean signal), or ``None`` when the core cannot parse it (the per-operation rules then apply)."""
+        try:
+            act = formula_activation(formula.text)
+        except VarpropError:
+            return None
+        x = self.raw_stat(source, formula.text)
+        spread = math.sqrt(float(x.var.max()) + x.shared)
+        if not (finite_on(act, float(x.mean.min()), spread) and finite_on(act, float(x.mean.max()), spread)):
+            what = f"{canonical(node)}() in {act.name[len('expr:') :]}"
+            self.ctx.note_unknown(what, "not finite on part of its input's range: no prediction downstream")
+            self.warn_unknown(
+                f"{what}: not finite (NaN or infinite) on part of its input's range (mean {x.pooled_mean:.4g}, "
+                f"variance {x.variance:.4g}); the predictions downstream of it are marked unknown"
+            )
+            return Unknown(what, getattr(node.meta, "ndim", None))
+        consumers = self.users.get(node.name, [])
+        inner = consumers and all(
+            (f := self.formulas.get(user.name)) is not None and f.needed and f.source == formula.source
+            for user in consumers
+        )
+        if not inner:
+            self.ctx.activations.append(ActivationUse(f"{node.name} ({act.name})", act, x.variance, x.pooled_mean))
+            self.ctx.pre_activation[node.name] = (act, x)
+        return apply_activation(act, x, self.ctx.unit_moments)
 
     def param(self, ref: Any) -> torch.Tensor | None:
         if not isinstance(ref, Ref):
@@ -124,10 +225,14 @@ class _Propagation:
                 value = self.inputs[placeholder] if placeholder < len(self.inputs) else node.meta
                 placeholder += 1
             elif node.op == "attr":
-                value = node.meta
+                value = self.attribute(node)
             elif node.op == "output":
                 output = self.value(node.args[0] if node.args else None)
                 value = output
+            elif (unknown := first_unknown((self.value(node.args), self.value(node.kwargs)))) is not None:
+                value = self.through_unknown(node, unknown)
+            elif self.kept:
+                value = self.keeping(node)
             elif node.op == "module":
                 value = self.module(node)
             else:
@@ -142,16 +247,30 @@ class _Propagation:
         kwargs = self.value(node.kwargs)
         ctx = self.ctx
         first = args[0] if args else None
+        tied = first_use(ctx, key, getattr(module, "weight", None))
         if isinstance(module, nn.Embedding):
-            return embedding(ctx, key, module, first, node.meta)
+            indices = constant_indices(first) if is_integer_constant(first) else first
+            out = embedding(ctx, key, module, indices, node.meta)
+            if tied is not None:
+                record_tied_use(ctx, key, module, tied, None, out)
+            return out
         if isinstance(
             module,
             (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
         ):
             where = f"{key or 'the model'} ({type(module).__name__})"
-            return module_weight_layer(ctx, key, module, self.raw_stat(first, where), self.in_meta(node), node.meta)
+            x = self.raw_stat(first, where)
+            if parametrize.is_parametrized(module, "weight"):
+                return self.parametrized(node, key, module, x)
+            out = module_weight_layer(ctx, key, module, x, self.in_meta(node), node.meta)
+            if tied is not None:
+                record_tied_use(ctx, key, module, tied, x, out)
+            return out
         if isinstance(module, NORM_TYPES):
             return normalization(ctx, key, module, self.raw_stat(first, key), self.in_meta(node))
+        rms = rms_norm_proxy(module)
+        if rms is not None:  # (Hugging Face's RMS norms: nn.RMSNorm written as tensor code)
+            return normalization(ctx, key, rms, self.raw_stat(first, key), self.in_meta(node))
         act = activation_of_module(module)
         if act is not None:
             x = self.raw_stat(first, key)
@@ -221,6 +340,29 @@ class _Propagation:
                 ctx.warn(f"{key}.{name}: owned by unsupported module {type(module).__name__}; left as it is")
         return self.unknown(f"{key} ({type(module).__name__})", node, args)
 
+    def parametrized(self, node: Node, key: str, module: nn.Module, x: Stat) -> Any:
+        """A weight layer whose weight is computed by a parametrization (``weight_norm``: wav2vec2's positional
+        convolution; ``orthogonal``, ...): the weight is planned like any other, then written through the
+        parametrization's ``right_inverse`` into its originals (weight norm: g = the norm of the new weight, v = the
+        new weight), so that the module computes exactly the planned weight."""
+        ctx = self.ctx
+        chain = cast(parametrize.ParametrizationList, cast(nn.ModuleDict, module.parametrizations)["weight"])
+        if len(chain) != 1 or not hasattr(chain[0], "right_inverse"):
+            return self.unknown(f"{key} ({type(module).__name__}: a chain of {len(chain)} parametrizations)", node, [x])
+        with parametrize.cached():  # (module.weight: one tensor for the whole rule)
+            weight = cast(torch.Tensor, module.weight)
+            ctx.param_names[id(weight)] = qualify(key, "weight")
+            out = module_weight_layer(ctx, key, module, x, self.in_meta(node), node.meta)
+            value = ctx.value(weight)  # (a tensor of its own: the computed weight is no parameter to write)
+            del ctx.recipes[id(weight)]
+        inverse = cast(Any, chain[0]).right_inverse(value)
+        values = inverse if isinstance(inverse, (tuple, list)) else (inverse,)
+        names = ["original"] if len(values) == 1 else [f"original{i}" for i in range(len(values))]
+        for name, new in zip(names, values, strict=True):
+            original = getattr(chain, name)
+            ctx.set_value(original, new.detach().to(original.dtype).reshape(original.shape).clone())
+        return out
+
     def arg_meta(self, node: Node, index: int, name: str) -> Any:
         item = arg(node.args, node.kwargs, index, name)
         return self.meta.get(item.node) if isinstance(item, Ref) else item
@@ -255,6 +397,13 @@ class _Propagation:
     # -- functions and methods -----------------------------------------------------------------------------------
     def operation(self, node: Node) -> Any:
         name = canonical(node)
+        raw = list(map_refs(node.args, lambda ref: self.env[ref.node]))
+        items = node.args[0] if name == "cat" and node.args and isinstance(node.args[0], (list, tuple)) else ()
+        direct = combine(
+            self.ctx, node.name, name, raw, node.meta, [self.meta.get(getattr(r, "node", "")) for r in items]
+        )
+        if direct is not NotImplemented:
+            return direct
         args = list(self.value(node.args))
         kwargs = self.value(node.kwargs)
         ctx = self.ctx
@@ -262,6 +411,19 @@ class _Propagation:
             return tensor_stat(node.meta) if isinstance(node.meta, TensorMeta) else node.meta
         if not any(isinstance(v, (Stat, IndexStat, TensorMeta, tuple, list)) for v in [*args, *kwargs.values()]):
             return node.meta  # plain Python (shapes, sizes) or a factory: what the example produced
+        if (
+            isinstance(node.meta, TensorMeta)
+            and (is_integer_constant(node.meta) or node.meta.value is not None)
+            and not carries_signal((args, kwargs))
+        ):
+            # tensors computed from constants only (position ids from arange + offset, a position_ids buffer sliced,
+            # causal masks from comparisons, rotary tables from inv_freq): not signal, their example value passes on
+            return node.meta
+        formula = self.formulas.get(node.name)
+        if formula is not None and formula.needed and isinstance(self.env.get(formula.source), Stat):
+            value = self.formula(node, formula, self.env[formula.source])
+            if value is not None:
+                return value
         act = None
         if node.op == "function" and not isinstance(node.target, str):
             act = activation_of_function(node.target, args[1:], kwargs)
@@ -295,6 +457,8 @@ class _Propagation:
             return self.mul(node, name, args)
         if name in ("matmul", "mm", "bmm", "linear", "conv1d", "conv2d", "conv3d", "embedding"):
             return self.functional_weight(node, name, args, kwargs)
+        if name == "addmm" and self.param(arg(node.args, node.kwargs, 2, "mat2")) is not None:
+            return self.addmm(node, args, kwargs)
         if name in ("cat", "stack"):
             return self.cat(node, name, args, kwargs)
         if name in ("mean", "sum"):
@@ -371,6 +535,41 @@ class _Propagation:
         if name == "mul":
             return mul_stats(self.stat(first, name), self.stat(second, name))
         return self.unknown(f"{name}() of two tensors", node, args)
+
+    def addmm(self, node: Node, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """``torch.addmm(bias, x, weight)`` on a weight of shape (in, out): Hugging Face's ``Conv1D`` (GPT-2), a
+        Linear with its weight transposed (fan_in = its dim 0). The row is named for the module that owns the weight,
+        and takes the residual policy's target when the product ends a branch."""
+        weight = self.param(arg(node.args, node.kwargs, 2, "mat2"))
+        assert weight is not None  # (checked by the caller)
+        if (
+            weight.dim() != 2
+            or float(arg(args, kwargs, 3, "beta", 1.0)) != 1.0
+            or arg(args, kwargs, 4, "alpha", 1.0) != 1.0
+        ):
+            return self.unknown("addmm() with a non-matrix weight or scaling (beta, alpha)", node, args)
+        param_name = self.ctx.name_of(weight)
+        key = param_name.rsplit(".", 1)[0] if "." in param_name else param_name
+        if node.name in self.ctx.branch_target:  # (_residual names a functional branch end by its node)
+            self.ctx.branch_target.setdefault(key, self.ctx.branch_target[node.name])
+            self.ctx.branch_label.setdefault(key, self.ctx.branch_label.get(node.name, ""))
+        owner = self.modules.get(key)
+        in_ndim = getattr(self.in_meta(node, 1), "ndim", None)
+        out_ndim = getattr(node.meta, "ndim", None)
+        return weight_layer(
+            self.ctx,
+            key,
+            type(owner).__name__ if owner is not None else "addmm",
+            weight,
+            self.stat(args[1], "addmm"),
+            layout="matmul",
+            fan_in=float(weight.shape[0]),
+            in_channels=int(weight.shape[0]),
+            in_axis=None if in_ndim is None else in_ndim - 1,
+            out_axis=None if out_ndim is None else out_ndim - 1,
+            out_ndim=out_ndim,
+            bias=self.param(arg(node.args, node.kwargs, 0, "input")),
+        )
 
     def functional_weight(self, node: Node, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         weight = self.param(node.args[1] if len(node.args) > 1 else node.kwargs.get("weight"))
@@ -561,6 +760,17 @@ class _Propagation:
         return a if a is not None and a is b else None
 
 
-def propagate(graph: Graph, model: nn.Module, ctx: Context, inputs: Sequence[Any], strict: bool = False) -> Any:
-    """Propagate the inputs' moments through ``graph``, filling ``ctx`` (new tensors, layer plans, notes)."""
-    return _Propagation(graph, model, ctx, inputs, strict).run()
+def propagate(
+    graph: Graph,
+    model: nn.Module,
+    ctx: Context,
+    inputs: Sequence[Any],
+    strict: bool = False,
+    kept: frozenset[int] = frozenset(),
+) -> Any:
+    """Propagate the inputs' moments through ``graph``, filling ``ctx`` (new tensors, layer plans, notes). ``kept``:
+    ids of parameters that will not be written (``init_model(keep=...)``): a node that plans one has no prediction,
+    nor has anything downstream of it."""
+    propagation = _Propagation(graph, model, ctx, inputs, strict)
+    propagation.kept = kept
+    return propagation.run()

@@ -14,9 +14,10 @@ import numpy as np
 
 from .._activation import Activation
 from .._drift import escape_layers, predict_drift
-from .._dynamics import stability
+from .._dynamics import classify, depth_scale, stability
 from .._errors import VarpropWarning
 from .._gains import gain
+from .._verdicts import stability_verdict
 from ._plan import ActivationUse, LayerPlan
 
 __all__ = ["ActivationRow", "InitReport", "LayerRow", "stability_of"]
@@ -56,8 +57,10 @@ class ActivationRow:
     min and max; ``kind``, ``slope`` and ``verdict`` are ``varprop._dynamics.stability`` at the median ``input_var``.
     ``chain_depth`` counts the weight layers of the longest plain chain layer -> this activation -> layer -> ...
     (consecutive weight layers, in propagation order, each followed directly by it; 0 or 1 when each use sits behind
-    a normalization, inside a residual branch or in attention), ``width`` the median fan_in of that chain's layers
-    after its first (the median over all layers when there is no chain). Ranges left out default to the median.
+    a normalization, inside a residual branch or in attention), ``width`` the median effective fan-in of that chain's
+    layers after its first (the median over all layers when there is no chain): the width of a dense layer, fewer
+    than torch's fan_in where zero padding cuts kernel taps off (``padded`` is then true, and the report says
+    "effective fan-in" rather than "width"). Ranges left out default to the median.
 
     ``drift()`` is ``varprop._drift.predict_drift`` for a plain network of this activation with ``chain_depth``
     layers of width ``width`` at the mean-field gain: the 16-84% band of one input's pre-activation variance after
@@ -76,6 +79,10 @@ class ActivationRow:
     verdict: str | None = None
     width: float = 0.0
     chain_depth: int = 0
+    padded: bool = False
+    phase: str | None = None
+    chi1: float | None = None
+    depth_scale_c: float | None = None
 
     def __post_init__(self) -> None:
         for name, value in (("input_var_range", self.input_var), ("input_mean_range", self.input_mean)):
@@ -90,20 +97,43 @@ class ActivationRow:
     def drift(self) -> tuple[float, float] | None:
         return _drift_band(self.activation, self.chain_depth, round(self.width), round(self.input_var, 12))
 
+    @property
+    def width_label(self) -> str:
+        """How the report names ``width``: ``"width 64"``, or ``"effective fan-in 8.26562"`` when zero padding makes
+        it differ from torch's fan_in."""
+        return f"{'effective fan-in' if self.padded else 'width'} {self.width:g}"
 
-def stability_of(act: Activation, var: float) -> dict[str, Any]:
-    """``varprop._dynamics.stability(act, var)`` summarized (an empty dict for a variance that is not positive)."""
+
+def stability_of(act: Activation, var: float, critical: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``varprop._dynamics.stability(act, var)`` summarized (an empty dict for a variance that is not positive).
+
+    ``critical``: the report's ``settings["critical"]`` (objective="critical"): for its activation the variance map
+    is the point's, with biases (sigma_w, sigma_b), so its slope and chi1 are the point's at q*."""
     if not (var > 0 and math.isfinite(var)):
         return {}
+    if critical is not None and critical.get("activation") == act.spec:
+        slope, chi1 = float(critical["slope"]), float(critical["chi1"])
+        kind = str(classify(slope))
+        scale_q, scale_c = float(depth_scale(slope)), float(depth_scale(chi1))
+        doubling = math.inf if math.isinf(scale_q) else abs(scale_q) * math.log(2.0)
+        verdict = stability_verdict(kind, slope, doubling, float(critical["q*"]), chi1, scale_c)
+        return {
+            "kind": kind,
+            "slope": slope,
+            "verdict": verdict,
+            "phase": "critical",
+            "chi1": chi1,
+            "depth_scale_c": scale_c,
+        }
     try:
         result = stability(act, var)
     except Exception as error:
         return {"verdict": f"stability unavailable: {type(error).__name__}: {error}"}
     summary: dict[str, Any] = {}
-    for field_name in ("kind", "slope", "verdict"):
+    for field_name in ("kind", "slope", "verdict", "phase", "chi1", "depth_scale_c"):
         value = getattr(result, field_name, None)
         if value is not None:
-            summary[field_name] = float(value) if field_name == "slope" else str(value)
+            summary[field_name] = str(value) if field_name in ("kind", "verdict", "phase") else float(value)
     return summary
 
 
@@ -127,10 +157,16 @@ def _bare_name(text: str) -> str:
     return text.split("(", 1)[0].replace("_", "").strip().lower()
 
 
-def _plain_chains(plans: list[LayerPlan]) -> dict[str, tuple[int, float]]:
-    """Per activation name: (layers, width) of the longest run of consecutive weight layers (propagation order) each
-    followed directly by that activation; width is the median fan_in of the run's layers after the first (the first
-    one's fan_in is whatever feeds the chain)."""
+def _is_padded(plans: list[LayerPlan]) -> bool:
+    """Whether any of the layers has an effective fan-in other than torch's fan_in (zero padding, strides)."""
+    return any(plan.effective_fan_in != plan.fan_in for plan in plans)
+
+
+def _plain_chains(plans: list[LayerPlan]) -> dict[str, tuple[int, float, bool]]:
+    """Per activation name: (layers, width, padded) of the longest run of consecutive weight layers (propagation
+    order) each followed directly by that activation; width is the median effective fan-in of the run's layers after
+    the first (the first one's fan_in is whatever feeds the chain), padded whether any of those differs from torch's
+    fan_in."""
     best: dict[str, tuple[int, int]] = {}  # name -> (start, length)
     start, name = 0, ""
     for index, plan in enumerate(plans):
@@ -143,28 +179,29 @@ def _plain_chains(plans: list[LayerPlan]) -> dict[str, tuple[int, float]]:
     chains = {}
     for follows, (first, length) in best.items():
         run = plans[first : first + length]
-        fans = [plan.effective_fan_in for plan in (run[1:] or run)]
-        chains[follows] = (length, float(statistics.median(fans)))
+        counted = run[1:] or run
+        fans = [plan.effective_fan_in for plan in counted]
+        chains[follows] = (length, float(statistics.median(fans)), _is_padded(counted))
     return chains
 
 
 def _group(
-    activations: list[ActivationUse], plans: list[LayerPlan]
+    activations: list[ActivationUse], plans: list[LayerPlan], critical: dict[str, Any] | None = None
 ) -> tuple[list[ActivationRow], dict[str, Activation]]:
     """One ``ActivationRow`` per activation spec (in order of first use), and the ``Activation`` of each spec."""
     grouped: dict[str, list[ActivationUse]] = {}
     for use in activations:
         grouped.setdefault(use.act.spec, []).append(use)
     chains = _plain_chains(plans)
-    fans = [plan.effective_fan_in for plan in plans if plan.effective_fan_in > 1]
-    overall_width = float(statistics.median(fans)) if fans else 0.0
+    wide = [plan for plan in plans if plan.effective_fan_in > 1]
+    overall_width = float(statistics.median(plan.effective_fan_in for plan in wide)) if wide else 0.0
     rows = []
     for spec, uses in grouped.items():
         variances = [use.input_var for use in uses]
         means = [use.input_mean for use in uses]
         median_var = float(statistics.median(variances))
-        summary = stability_of(uses[0].act, median_var)
-        depth, width = chains.get(_bare_name(spec), (0, overall_width))
+        summary = stability_of(uses[0].act, median_var, critical)
+        depth, width, padded = chains.get(_bare_name(spec), (0, overall_width, _is_padded(wide)))
         rows.append(
             ActivationRow(
                 activation=spec,
@@ -178,6 +215,10 @@ def _group(
                 verdict=summary.get("verdict"),
                 width=width,
                 chain_depth=depth,
+                padded=padded,
+                phase=summary.get("phase"),
+                chi1=summary.get("chi1"),
+                depth_scale_c=summary.get("depth_scale_c"),
             )
         )
     return rows, {spec: uses[0].act for spec, uses in grouped.items()}
@@ -226,7 +267,7 @@ def _deep_unstable_warning(row: ActivationRow, act: Activation, target_var: floa
         return None
     message = (
         f"{row.activation} is unstable at var {var:.4g} (slope {slope:.4g}): over {row.chain_depth} stacked layers "
-        f"of width {row.width:g} a finite-width deviation of one input's variance grows x{slope:.4g} per layer and "
+        f"of {row.width_label} a finite-width deviation of one input's variance grows x{slope:.4g} per layer and "
         f"leaves [0.5, 2] x the target (16-84% band) after about {layer} layers; the analytic init cannot hold it "
         "-- use calibrate='gaussian' (or a batch)"
     )
@@ -265,13 +306,14 @@ def _span(low: float, high: float, median: float) -> str:
 _COLUMNS = (
     ("layer", ""),
     ("type", ""),
+    ("fan_in", "torch's fan_in: in_features, or in_channels / groups x kernel size (torch.nn.init's rule)"),
     (
-        "fan_in",
-        "inputs per output unit: in_features, or in_channels / groups x kernel size x the share of taps off padding",
+        "effective fan_in",
+        "inputs that reach an output unit on average: fan_in x the share of kernel taps off the zero padding",
     ),
     ("follows", "what consumes the layer's output: an activation, a normalization, a residual add, the output"),
     ("in E[x]", "predicted mean of the layer's input (pooled over its entries)"),
-    ("in E[x^2]", "predicted second moment of the layer's input; Var[w] = target / (fan_in E[x^2])"),
+    ("in E[x^2]", "predicted second moment of the layer's input; Var[w] = target / (effective fan_in E[x^2])"),
     ("target", "output variance aimed at: target_var, or the residual policy's value at a branch end"),
     ("std", "std of the weights written (after the realized-weights correction and calibration)"),
     ("measured", "output variance measured on the calibration batch, before rescaling"),
@@ -353,7 +395,7 @@ class InitReport:
                     notes=tuple(plan.notes),
                 )
             )
-        activation_rows, acts = _group(activations, plans)
+        activation_rows, acts = _group(activations, plans, settings.get("critical"))
         deep: list[str] = []
         if settings.get("calibrate") is None:
             target_var = float(settings.get("target_var", 1.0))
@@ -419,13 +461,17 @@ class InitReport:
 
     def _layer_table(self) -> list[str]:
         calibrated = any(row.measured_var is not None or row.calibration_scale is not None for row in self.layers)
-        columns = [column for column in _COLUMNS if calibrated or column[0] not in ("measured", "scale")]
+        # the effective fan-in gets its own column where it differs from torch's fan_in (zero padding)
+        padded = any(row.effective_fan_in != row.fan_in for row in self.layers)
+        hidden = (() if calibrated else ("measured", "scale")) + (() if padded else ("effective fan_in",))
+        columns = [column for column in _COLUMNS if column[0] not in hidden]
         table = [tuple(header for header, _ in columns)]
         for row in self.layers:
             cells = {
                 "layer": row.name + (f" (x{row.calls})" if row.calls > 1 else ""),
                 "type": row.layer_type,
-                "fan_in": _round(row.effective_fan_in, 5),
+                "fan_in": _round(row.fan_in, 5),
+                "effective fan_in": _round(row.effective_fan_in, 5),
                 "follows": row.follows,
                 "in E[x]": _round(row.input_mean),
                 "in E[x^2]": _round(row.input_second_moment),
@@ -451,13 +497,19 @@ class InitReport:
     def _activation_lines(self) -> list[str]:
         lines = ["activations (one line per spec; stability and drift at the median input variance):"]
         for act in self.activations:
-            stability = "" if act.kind is None else f"; {act.kind} (slope {_round(act.slope)})"
+            stability = "" if act.kind is None else f"; variance {act.kind} (slope {_round(act.slope)})"
+            if act.phase is not None and act.chi1 is not None:
+                depth = max(act.chain_depth, 1)
+                stability = (
+                    f"; {act.phase} (chi1 {_round(act.chi1)}: gradient second moment times "
+                    f"{_round(act.chi1**depth)} over {depth} layers){stability}"
+                )
             band = act.drift()
             drift = (
                 ""
                 if band is None
                 else (
-                    f"; plain chain of {act.chain_depth} layers of width {act.width:g}: "
+                    f"; plain chain of {act.chain_depth} layers of {act.width_label}: "
                     f"drift [{_round(band[0])}, {_round(band[1])}] x the input var (16-84%)"
                 )
             )
@@ -470,10 +522,18 @@ class InitReport:
     def __str__(self) -> str:
         lines = [
             "varprop.torch.init_model: "
-            + ", ".join(f"{key}={value}" for key, value in self.settings.items() if key != "note"),
+            + ", ".join(f"{key}={value}" for key, value in self.settings.items() if key not in ("note", "critical")),
         ]
         if self.settings.get("note"):
             lines.append(f"note: {self.settings['note']}")
+        point = self.settings.get("critical")
+        if point:
+            lines.append(
+                f"edge of chaos for {point['activation']}: sigma_w {_round(point['sigma_w'], 6)}, sigma_b "
+                f"{_round(point['sigma_b'], 6)}, q* {_round(point['q*'], 6)}, chi1 {_round(point['chi1'], 6)}, "
+                f"xi_q {_round(point['xi_q'])}, xi_c {_round(point['xi_c'])}; predicted gradient factor chi1^"
+                f"{point['depth']} = {_round(point['gradient_factor'], 6)} ({point['rule']})"
+            )
         lines.extend(self._layer_table())
         if self.activations:
             lines.append("")

@@ -25,7 +25,7 @@ from torch import nn
 
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ._graph import Graph, Node, Ref, iter_refs
-from ._layers import NORM_TYPES
+from ._layers import NORM_TYPES, inner_activation
 from ._names import AXIS_OPS
 from ._plan import Context, qualify
 from ._stats import Stat
@@ -181,7 +181,8 @@ def _branch_ends(
         if isinstance(module, nn.MultiheadAttention):
             return [qualify(str(node.target), "out_proj")]
         if isinstance(module, NORM_TYPES):
-            return [str(node.target)] if getattr(module, "weight", None) is not None else [f"!{node.target}"]
+            scalable = getattr(module, "weight", None) is not None and inner_activation(module) is None
+            return [str(node.target)] if scalable else [f"!{node.target}"]
         if isinstance(module, (nn.Linear, nn.Embedding, *CONV_LAYERS, *CONV_TRANSPOSE_LAYERS)):
             return [str(node.target)]
         if isinstance(module, (nn.Dropout, nn.Identity, nn.Flatten, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)) and args:
@@ -189,14 +190,25 @@ def _branch_ends(
         return [f"!{node.target}"]
     if node.op in ("function", "method"):
         op = canonical(node)
-        if op in ("linear", "conv1d", "conv2d", "conv3d", "matmul") and len(node.args) > 1:
+        if op in ("linear", "conv1d", "conv2d", "conv3d", "matmul", "addmm") and len(node.args) > 1:
             return [name]
+        if op == "mul" and len(args) == 2 and any(_is_parameter(nodes.get(a), modules) for a in args):
+            return [name]  # a layer scale (gamma * branch): its value is the branch's gain (see _direct)
         if op in ("add", "iadd", "sub") and len(args) == 2:
             return _branch_ends(args[0], nodes, modules, canonical) + _branch_ends(args[1], nodes, modules, canonical)
         if op in SCALE_OPS and args:
             return _branch_ends(args[0], nodes, modules, canonical)
         return [f"!{op}"]
     return [f"!{node.op}"]
+
+
+def _is_parameter(node: Node | None, modules: dict[str, nn.Module]) -> bool:
+    """Whether ``node`` reads a parameter (not a buffer) of the model."""
+    if node is None or node.op != "attr":
+        return False
+    owner, _, leaf = str(node.target).rpartition(".")
+    module = modules.get(owner)
+    return module is not None and leaf in module._parameters
 
 
 def register_branches(ctx: Context, info: ResidualInfo, env: dict[str, Any]) -> None:

@@ -20,9 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from ._orthogonal import ORTHOGONAL_DISTRIBUTIONS, orthogonal_unit
 from ._tensor_init import LOW_PRECISION, draw, fill
 
-__all__ = ["BLOCK_ELEMENTS", "block_seed", "draw_many", "draw_region", "fresh_seed", "name_seed", "rows_per_block"]
+__all__ = [
+    "BLOCK_ELEMENTS",
+    "block_seed",
+    "draw_many",
+    "draw_region",
+    "draw_rows_into",
+    "fresh_seed",
+    "name_seed",
+    "rows_per_block",
+]
 
 # Part of the promise "same seed, same tensor": changing it changes every rank-invariant draw.
 BLOCK_ELEMENTS = 1 << 16
@@ -137,7 +147,7 @@ def draw_many(
     outs: list[torch.Tensor] = []
     by_device: dict[torch.device, list[_Block]] = {}
     for shape, dtype, device, seed in requests:
-        if dtype in LOW_PRECISION or len(shape) == 0:
+        if dtype in LOW_PRECISION or len(shape) == 0 or distribution in ORTHOGONAL_DISTRIBUTIONS:
             outs.append(
                 draw_region(
                     shape, [None] * len(shape), std, dtype=dtype, device=device, distribution=distribution, seed=seed
@@ -151,6 +161,28 @@ def draw_many(
     for device, blocks in by_device.items():
         _fill_blocks(blocks, std, distribution, device)
     return outs
+
+
+def draw_rows_into(
+    out: torch.Tensor, shape: tuple[int, ...], first: int, std: float, distribution: str, seed: int
+) -> None:
+    """Fill ``out`` in place with rows ``first`` to ``first + out.shape[0]`` of the rank-invariant draw of a tensor of
+    shape ``shape`` (``out``: contiguous, those rows' shape, not float16/bfloat16): the values of ``draw_region`` on
+    that range. Whole blocks are sampled straight into ``out`` (on the sampler threads when large), a block cut by
+    the range's ends is drawn whole and its rows copied (one block of extra memory)."""
+    if out.numel() == 0:
+        return
+    per_block = rows_per_block(shape)
+    stop = first + out.shape[0]
+    whole: list[_Block] = []
+    for block in range(first // per_block, -(-stop // per_block)):
+        low, high = max(first, block * per_block), min(stop, (block + 1) * per_block)
+        if high - low == min(per_block, shape[0] - block * per_block):
+            whole.append((seed, block, out[low - first : high - first]))
+            continue
+        values = _draw_block(shape, block, per_block, std, out.dtype, out.device, distribution, seed)
+        out[low - first : high - first] = values[low - block * per_block : high - block * per_block]
+    _fill_blocks(whole, std, distribution, out.device)
 
 
 def draw_region(
@@ -169,6 +201,8 @@ def draw_region(
     Memory: the result plus one block. Cost: the blocks that cover ``index[0]`` (a rank that holds columns only, as
     with a ``Shard(1)`` placement, draws every block and keeps its columns of each).
     """
+    if distribution in ORTHOGONAL_DISTRIBUTIONS:
+        return _orthogonal_region(shape, index, std, dtype=dtype, device=device, distribution=distribution, seed=seed)
     if len(shape) == 0:
         return draw_region((1,), [None], std, dtype=dtype, device=device, distribution=distribution, seed=seed)[0]
     local_shape = tuple(
@@ -182,17 +216,14 @@ def draw_region(
     first = 0 if rows is None else int(rows[0])
     if rows is None or torch.equal(rows, torch.arange(first, first + rows.numel())):
         # a range of rows (FSDP's Shard(0), or the whole tensor): each block's kept rows are one slice
+        if all(kept is None for kept in index[1:]) and dtype not in LOW_PRECISION:
+            draw_rows_into(out, shape, first, std, distribution, seed)
+            return out
         stop = shape[0] if rows is None else first + rows.numel()
-        in_place = all(kept is None for kept in index[1:]) and dtype not in LOW_PRECISION
-        whole: list[_Block] = []
         for block in range(first // per_block, -(-stop // per_block)):
             low, high = max(first, block * per_block), min(stop, (block + 1) * per_block)
-            if in_place and high - low == min(per_block, shape[0] - block * per_block):
-                whole.append((seed, block, out[low - first : high - first]))
-                continue
             values = _keep_columns(_draw_block(shape, block, per_block, std, dtype, device, distribution, seed), index)
             out[low - first : high - first] = values[low - block * per_block : high - block * per_block]
-        _fill_blocks(whole, std, distribution, device)
         return out
     blocks, order = torch.sort(rows // per_block, stable=True)
     unique, counts = torch.unique_consecutive(blocks, return_counts=True)
@@ -204,6 +235,28 @@ def draw_region(
         values = _keep_columns(values.index_select(0, (rows[positions] - block * per_block).to(device)), index)
         out.index_copy_(0, positions.to(device), values)
     return out
+
+
+def _orthogonal_region(
+    shape: tuple[int, ...],
+    index: list[torch.Tensor | None],
+    std: float,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    distribution: str,
+    seed: int,
+) -> torch.Tensor:
+    """``draw_region`` for (delta-)orthogonal weights: the whole unit-std normal draw of the global tensor (in float32
+    for half precision), made orthogonal (``orthogonal_unit``), scaled, then the part ``index``. A QR needs the whole
+    matrix, so each rank holding a part of a sharded tensor computes the whole one: memory and time of the global
+    tensor on every rank (same global tensor for any number of ranks)."""
+    work = torch.float32 if dtype in LOW_PRECISION else dtype
+    gaussian = draw_region(shape, [None] * len(shape), 1.0, dtype=work, device=device, distribution="normal", seed=seed)
+    values = orthogonal_unit(gaussian, distribution).mul_(std)
+    if index and index[0] is not None:
+        values = values.index_select(0, index[0].to(values.device, torch.int64))
+    return _keep_columns(values, index).to(dtype)
 
 
 def _keep_columns(values: torch.Tensor, index: list[torch.Tensor | None]) -> torch.Tensor:

@@ -14,9 +14,11 @@ from .._gains import DISTRIBUTIONS, MODES, TRUNCATED_NORMAL_STD, gain
 from .._validation import check_real
 from ._activations import resolve
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, fans
+from ._orthogonal import ORTHOGONAL_DISTRIBUTIONS, check_shape, orthogonal_unit
 
 __all__ = [
     "LOW_PRECISION",
+    "TORCH_DISTRIBUTIONS",
     "calculate_gain",
     "check_choice",
     "check_generator",
@@ -39,6 +41,8 @@ _TORCH_GAIN_ROWS: tuple[tuple[str, str], ...] = (
 # A uniform distribution on (-a, a) has standard deviation a / sqrt(3).
 _UNIFORM_BOUND_PER_STD = math.sqrt(3.0)
 LOW_PRECISION = (torch.float16, torch.bfloat16)
+# The core's distributions and the convolution-only delta-orthogonal kernel (its std is the normal's, too).
+TORCH_DISTRIBUTIONS: tuple[str, ...] = (*DISTRIBUTIONS, "delta_orthogonal")
 
 
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -142,8 +146,10 @@ def draw(
     """A new tensor of zero-mean weights with standard deviation ``std`` (half precision sampled in float32).
 
     ``normal``: N(0, std^2). ``truncated_normal``: N(0, (std / 0.8796...)^2) cut at +-2 of its own std, whose realized
-    std is ``std``. ``uniform``: U(-a, a) with a = sqrt(3) std. float16 and bfloat16 draw in float32 and round once,
-    so the realized std is right up to the format's rounding (torch's samplers for them are coarser).
+    std is ``std``. ``uniform``: U(-a, a) with a = sqrt(3) std. ``orthogonal``/``delta_orthogonal``: ``std`` times
+    the unit tensor that ``varprop.torch._orthogonal.orthogonal_unit`` makes of a standard normal draw. float16 and
+    bfloat16 draw in float32 and round once, so the realized std is right up to the format's rounding (torch's
+    samplers for them are coarser).
     """
     work_dtype = torch.float32 if dtype in LOW_PRECISION else dtype
     out = torch.empty(shape, dtype=work_dtype, device=device)
@@ -163,8 +169,11 @@ def fill(out: torch.Tensor, std: float, distribution: str, generator: torch.Gene
     elif distribution == "uniform":
         bound = std * _UNIFORM_BOUND_PER_STD
         out.uniform_(-bound, bound, generator=generator)
+    elif distribution in ORTHOGONAL_DISTRIBUTIONS:
+        out.normal_(0.0, 1.0, generator=generator)
+        out.copy_(orthogonal_unit(out, distribution)).mul_(std)
     else:  # pragma: no cover - callers validate
-        check_choice("distribution", distribution, DISTRIBUTIONS)
+        check_choice("distribution", distribution, TORCH_DISTRIBUTIONS)
 
 
 def _check_tensor(tensor: Any) -> torch.Tensor:
@@ -200,8 +209,15 @@ def init_(
         act: anything ``calculate_gain`` accepts.
         var: pre-activation variance to preserve.
         mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
-        distribution: ``"normal"``, ``"truncated_normal"`` (cut at +-2 std, rescaled so the realized std is exact) or
-            ``"uniform"``.
+        distribution: ``"normal"``, ``"truncated_normal"`` (cut at +-2 std, rescaled so the realized std is exact),
+            ``"uniform"``, ``"orthogonal"`` or ``"delta_orthogonal"``, all of the same std (root mean square).
+            ``"orthogonal"`` (Saxe et al. 2014): the tensor flattened to ``[shape[0], prod(shape[1:])]`` (as
+            ``torch.nn.init.orthogonal_``) is s Q, Q Haar-random semi-orthogonal (QR of a standard normal draw with
+            the sign fix of R's diagonal), s = std sqrt(max(rows, cols)): with rows <= cols (fan_in mode, square or
+            wide) every output unit has Var[y_i] = gain^2 E[x^2] exactly, n Var[w] = gain^2. It equals
+            ``torch.nn.init.orthogonal_(tensor, gain=s, generator=generator)`` (same generator state).
+            ``"delta_orthogonal"`` (Xiao et al. 2018, for convolutions): zero except at the kernel's centre tap, an
+            orthogonal ``[shape[0], shape[1]]`` matrix with the same root mean square over the whole tensor.
         generator: a ``torch.Generator`` on the tensor's device; the global RNG is not touched when given.
         module: the module owning ``tensor``; makes the fans right for ``ConvTranspose`` and grouped/strided
             convolutions (see ``varprop.torch.fans``).
@@ -228,10 +244,15 @@ def init_(
         >>> w = init_(torch.empty(256, 512), "elu", generator=torch.Generator().manual_seed(0))
         >>> abs(float(w.std()) * 512**0.5 - 1.2452) < 0.01
         True
+        >>> q = init_(torch.empty(256, 512), "tanh", distribution="orthogonal") / calculate_gain("tanh") * 512**0.5
+        >>> torch.allclose(q @ q.t(), 512 * torch.eye(256), atol=1e-2)
+        True
     """
     _check_tensor(tensor)
     check_choice("mode", mode, MODES)
-    check_choice("distribution", distribution, DISTRIBUTIONS)
+    check_choice("distribution", distribution, TORCH_DISTRIBUTIONS)
+    if distribution in ORTHOGONAL_DISTRIBUTIONS:
+        check_shape(tuple(tensor.shape), distribution)
     check_generator(generator)
     var_value = check_real("var", var, minimum=0.0)
     if not isinstance(rank_invariant, bool):
