@@ -188,3 +188,17 @@ def test_cancelling_variance_of_closed_forms_from_the_table() -> None:
     assert result.method == "closed form"
     exact = -np.expm1(-var) * (-np.expm1(-var) + 2.0 * np.exp(-var) * np.sin(mean) ** 2) / 2.0
     np.testing.assert_allclose(result.variance, exact, rtol=1e-13, atol=0)
+
+
+def test_gathered_and_per_panel_contractions_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two evaluation strategies (one product per panel; chunked gather for scattered points) agree."""
+    from varprop import _moment_tables
+
+    table, act = TABLES["tanh"], varprop.activation("tanh")
+    rng = np.random.default_rng(5)
+    means, variances = rng.uniform(-6, 6, 10_000), np.exp(rng.uniform(math.log(1e-4), math.log(1e3), 10_000))
+    monkeypatch.setattr(_moment_tables, "_POINTS_PER_PANEL_LOOP", 10**9)  # always gather
+    gathered = table.evaluate(means, variances, act.function).values
+    monkeypatch.setattr(_moment_tables, "_POINTS_PER_PANEL_LOOP", 0)  # always per panel
+    per_panel = table.evaluate(means, variances, act.function).values
+    np.testing.assert_allclose(gathered, per_panel, rtol=1e-14, atol=1e-15)  # summation order: rounding only

@@ -31,7 +31,7 @@ import hashlib
 import importlib.resources
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,8 +44,11 @@ __all__ = [
     "MomentTable",
     "TableMoments",
     "has_table",
+    "load_table",
     "load_tables",
     "moments_from_rows",
+    "parse_table",
+    "parse_tables",
     "table_digest",
     "table_moments",
     "tabulated_rows",
@@ -64,6 +67,8 @@ TABLE_ARRAYS = ("domain", "finder", "bounds", "coefficients", "error")
 # Above this many panels visited per point, one gathered contraction beats a loop over the panels (a loop step
 # costs ~15 us of numpy overhead, the gather ~1 us per point at 16 x 16 coefficients).
 _POINTS_PER_PANEL_LOOP = 8
+# Points per gathered chunk: 4096 x 16 x 48 coefficients = 25 MB at a time.
+_GATHER_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -183,9 +188,13 @@ def _contract(coefficients: FloatArray, panel: IntArray, basis_m: FloatArray, ba
     sorted_panel = panel[order]
     starts = np.flatnonzero(np.diff(sorted_panel, prepend=-1))
     if starts.size * _POINTS_PER_PANEL_LOOP > count:
-        # Scattered points: contract in mean with every point's own coefficients (one gather).
-        partial = np.matmul(basis_m[:, None, :], coefficients[panel])[:, 0, :].reshape(count, rows, degree)
-        gathered: FloatArray = np.einsum("pqj,pj->pq", partial, basis_u)
+        # Scattered points: contract in mean with every point's own coefficients, gathered in chunks (6 kB a point).
+        gathered = np.empty((count, rows))
+        for start in range(0, count, _GATHER_CHUNK):
+            stop = min(start + _GATHER_CHUNK, count)
+            own = coefficients[panel[start:stop]]
+            partial = np.matmul(basis_m[start:stop, None, :], own)[:, 0, :].reshape(stop - start, rows, degree)
+            gathered[start:stop] = np.einsum("pqj,pj->pq", partial, basis_u[start:stop])
         return gathered
     # Few panels: the points sorted by panel, one matrix product per panel on contiguous rows.
     sorted_m = basis_m[order]
@@ -218,51 +227,75 @@ def table_digest(arrays: dict[str, NDArray[np.generic]]) -> str:
     return digest.hexdigest()
 
 
-def parse_tables(data: dict[str, NDArray[np.generic]]) -> dict[str, MomentTable]:
-    """Build the tables from the arrays of a table file (``spec/array`` keys); skip those whose digest differs."""
-    specs = [str(spec) for spec in data["specs"]]
-    tables = {}
-    for spec in specs:
-        arrays = {name: data[f"{spec}/{name}"] for name in TABLE_ARRAYS}
-        expected = str(data[f"{spec}/digest"])
-        if table_digest(arrays) != expected:
-            warnings.warn(
-                f"the moment table of {spec!r} does not match its digest (a damaged installation?); "
-                "its moments are computed by quadrature instead",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            continue
-        mean_limit, var_min, var_max = (float(x) for x in arrays["domain"])
-        tables[spec] = MomentTable(
-            spec=spec,
-            mean_limit=mean_limit,
-            var_min=var_min,
-            var_max=var_max,
-            finder=np.asarray(arrays["finder"], dtype=np.int32),
-            bounds=np.asarray(arrays["bounds"], dtype=np.float64),
-            coefficients=np.asarray(arrays["coefficients"], dtype=np.float64),
-            error=np.asarray(arrays["error"], dtype=np.float64),
+def parse_table(spec: str, arrays: Mapping[str, NDArray[np.generic]]) -> MomentTable | None:
+    """One table from its arrays (``TABLE_ARRAYS`` and ``digest``), or ``None`` (with a warning) if the digest
+    differs."""
+    if table_digest({name: arrays[name] for name in TABLE_ARRAYS}) != str(arrays["digest"]):
+        warnings.warn(
+            f"the moment table of {spec!r} does not match its digest (a damaged installation?); "
+            "its moments are computed by quadrature instead",
+            RuntimeWarning,
+            stacklevel=4,
         )
+        return None
+    mean_limit, var_min, var_max = (float(x) for x in arrays["domain"])
+    return MomentTable(
+        spec=spec,
+        mean_limit=mean_limit,
+        var_min=var_min,
+        var_max=var_max,
+        finder=np.asarray(arrays["finder"], dtype=np.int32),
+        bounds=np.asarray(arrays["bounds"], dtype=np.float64),
+        coefficients=np.asarray(arrays["coefficients"], dtype=np.float64),
+        error=np.asarray(arrays["error"], dtype=np.float64),
+    )
+
+
+def parse_tables(data: Mapping[str, NDArray[np.generic]]) -> dict[str, MomentTable]:
+    """The tables of a table file's arrays (``spec/array`` keys and ``specs``); those whose digest differs left out."""
+    tables = {}
+    for spec in (str(spec) for spec in data["specs"]):
+        table = parse_table(spec, {name: data[f"{spec}/{name}"] for name in (*TABLE_ARRAYS, "digest")})
+        if table is not None:
+            tables[spec] = table
     return tables
 
 
 @functools.cache
-def load_tables() -> dict[str, MomentTable]:
-    """The packaged tables by spec (read once per process; empty if the file is missing)."""
-    resource = importlib.resources.files("varprop") / "_tables" / TABLE_FILE
+def _table_file() -> bytes:
+    """The packaged file's bytes (4 MB; empty if it is missing)."""
     try:
-        raw = resource.read_bytes()
+        return (importlib.resources.files("varprop") / "_tables" / TABLE_FILE).read_bytes()
     except FileNotFoundError:
+        return b""
+
+
+@functools.cache
+def load_table(spec: str) -> MomentTable | None:
+    """The packaged table of one activation spec (decompressed and checked on first use), or ``None``."""
+    raw = _table_file()
+    if not raw:
+        return None
+    with np.load(io.BytesIO(raw), allow_pickle=False) as data:
+        if f"{spec}/digest" not in data.files:
+            return None
+        return parse_table(spec, {name: data[f"{spec}/{name}"] for name in (*TABLE_ARRAYS, "digest")})
+
+
+def load_tables() -> dict[str, MomentTable]:
+    """Every packaged table by spec."""
+    raw = _table_file()
+    if not raw:
         return {}
     with np.load(io.BytesIO(raw), allow_pickle=False) as data:
-        return parse_tables({key: data[key] for key in data.files})
+        specs = [str(spec) for spec in data["specs"]]
+    return {spec: table for spec in specs if (table := load_table(spec)) is not None}
 
 
 def _table_of(activation: Activation) -> MomentTable | None:
     if activation.extra.get("custom") or "expression" in activation.extra:
         return None  # user functions are always integrated exactly
-    return load_tables().get(activation.spec)
+    return load_table(activation.spec)
 
 
 def has_table(activation: Activation) -> bool:

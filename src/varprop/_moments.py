@@ -352,6 +352,54 @@ def _array_moments(
     )
 
 
+def _cancelling_variance(
+    activation: Activation, mean: FloatArray, var: FloatArray, with_error: bool, tables: bool
+) -> tuple[FloatArray, FloatArray]:
+    """Var[phi] where E[phi^2] - E[phi]^2 cancels: from the activation's table where it holds, else by quadrature
+    around phi(mean) (``_centred_variance``)."""
+    tabled = table_moments(activation, mean, var) if tables else None
+    if tabled is None or not tabled.inside.any():
+        return _centred_variance(activation, mean, var, with_error)
+    variance, error = np.empty(mean.size), np.empty(mean.size)
+    inside = tabled.inside
+    variance[inside], error[inside] = tabled.values[3], tabled.error[3]
+    if not inside.all():
+        variance[~inside], error[~inside] = _centred_variance(activation, mean[~inside], var[~inside], with_error)
+    return variance, error
+
+
+def _table_merged(
+    activation: Activation,
+    tabled: TableMoments,
+    mean_f: FloatArray,
+    var_f: FloatArray,
+    shape: tuple[int, ...],
+    with_error: bool,
+) -> Moments:
+    """``Moments`` from table values where the table holds and the exact path (``_array_moments``) elsewhere."""
+    inside = tabled.inside
+    values, errors = np.empty((4, mean_f.size)), np.empty((4, mean_f.size))  # rows as in _array_moments
+    values[:, inside], errors[:, inside] = tabled.values, tabled.error
+    method_name = "table"
+    if not inside.all():
+        rest = _array_moments(activation, mean_f[~inside], var_f[~inside], "auto", with_error, tables=False)
+        values[:, ~inside] = [rest.mean, rest.second_moment, rest.deriv_second_moment, rest.variance]
+        if rest.error is not None:
+            errors[:, ~inside] = [rest.error[0], rest.error[1], rest.error[3], rest.error[2]]
+        method_name = "mixed"
+    order = (0, 1, 3, 2)  # Moments orders the variance third
+    first, second, variance, deriv = (_unwrap(values[i].reshape(shape)) for i in order)
+    error = tuple(_unwrap(errors[i].reshape(shape)) for i in order) if with_error else None
+    return Moments(
+        mean=first,
+        second_moment=second,
+        variance=variance,
+        deriv_second_moment=deriv,
+        error=error,  # type: ignore[arg-type]
+        method=method_name,
+    )
+
+
 def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray, with_error: bool) -> Moments:
     """Moments of an activation that is unbounded somewhere (``_singular``): split, transform, or raise.
 
@@ -424,54 +472,6 @@ def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray,
         deriv_second_moment=deriv_v,
         error=error,  # type: ignore[arg-type]
         method="quadrature",
-    )
-
-
-def _cancelling_variance(
-    activation: Activation, mean: FloatArray, var: FloatArray, with_error: bool, tables: bool
-) -> tuple[FloatArray, FloatArray]:
-    """Var[phi] where E[phi^2] - E[phi]^2 cancels: from the activation's table where it holds, else by quadrature
-    around phi(mean) (``_centred_variance``)."""
-    tabled = table_moments(activation, mean, var) if tables else None
-    if tabled is None or not tabled.inside.any():
-        return _centred_variance(activation, mean, var, with_error)
-    variance, error = np.empty(mean.size), np.empty(mean.size)
-    inside = tabled.inside
-    variance[inside], error[inside] = tabled.values[3], tabled.error[3]
-    if not inside.all():
-        variance[~inside], error[~inside] = _centred_variance(activation, mean[~inside], var[~inside], with_error)
-    return variance, error
-
-
-def _table_merged(
-    activation: Activation,
-    tabled: TableMoments,
-    mean_f: FloatArray,
-    var_f: FloatArray,
-    shape: tuple[int, ...],
-    with_error: bool,
-) -> Moments:
-    """``Moments`` from table values where the table holds and the exact path (``_array_moments``) elsewhere."""
-    inside = tabled.inside
-    values, errors = np.empty((4, mean_f.size)), np.empty((4, mean_f.size))  # rows as in _array_moments
-    values[:, inside], errors[:, inside] = tabled.values, tabled.error
-    method_name = "table"
-    if not inside.all():
-        rest = _array_moments(activation, mean_f[~inside], var_f[~inside], "auto", with_error, tables=False)
-        values[:, ~inside] = [rest.mean, rest.second_moment, rest.deriv_second_moment, rest.variance]
-        if rest.error is not None:
-            errors[:, ~inside] = [rest.error[0], rest.error[1], rest.error[3], rest.error[2]]
-        method_name = "mixed"
-    order = (0, 1, 3, 2)  # Moments orders the variance third
-    first, second, variance, deriv = (_unwrap(values[i].reshape(shape)) for i in order)
-    error = tuple(_unwrap(errors[i].reshape(shape)) for i in order) if with_error else None
-    return Moments(
-        mean=first,
-        second_moment=second,
-        variance=variance,
-        deriv_second_moment=deriv,
-        error=error,  # type: ignore[arg-type]
-        method=method_name,
     )
 
 
