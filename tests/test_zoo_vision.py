@@ -26,9 +26,6 @@ WHY = {
     "mobilenet_v3": "issue 10: squeeze-excitation: the gate multiplies its channel (per-channel product, 42% -> 71% "
     "of the layers within the band), but the gate's dependence on its own input is not modelled: features.5 "
     "(SE + residual) measured 0.61-0.78 of the prediction",
-    "vit": "issue 10: blocks.1.attn.proj predicted 0.252, measured 0.341 (1.35x): block 0 adds nearly the same "
-    "attention output to every token of an image, and the attention rule takes tokens as independent (cls_token "
-    "and pos_embed are drawn now, std 0.02 x the stream's)",
 }
 CALIBRATED_WHY = {
     "convnext": "issue 10: calibrated, classifier.2 (10 outputs x 8 images) measured 1.19 on a fresh batch: the "
