@@ -236,3 +236,22 @@ def test_orthogonal_errors(distribution: str) -> None:
         vt.init_(torch.empty(5), distribution=distribution)
     with pytest.raises(VarpropValueError, match="'orthogonal', 'delta_orthogonal'"):
         vt.init_(torch.empty(5, 5), distribution="orthogonl")
+
+
+def test_orthogonal_draw_does_not_depend_on_the_thread_count() -> None:
+    """Every rank of a sharded model makes the QR of the same global draw, whatever its torch thread count: LAPACK's
+    blocked QR rounds differently with the threads (from 64 x 64 on), so the QR runs in one thread."""
+    before = torch.get_num_threads()
+    tensors = []
+    try:
+        for threads in (1, 2, 4):
+            torch.set_num_threads(threads)
+            tensors.append(
+                vt.init_(
+                    torch.empty(256, 256), "tanh", distribution="orthogonal", generator=torch.Generator().manual_seed(3)
+                )
+            )
+    finally:
+        torch.set_num_threads(before)
+    assert torch.get_num_threads() == before
+    assert all(torch.equal(tensors[0], other) for other in tensors[1:])

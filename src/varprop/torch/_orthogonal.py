@@ -8,7 +8,9 @@ so the sharded and the plain paths, which share that Gaussian, give the same ort
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 
@@ -17,6 +19,29 @@ from .._errors import VarpropValueError
 __all__ = ["ORTHOGONAL_DISTRIBUTIONS", "check_shape", "haar_orthogonal", "orthogonal_unit"]
 
 ORTHOGONAL_DISTRIBUTIONS: tuple[str, ...] = ("orthogonal", "delta_orthogonal")
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch's intra-op threads set to 1 for the block (and restored after it, also on error)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _qr(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.linalg.qr``, on CPU in one thread: LAPACK's blocked QR rounds differently with the number of threads
+    (from 64 x 64 on, measured), and every rank of a sharded model, whatever its thread count, must make the same Q
+    of the same draw."""
+    if matrix.device.type != "cpu":
+        factors = torch.linalg.qr(matrix)
+    else:
+        with _one_thread():
+            factors = torch.linalg.qr(matrix)
+    return factors.Q, factors.R
 
 
 def haar_orthogonal(gaussian: torch.Tensor) -> torch.Tensor:
@@ -35,9 +60,9 @@ def haar_orthogonal(gaussian: torch.Tensor) -> torch.Tensor:
     """
     rows, cols = gaussian.shape
     matrix = gaussian.t() if rows < cols else gaussian
-    factors = torch.linalg.qr(matrix)
-    signs = torch.sign(torch.diagonal(factors.R))
-    q: torch.Tensor = factors.Q * torch.where(signs == 0, torch.ones_like(signs), signs)  # zero pivot: probability 0
+    unitary, triangular = _qr(matrix)
+    signs = torch.sign(torch.diagonal(triangular))
+    q: torch.Tensor = unitary * torch.where(signs == 0, torch.ones_like(signs), signs)  # zero pivot: probability 0
     return q.t() if rows < cols else q
 
 
