@@ -523,7 +523,7 @@ class InitReport:
                 depth = max(act.chain_depth, 1)
                 stability = (
                     f"; {act.phase} (chi1 {_round(act.chi1)}: gradient second moment times "
-                    f"{_round(act.chi1**depth)} over {depth} layers){stability}"
+                    f"{_round(act.chi1**depth)} over {depth} layer{'s' if depth != 1 else ''}){stability}"
                 )
             band = act.drift()
             drift = (
