@@ -342,7 +342,14 @@ def _array_moments(
         method_name = "quadrature"
     else:
         method_name = "mixed"
-    # Rows of values/errors: E[phi], E[phi^2], E[phi'^2], Var[phi]; Moments orders the variance third.
+    return _from_rows(values, errors, shape, with_error, method_name)
+
+
+def _from_rows(
+    values: FloatArray, errors: FloatArray, shape: tuple[int, ...], with_error: bool, method: str
+) -> Moments:
+    """``Moments`` of rows E[phi], E[phi^2], E[phi'^2], Var[phi] (``values``, ``errors``: 4 x points), each reshaped
+    to ``shape``; ``Moments`` orders the variance third."""
     order = (0, 1, 3, 2)
     first, second, variance, deriv = (_unwrap(values[i].reshape(shape)) for i in order)
     error = tuple(_unwrap(errors[i].reshape(shape)) for i in order) if with_error else None
@@ -352,7 +359,7 @@ def _array_moments(
         variance=variance,
         deriv_second_moment=deriv,
         error=error,  # type: ignore[arg-type]
-        method=method_name,
+        method=method,
     )
 
 
@@ -391,17 +398,7 @@ def _table_merged(
         if rest.error is not None:
             errors[:, ~inside] = [rest.error[0], rest.error[1], rest.error[3], rest.error[2]]
         method_name = "mixed"
-    order = (0, 1, 3, 2)  # Moments orders the variance third
-    first, second, variance, deriv = (_unwrap(values[i].reshape(shape)) for i in order)
-    error = tuple(_unwrap(errors[i].reshape(shape)) for i in order) if with_error else None
-    return Moments(
-        mean=first,
-        second_moment=second,
-        variance=variance,
-        deriv_second_moment=deriv,
-        error=error,  # type: ignore[arg-type]
-        method=method_name,
-    )
+    return _from_rows(values, errors, shape, with_error, method_name)
 
 
 def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray, with_error: bool) -> Moments:
@@ -466,17 +463,7 @@ def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray,
     first, second = values[0], values[1]
     values[3] = np.maximum(second - first * first, 0.0)
     errors[3] = errors[1] + 2 * np.abs(first) * errors[0] + 4 * np.finfo(np.float64).eps * second
-    shape = mean_b.shape
-    first_v, second_v, variance_v, deriv_v = (_unwrap(values[i].reshape(shape)) for i in (0, 1, 3, 2))
-    error = tuple(_unwrap(errors[i].reshape(shape)) for i in (0, 1, 3, 2)) if with_error else None
-    return Moments(
-        mean=first_v,
-        second_moment=second_v,
-        variance=variance_v,
-        deriv_second_moment=deriv_v,
-        error=error,  # type: ignore[arg-type]
-        method="quadrature",
-    )
+    return _from_rows(values, errors, mean_b.shape, with_error, "quadrature")
 
 
 @dataclass(frozen=True)
