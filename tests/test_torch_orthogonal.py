@@ -29,7 +29,9 @@ def test_init_equals_torch_orthogonal_with_the_same_generator(shape: tuple[int, 
     theirs = torch.nn.init.orthogonal_(
         torch.empty(shape), gain=std * math.sqrt(max(rows, cols)), generator=torch.Generator().manual_seed(4)
     )
-    torch.testing.assert_close(ours, theirs, rtol=2e-6, atol=1e-7)
+    # (float32 rounding: varprop's QR runs in one thread, torch's in all of them, and LAPACK's blocked QR rounds
+    # differently with the thread count: measured up to 3e-7 on entries of size ~1, i.e. 2-3 ulps)
+    torch.testing.assert_close(ours, theirs, rtol=2e-6, atol=6e-7)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
