@@ -594,7 +594,14 @@ def git_commit() -> str:
     return commit + (" + changes" if dirty.strip() else "")
 
 
-def report(results: Results, unavailable: dict[str, str], command: str, load: tuple[float, float], total: float) -> str:
+def report(
+    results: Results,
+    unavailable: dict[str, str],
+    command: str,
+    load: tuple[float, float],
+    total: float,
+    cpu: float | None = None,
+) -> str:
     config = results.config
     grids = "; ".join(
         f"{optimizer} " + ", ".join(f"{rate:.1e}" for rate in rates)
@@ -664,7 +671,12 @@ def report(results: Results, unavailable: dict[str, str], command: str, load: tu
         "",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch threads {THREADS}; load average {load[0]:.2f} at the "
         f"start, {load[1]:.2f} at the end (the machine is shared: other jobs slow the wall time, not the numbers); "
-        f"{versions()}; commit {git_commit()}; total {total:.0f} s.",
+        f"{versions()}; commit {git_commit()}; total {total:.0f} s"
+        + (
+            "."
+            if cpu is None
+            else f", CPU time of both threads {cpu:.0f} s (other jobs inflate it less than the wall time)."
+        ),
     ]
     return "\n".join(lines)
 
@@ -718,14 +730,15 @@ def main() -> None:
     torch.set_flush_denormal(True)  # diverging replicas must not slow the others with denormal arithmetic
     config = quick_config() if args.quick else full_config()
     start_load = os.getloadavg()[0]
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     inits, unavailable = default_inits()
     config, names = select(config, inits, args)
     inits = {name: inits[name] for name in names}
     results = run(config, inits, unavailable, lambda text: print(text, file=sys.stderr, flush=True))
     total = time.perf_counter() - start
     command = "python benchmarks/training.py " + " ".join(sys.argv[1:])
-    section = report(results, unavailable, command.strip(), (start_load, os.getloadavg()[0]), total)
+    cpu = time.process_time() - start_cpu
+    section = report(results, unavailable, command.strip(), (start_load, os.getloadavg()[0]), total, cpu)
     print(section)
     if args.grids:
         print_grids(results)
