@@ -40,6 +40,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import math
 import platform
@@ -593,7 +594,14 @@ def git_commit() -> str:
     return commit + (" + changes" if dirty.strip() else "")
 
 
-def report(results: Results, unavailable: dict[str, str], command: str, load: tuple[float, float], total: float) -> str:
+def report(
+    results: Results,
+    unavailable: dict[str, str],
+    command: str,
+    load: tuple[float, float],
+    total: float,
+    cpu: float | None = None,
+) -> str:
     config = results.config
     grids = "; ".join(
         f"{optimizer} " + ", ".join(f"{rate:.1e}" for rate in rates)
@@ -663,27 +671,77 @@ def report(results: Results, unavailable: dict[str, str], command: str, load: tu
         "",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores, torch threads {THREADS}; load average {load[0]:.2f} at the "
         f"start, {load[1]:.2f} at the end (the machine is shared: other jobs slow the wall time, not the numbers); "
-        f"{versions()}; commit {git_commit()}; total {total:.0f} s.",
+        f"{versions()}; commit {git_commit()}; total {total:.0f} s"
+        + (
+            "."
+            if cpu is None
+            else f", CPU time of both threads {cpu:.0f} s (other jobs inflate it less than the wall time)."
+        ),
     ]
     return "\n".join(lines)
+
+
+def print_grids(results: Results) -> None:
+    """Every cell's per-(seed, rate) arrays: initial and final validation loss, validation and test accuracy."""
+    with np.printoptions(precision=3, suppress=True, linewidth=120):
+        for (task, activation, name, optimizer), grid in results.grids.items():
+            print(f"\n{task} {activation} {name} {optimizer}; rows: seeds {list(results.config.seeds)}, columns: rates")
+            print("  rates", ", ".join(f"{rate:.1e}" for rate in grid.learning_rates))
+            for label, values in [
+                ("initial val loss", grid.initial_val_loss),
+                ("final val loss", grid.val_loss),
+                ("val accuracy", grid.val_accuracy),
+                ("test accuracy", grid.test_accuracy),
+            ]:
+                print(f"  {label}:\n{values}")
+
+
+def select(config: Config, inits: dict[str, setup.Init], args: argparse.Namespace) -> tuple[Config, list[str]]:
+    """The configuration restricted to ``--task`` / ``--activations`` / ``--inits`` (each a comma-separated list)."""
+    keys = args.task.split(",") if args.task else [task.key for task in config.tasks]
+    wanted_inits = args.inits.split(",") if args.inits else list(inits)
+    for name in wanted_inits:
+        if name not in inits:
+            raise SystemExit(f"unknown init {name!r}; valid choices: {', '.join(inits)}")
+    tasks = []
+    for task in config.tasks:
+        if task.key not in keys:
+            continue
+        activations = tuple(a for a in task.activations if not args.activations or a in args.activations.split(","))
+        tasks.append(dataclasses.replace(task, activations=activations))
+    if not tasks:
+        raise SystemExit(f"unknown task {args.task!r}; valid choices: {', '.join(task.key for task in config.tasks)}")
+    return dataclasses.replace(config, tasks=tuple(tasks)), wanted_inits
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small models, 2 seeds, 3 learning rates")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md and the figures")
+    parser.add_argument("--task", help="only these tasks (comma-separated keys, e.g. digits_mlp)")
+    parser.add_argument("--activations", help="only these activations (comma-separated)")
+    parser.add_argument("--inits", help="only these initializations (comma-separated names as in the table)")
+    parser.add_argument("--grids", action="store_true", help="also print every cell's per-(seed, rate) arrays")
     args = parser.parse_args()
+    partial = bool(args.task or args.activations or args.inits)
+    if partial and args.write:
+        parser.error("--write needs the whole configuration (no --task, --activations or --inits)")
     torch.set_num_threads(THREADS)
     torch.set_flush_denormal(True)  # diverging replicas must not slow the others with denormal arithmetic
     config = quick_config() if args.quick else full_config()
     start_load = os.getloadavg()[0]
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     inits, unavailable = default_inits()
+    config, names = select(config, inits, args)
+    inits = {name: inits[name] for name in names}
     results = run(config, inits, unavailable, lambda text: print(text, file=sys.stderr, flush=True))
     total = time.perf_counter() - start
-    command = "python benchmarks/training.py" + (" --quick" if args.quick else "") + (" --write" if args.write else "")
-    section = report(results, unavailable, command, (start_load, os.getloadavg()[0]), total)
+    command = "python benchmarks/training.py " + " ".join(sys.argv[1:])
+    cpu = time.process_time() - start_cpu
+    section = report(results, unavailable, command.strip(), (start_load, os.getloadavg()[0]), total, cpu)
     print(section)
+    if args.grids:
+        print_grids(results)
     if args.write:
         for task in config.tasks:
             plot(results, task, FIGURES / f"training_{task.key}.png")

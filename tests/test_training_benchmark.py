@@ -8,6 +8,7 @@ A tiny configuration (4-layer width-32 MLP, 2 seeds, 2 rates per optimizer) runs
 
 from __future__ import annotations
 
+import argparse
 import copy
 import math
 import sys
@@ -203,3 +204,17 @@ def test_verdict_within_the_seed_spread_and_over_the_grid() -> None:
         verdict_results(([0.9] * 3, [0.3, 0.3, 1.5]), ([0.9] * 3, [0.3] * 3)), "tiny", "tanh", "SGD"
     )
     assert met is False and "BELOW" in text.split(";")[1], text
+
+
+def test_select_restricts_the_configuration_and_names_bad_choices() -> None:
+    config = training.full_config()
+    inits = dict(setup.PEERS)
+    args = argparse.Namespace(task="digits_mlp", activations="tanh,elu", inits="LSUV,He")
+    selected, names = training.select(config, inits, args)
+    assert [task.key for task in selected.tasks] == ["digits_mlp"]
+    assert selected.tasks[0].activations == ("elu", "tanh")  # the configuration's order
+    assert names == ["LSUV", "He"]
+    with pytest.raises(SystemExit, match="unknown init 'lsuv'; valid choices: torch default, He"):
+        training.select(config, inits, argparse.Namespace(task=None, activations=None, inits="lsuv"))
+    with pytest.raises(SystemExit, match="unknown task 'digits'; valid choices: digits_mlp, digits_resmlp"):
+        training.select(config, inits, argparse.Namespace(task="digits", activations=None, inits=None))
