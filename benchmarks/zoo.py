@@ -46,7 +46,7 @@ from zoo import failures
 from zoo.case import Case
 from zoo.hf import BUILDERS, hf_case
 from zoo.oracle import ANALYTIC_BAND, CALIBRATED_BAND, Outcome, run_case
-from zoo.recurrent import RECURRENT, recurrent_case
+from zoo.recurrent import RECURRENT, recurrent_case, step_variances
 from zoo.vision import VISION, vision_case
 
 REPEATS = 3
@@ -95,23 +95,31 @@ def median_seconds(function: Callable[[], object]) -> float:
     return statistics.median(times)
 
 
-def measure(name: str, calibrate: str | None) -> tuple[Outcome, int, float, float]:
-    """(outcome on a fresh case, parameters, init_model seconds, own-init seconds)."""
+def measure(name: str, calibrate: str | None) -> tuple[Outcome, int, float, float, str | None]:
+    """(outcome on a fresh case, parameters, init_model seconds, own-init seconds, the hidden-state comparison of a
+    recurrent model: its rows are per gate, with no module of their own for the hooks to measure)."""
     case = CASES[name]()
     parameters = sum(p.numel() for p in case.model.parameters())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         outcome = run_case(case, calibrate=calibrate)
     if outcome.error is not None:
-        return outcome, parameters, float("nan"), float("nan")
+        return outcome, parameters, float("nan"), float("nan"), None
+    hidden = None
+    if case.kind == "recurrent" and outcome.report is not None and outcome.report.outputs:
+        measured = step_variances(case.model, case.fresh(torch.Generator().manual_seed(7)))  # (before re-inits)
+        ratio = statistics.fmean(measured) / outcome.report.outputs[0][1]
+        hidden = f"per-gate rows: output hidden state over {len(measured)} steps, measured / predicted {ratio:.3g}"
     ours = median_seconds(
         lambda: __import__("varprop.torch").torch.init_model(case.model, case.example, calibrate=calibrate)
     )
     theirs = median_seconds(own_init(case.model))
-    return outcome, parameters, ours, theirs
+    return outcome, parameters, ours, theirs, hidden
 
 
-def row(name: str, mode: str, outcome: Outcome, parameters: int, ours: float, theirs: float) -> str:
+def row(
+    name: str, mode: str, outcome: Outcome, parameters: int, ours: float, theirs: float, hidden: str | None = None
+) -> str:
     if outcome.error is not None:
         error = outcome.error.replace("|", "\\|").splitlines()[0][:160]
         return f"| {name} | {mode} | {parameters:,} | fails: `{error}` | | | | |"
@@ -123,9 +131,12 @@ def row(name: str, mode: str, outcome: Outcome, parameters: int, ours: float, th
     untouched = len(outcome.untouched)
     missing = len(outcome.unmeasured_weights)
     compared = f"{len(outcome.checks)}" + (f" (+{missing} without a row)" if missing else "")
+    within = f"{outcome.fraction_within(band):.0%}"
+    if hidden is not None:  # (the per-gate rows have no module output; the hidden state is compared instead)
+        compared, within, shown = "hidden state", "-", hidden
     return (
         f"| {name} | {mode} | {parameters:,} | {ours * 1e3:.1f} ms / {theirs * 1e3:.1f} ms = {ours / theirs:.1f}x "
-        f"| {untouched} | {compared} | {outcome.fraction_within(band):.0%} | {shown or '-'} |"
+        f"| {untouched} | {compared} | {within} | {shown or '-'} |"
     )
 
 
@@ -158,8 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         for mode, calibrate in (("analytic", None), ("calibrated", "gaussian")):
             try:
-                outcome, parameters, ours, theirs = measure(name, calibrate)
-                lines.append(row(name, mode, outcome, parameters, ours, theirs))
+                outcome, parameters, ours, theirs, hidden = measure(name, calibrate)
+                lines.append(row(name, mode, outcome, parameters, ours, theirs, hidden))
             except Exception as error:  # the case itself failed (its own forward, the measurement): say so
                 lines.append(f"| {name} | {mode} | | benchmark error: `{type(error).__name__}: {error}` | | | | |")
             print(lines[-1], flush=True)
