@@ -159,10 +159,12 @@ class Context:
     # which would stay in the process's heap).
     buffers: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = field(default_factory=dict)
     largest: dict[tuple[torch.device, torch.dtype], int] = field(default_factory=dict)
-    # Small models (see ``keeps_draws``): whole-tensor draws kept between planning and writing, by id of the
-    # parameter, with the std they were drawn at (not made twice: sampling costs more than the rest of a layer).
+    # Small models (see ``keeps_draws``): draws kept between planning and writing, by (id of the parameter, first
+    # row, rows), with the std they were drawn at (not made twice: sampling costs more than the rest of a layer).
     keep_draws: bool = False
-    kept: dict[int, tuple[float, torch.Tensor]] = field(default_factory=dict)
+    kept: dict[tuple[int, int, int], tuple[float, torch.Tensor]] = field(default_factory=dict)
+    # New values already made whole and final (the calibration pass of a small model), by id: stored as they are.
+    final: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def name_of(self, param: torch.Tensor) -> str:
         return self.param_names.get(id(param), "<parameter>")
@@ -306,11 +308,12 @@ class Context:
         """Rows ``first...`` of the parameter's draw at ``std`` into ``target``; returns the multiplications still to
         do. float32/float64: the unit-std draw, then times ``std``; float16/bfloat16: drawn at ``std`` in float32
         before their one rounding (see _tensor_init.draw)."""
-        if self.keep_draws and first == 0 and target.shape == param.shape and param.dim():
-            kept = self.kept.get(id(param))
+        if self.keep_draws and param.dim():
+            key = (id(param), first, int(target.shape[0]))  # (a block of rows: MultiheadAttention's q, k, v)
+            kept = self.kept.get(key)
             if kept is None or kept[0] != std:
-                value = torch.empty(param.shape, dtype=param.dtype, device=param.device)
-                self.kept[id(param)] = kept = (std, value)
+                value = torch.empty(target.shape, dtype=param.dtype, device=param.device)
+                self.kept[key] = kept = (std, value)
                 operations = self._draw_fresh(value, param, std, first, seed)
             else:
                 operations = [] if param.dtype in LOW_PRECISION or std == 1.0 else [std]
@@ -387,13 +390,19 @@ class Context:
                 written.append(self.name_of(recipe.param))
         self.buffers.clear()
         self.kept.clear()
+        self.final.clear()
 
     def _write_one(self, recipe: Recipe) -> None:
         param = recipe.param
         if is_dtensor(param):
             _store(param, self._make_dtensor(recipe), None)
             return
-        kept = self.kept.get(id(param))
+        final = self.final.pop(id(param), None)
+        if final is not None:
+            _store(param, final, None)
+            return
+        whole = (id(param), 0, _rows_of(param))
+        kept = self.kept.get(whole)
         segment = recipe.segments[0] if len(recipe.segments) == 1 else None
         if (
             kept is not None
@@ -403,7 +412,7 @@ class Context:
             and segment.value == kept[0]
             and not recipe.zero_rows
         ):  # straight from the kept draw
-            del self.kept[id(param)]
+            del self.kept[whole]
             low = param.dtype in LOW_PRECISION
             operations = ([] if low or segment.value == 1.0 else [segment.value]) + segment.factors
             for earlier in operations[:-1]:
