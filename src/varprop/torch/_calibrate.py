@@ -230,8 +230,9 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
     """Rescale the planned weights (``ctx.recipes``) so that each handled layer's output variance on ``batch`` is its
     target (each scale is recorded in the plan). The model's own parameters are not touched: they are swapped for
     stand-ins that make each planned value when an operation uses it (``_Deferred``, with
-    ``torch.func.functional_call``); for a sharded model, the plan is written into the shards for the pass and the
-    old values restored after.
+    ``torch.func.functional_call``); a small model (``ctx.keep_draws``) gets its values made once before the pass
+    instead (and the write stores them); for a sharded model, the plan is written into the shards for the pass and
+    the old values restored after.
 
     Sharded models (``ctx.mesh``): each rank passes its own part of the batch; every measured variance is that of
     the whole batch (count, sum and centred sum of squares all-reduced), so all ranks apply the same scale."""
