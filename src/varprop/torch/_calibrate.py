@@ -242,8 +242,9 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
     """Rescale the planned weights (``ctx.recipes``) so that each handled layer's output variance on ``batch`` is its
     target (each scale is recorded in the plan). The model's own parameters are not touched: they are swapped for
     stand-ins that make each planned value when an operation uses it (``_Deferred``, with
-    ``torch.func.functional_call``); for a sharded model, the plan is written into the shards for the pass and the
-    old values restored after.
+    ``torch.func.functional_call``); a small model (``ctx.keep_draws``) gets its values made once before the pass
+    instead (and the write stores them); for a sharded model, the plan is written into the shards for the pass and
+    the old values restored after.
 
     Sharded models (``ctx.mesh``): each rank passes its own part of the batch; every measured variance is that of
     the whole batch (count, sum and centred sum of squares all-reduced), so all ranks apply the same scale."""
@@ -252,6 +253,21 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
     handles = []
     # Sharded models: statistics pooled over the ranks' parts of the batch (see _distributed).
     measure = _variance if ctx.mesh is None else functools.partial(pooled_variance, mesh=ctx.mesh)
+    # Small models (``ctx.keep_draws``): every value made at once, before the pass (at most 64 MiB; a stand-in costs
+    # ~0.1 ms per operation, as much as a small layer's whole forward); larger ones: stand-ins.
+    made: dict[int, torch.Tensor] = {}
+    if ctx.mesh is None and ctx.keep_draws:
+        made = {key: ctx.value(recipe.param) for key, recipe in ctx.recipes.items() if key in ctx.param_names}
+
+    def rescaler(weight: torch.Tensor) -> Callable[[float], None]:
+        def rescale(factor: float) -> None:
+            ctx.scale(weight, factor)
+            value = made.get(id(weight))
+            if value is not None:  # (the made value is used by the rest of the pass: a module called again)
+                value.mul_(factor)
+
+        return rescale
+
     try:
         hooked: set[int] = set()  # (a tied weight is calibrated at its first use only: see _tied)
         for name, plan in plans.items():
@@ -266,17 +282,21 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
             ):
                 continue
             hooked.add(id(weight))
-            hook = _make_hook(plan, functools.partial(ctx.scale, weight), measure)
+            hook = _make_hook(plan, rescaler(weight), measure)
             handles.append(module.register_forward_hook(hook))
         for attention_name, projection in ctx.calibrate_modules.items():
             attention, out_plan = modules.get(attention_name), plans.get(projection)
             out_proj = modules.get(projection)
             if attention is not None and out_plan is not None and isinstance(out_proj, nn.Linear):
-                hook = _make_hook(out_plan, functools.partial(ctx.scale, out_proj.weight))
+                hook = _make_hook(out_plan, rescaler(out_proj.weight))
                 handles.append(attention.register_forward_hook(hook))
         with quiet_forward(model), NoDropout():
             try:
-                if ctx.mesh is None:
+                if made:
+                    values = {ctx.param_names[key]: value for key, value in made.items()}
+                    torch.func.functional_call(model, values, batch, strict=False)
+                    ctx.final.update(made)  # (each made value has every scale of its recipe: the write stores it)
+                elif ctx.mesh is None:
                     torch.func.functional_call(model, planned_stand_ins(ctx), batch, strict=False)
                 else:  # FSDP gathers its own shards: write the plan into them for this pass
                     with planned_parameters(model, ctx):

@@ -161,10 +161,12 @@ class Context:
     # which would stay in the process's heap).
     buffers: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = field(default_factory=dict)
     largest: dict[tuple[torch.device, torch.dtype], int] = field(default_factory=dict)
-    # Small models (see ``keeps_draws``): whole-tensor draws kept between planning and writing, by id of the
-    # parameter, with the std they were drawn at (not made twice: sampling costs more than the rest of a layer).
+    # Small models (see ``keeps_draws``): draws kept between planning and writing, by (id of the parameter, first
+    # row, rows), with the std they were drawn at (not made twice: sampling costs more than the rest of a layer).
     keep_draws: bool = False
-    kept: dict[int, tuple[float, torch.Tensor]] = field(default_factory=dict)
+    kept: dict[tuple[int, int, int, tuple[int, int] | None], tuple[float, torch.Tensor]] = field(default_factory=dict)
+    # New values already made whole and final (the calibration pass of a small model), by id: stored as they are.
+    final: dict[int, torch.Tensor] = field(default_factory=dict)
     # sigma_b of objective="critical": biases drawn from N(0, bias_std^2) (0: biases are zeroed).
     bias_std: float = 0.0
     # The LSTM forget gate's bias (init_model's forget_bias; see _recurrent).
@@ -324,11 +326,13 @@ class Context:
         do. float32/float64: the unit-std draw, then times ``std``; float16/bfloat16: drawn at ``std`` in float32
         before their one rounding (see _tensor_init.draw)."""
         std = segment.value
-        if self.keep_draws and first == 0 and target.shape == param.shape and param.dim():
-            kept = self.kept.get(id(param))
+        if self.keep_draws and param.dim():
+            # (a block of rows: MultiheadAttention's q, k, v; the segment too: an orthogonal block is its own draw)
+            key = (id(param), first, int(target.shape[0]), segment.rows)
+            kept = self.kept.get(key)
             if kept is None or kept[0] != std:
-                value = torch.empty(param.shape, dtype=param.dtype, device=param.device)
-                self.kept[id(param)] = kept = (std, value)
+                value = torch.empty(target.shape, dtype=param.dtype, device=param.device)
+                self.kept[key] = kept = (std, value)
                 operations = self._draw_fresh(value, param, segment, first, seed)
             else:
                 operations = [] if param.dtype in LOW_PRECISION or std == 1.0 else [std]
@@ -441,13 +445,19 @@ class Context:
                 written.append(self.name_of(recipe.param))
         self.buffers.clear()
         self.kept.clear()
+        self.final.clear()
 
     def _write_one(self, recipe: Recipe) -> None:
         param = recipe.param
         if is_dtensor(param):
             _store(param, self._make_dtensor(recipe), None)
             return
-        kept = self.kept.get(id(param))
+        final = self.final.pop(id(param), None)
+        if final is not None:
+            _store(param, final, None)
+            return
+        whole = (id(param), 0, _rows_of(param), None)
+        kept = self.kept.get(whole)
         segment = recipe.segments[0] if len(recipe.segments) == 1 else None
         if (
             kept is not None
@@ -457,7 +467,7 @@ class Context:
             and segment.value == kept[0]
             and not recipe.zero_rows
         ):  # straight from the kept draw
-            del self.kept[id(param)]
+            del self.kept[whole]
             low = param.dtype in LOW_PRECISION
             operations = ([] if low or segment.value == 1.0 else [segment.value]) + segment.factors
             for earlier in operations[:-1]:
