@@ -224,3 +224,12 @@ def test_draws_made_again_give_the_recorded_bits(name: str, monkeypatch: pytest.
     found = test_torch_init_golden._digests(name)
     changed = sorted(key for key in expected if found.get(key) != expected[key])
     assert not changed and found.keys() == expected.keys(), f"{name}: parameters whose bits changed: {changed}"
+
+
+def test_init_write_error_is_public_and_a_varprop_error() -> None:
+    """``except varprop.torch.InitWriteError`` works, and the error is caught by ``except varprop.VarpropError``."""
+    import varprop
+    import varprop.torch
+
+    assert "InitWriteError" in varprop.torch.__all__
+    assert issubclass(varprop.torch.InitWriteError, varprop.VarpropError)

@@ -23,6 +23,7 @@ from ._calibrate import measure_variances
 from ._fans import Fans, conv_coverage, fans
 from ._jacobian import JacobianSpectrum, jacobian_spectrum
 from ._model_init import init_model
+from ._plan import InitWriteError
 from ._report import ActivationRow, InitReport, LayerRow
 from ._residual import RESIDUAL_POLICIES
 from ._signal import LayerSignal, SignalStats, signal_stats
@@ -33,6 +34,7 @@ __all__ = [
     "ActivationRow",
     "Fans",
     "InitReport",
+    "InitWriteError",
     "JacobianSpectrum",
     "LayerRow",
     "LayerSignal",
