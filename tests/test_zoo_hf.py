@@ -20,8 +20,6 @@ pytestmark = pytest.mark.usefixtures("no_network")
 
 # What fails today, per model (measured on this branch, `python benchmarks/zoo.py` for the numbers of every layer).
 WHY = {
-    "t5_encoder": "issue 10: the tied `shared` embedding is never called by T5EncoderModel.forward "
-    "(encoder.embed_tokens uses its tensor): no row can be measured for it",
     "whisper_encoder": "issue 10: by default embed_positions (a frozen sinusoid table, constant over the batch) is "
     "redrawn as a learned embedding, and out_proj measures 0.70x (layer 0) and 0.55x (layer 1) its prediction; with "
     "keep='frozen' every layer is within (test_whisper_with_its_sinusoid_table_kept)",
