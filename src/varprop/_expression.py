@@ -33,6 +33,7 @@ printing; ``_expression_calculus`` differentiation and kink location. Imports po
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -42,7 +43,14 @@ import numpy as np
 
 from ._activation import Activation
 from ._errors import VarpropTypeError, VarpropValueError, VarpropWarning
-from ._expression_calculus import _affine, _differentiate, _evaluate_near, _pole_candidates, _structure
+from ._expression_calculus import (
+    _affine,
+    _differentiate,
+    _evaluate_near,
+    _pole_candidates,
+    _singular_arguments,
+    _structure,
+)
 from ._expression_tree import (
     _BINARY_OPS,
     _FUNCTIONS,
@@ -60,7 +68,8 @@ from ._expression_tree import (
     _Node,
     _render,
 )
-from ._singular import singular_points
+from ._singular import SingularPoint, singular_points
+from ._singular_search import REACH_STD, negative_intervals, real_zeros, snap_exponent
 
 __all__ = [
     "ALLOWED_FUNCTIONS",
@@ -255,6 +264,10 @@ def _evaluate_to_array(node: _Node, x: FloatArray) -> FloatArray:
     return np.array(_evaluate(node, points, {}), dtype=np.float64)  # a copy: "x" must not return its input
 
 
+def _evaluate_at(node: _Node, x: FloatArray) -> FloatArray:
+    return np.asarray(_evaluate(node, np.asarray(x, dtype=np.float64), {}), dtype=np.float64)
+
+
 def _strip_prefix(text: str) -> str:
     if isinstance(text, str) and text.strip().startswith(EXPRESSION_PREFIX):
         return text.strip()[len(EXPRESSION_PREFIX) :]
@@ -349,6 +362,13 @@ def expression_activation(
     singular = singular_points(
         expression.function, expression.derivative, [*all_kinks, *_pole_candidates(expression._tree)], near
     )
+    extra: dict[str, object] = {}
+    sought, domain, structural = _singular_arguments(expression._tree)
+    if sought or domain or structural:  # non-affine denominators, log / sqrt arguments: searched in each reach
+        search = _SingularSearch(expression, singular, sought, domain, structural)
+        extra["singular_search"] = search
+        # The points of the standard Gaussian's reach, for the computations that refuse singular formulas.
+        singular = search.points(-REACH_STD, REACH_STD, (0.0,), check_domain=False)[0]
     return Activation(
         name=EXPRESSION_PREFIX + expression.text,
         function=expression.function,
@@ -361,8 +381,73 @@ def expression_activation(
             "derivative_expression": expression.derivative_text,
             "singular_points": singular,
             "near": near,
+            **extra,
         },
     )
+
+
+class _SingularSearch:
+    """The singular points of a formula over an interval: exactly located ones plus numerically found roots.
+
+    Called as ``search(low, high, anchors)`` (``varprop._singular.SingularSearch``) by the moment engine with
+    the Gaussian's reach; raises ``VarpropValueError`` where a log / sqrt argument or the base of a
+    non-integer power is negative inside it (the formula is not real there).
+    """
+
+    def __init__(
+        self,
+        expression: Expression,
+        exact: tuple[SingularPoint, ...],
+        sought: list[_Node],
+        domain: list[_Node],
+        structural: list[float],
+    ) -> None:
+        self.expression = expression
+        self.exact = exact
+        self.structural = set(structural)
+        self.sought = [(node, _differentiate(node, {})) for node in sought]
+        self.domain = domain
+
+    def __call__(
+        self, low: float, high: float, anchors: Sequence[float]
+    ) -> tuple[tuple[SingularPoint, ...], tuple[float, ...]]:
+        return self.points(low, high, anchors, check_domain=True)
+
+    def points(
+        self, low: float, high: float, anchors: Sequence[float], *, check_domain: bool
+    ) -> tuple[tuple[SingularPoint, ...], tuple[float, ...]]:
+        expression = self.expression
+        anchors = [*anchors, 0.0, *(point for point, _, _ in self.exact)]
+        if check_domain:
+            for argument in self.domain:
+                where = negative_intervals(functools.partial(_evaluate_at, argument), low, high, anchors)
+                if where:
+                    raise VarpropValueError(
+                        f"expression {expression.text!r} is not real for {' and '.join(where)}: {_render(argument)} "
+                        f"is negative there, and the Gaussian reaches it (mean +- {REACH_STD:g} std = "
+                        f"[{low:.6g}, {high:.6g}]). Write the formula for every real x (e.g. log(abs(x)), "
+                        "sqrt(abs(x)), or relu(...) inside) or use a mean and variance that keep the Gaussian "
+                        "where it is defined"
+                    )
+        roots: list[float] = []
+        for node, slope in self.sought:
+            roots += real_zeros(
+                functools.partial(_evaluate_at, node),
+                functools.partial(_evaluate_at, slope),
+                low,
+                high,
+                anchors,
+            )
+        exact = tuple(point for point in self.exact if low <= point[0] <= high)  # beyond the reach: no mass
+        known = [point for point, _, _ in exact]
+        fresh = sorted(
+            {root for root in roots if all(abs(root - point) > 1e-12 * max(1.0, abs(point)) for point in known)}
+        )
+        found = singular_points(expression.function, expression.derivative, fresh)
+        snapped = tuple((point, snap_exponent(b_phi), snap_exponent(b_dphi)) for point, b_phi, b_dphi in found)
+        merged = tuple(sorted(exact + snapped))
+        approximate = [point for point, _, _ in snapped] + [point for point in known if point in self.structural]
+        return merged, tuple(approximate)
 
 
 #: The functions whose Gaussian cross moments have closed forms (``varprop._correlation``).
