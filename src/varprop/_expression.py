@@ -50,6 +50,7 @@ from ._expression_calculus import (
     _pole_candidates,
     _singular_arguments,
     _structure,
+    _walk,
 )
 from ._expression_tree import (
     _BINARY_OPS,
@@ -367,6 +368,7 @@ def expression_activation(
     if sought or domain or structural:  # non-affine denominators, log / sqrt arguments: searched in each reach
         search = _SingularSearch(expression, singular, sought, domain, structural)
         extra["singular_search"] = search
+        near = (search.function_near, search.derivative_near)
         # The points of the standard Gaussian's reach, for the computations that refuse singular formulas.
         singular = search.points(-REACH_STD, REACH_STD, (0.0,), check_domain=False)[0]
     return Activation(
@@ -405,8 +407,18 @@ class _SingularSearch:
         self.expression = expression
         self.exact = exact
         self.structural = set(structural)
-        self.sought = [(node, _differentiate(node, {})) for node in sought]
         self.domain = domain
+        # Each sought piece u with its first three derivatives (its Taylor expansion at a simple root) and its
+        # copies in the formula's and the derivative's trees (equal, not always identical, nodes).
+        self.sought: list[tuple[_Node, list[_Node], list[_Node]]] = []
+        copies = [*_walk(expression._tree), *_walk(expression._derivative_tree)]
+        for node in sought:
+            slopes = [_differentiate(node, {})]
+            for _ in range(2):
+                slopes.append(_differentiate(slopes[-1], {}))
+            self.sought.append((node, slopes, [copy for copy in copies if copy == node]))
+        # Simple roots found so far: point -> (Taylor coefficients of u at p, the radius where they hold, copies).
+        self.taylor: dict[float, tuple[tuple[float, float, float], float, list[_Node]]] = {}
 
     def __call__(
         self, low: float, high: float, anchors: Sequence[float]
@@ -429,25 +441,61 @@ class _SingularSearch:
                         "sqrt(abs(x)), or relu(...) inside) or use a mean and variance that keep the Gaussian "
                         "where it is defined"
                     )
-        roots: list[float] = []
-        for node, slope in self.sought:
-            roots += real_zeros(
-                functools.partial(_evaluate_at, node),
-                functools.partial(_evaluate_at, slope),
-                low,
-                high,
-                anchors,
-            )
         exact = tuple(point for point in self.exact if low <= point[0] <= high)  # beyond the reach: no mass
         known = [point for point, _, _ in exact]
-        fresh = sorted(
-            {root for root in roots if all(abs(root - point) > 1e-12 * max(1.0, abs(point)) for point in known)}
-        )
-        found = singular_points(expression.function, expression.derivative, fresh)
+        simple: list[float] = []
+        multiple: list[float] = []
+        for node, slopes, copies in self.sought:
+            for root in real_zeros(
+                functools.partial(_evaluate_at, node), functools.partial(_evaluate_at, slopes[0]), low, high, anchors
+            ):
+                if any(abs(root - point) <= 1e-12 * max(1.0, abs(point)) for point in known + simple + multiple):
+                    continue
+                at = np.array([root])
+                first, second, third = (float(_evaluate_at(slope, at)[0]) for slope in slopes)
+                if first != 0.0 and math.isfinite(first) and math.isfinite(second) and math.isfinite(third):
+                    # The cubic Taylor polynomial is within ~1e-16 relative of u where its next terms are
+                    # below eps: |d| <= 1e-4 of the scales |u1/u2|, |u1/u3|^(1/2) (uk: the k-th derivative).
+                    scale = min(
+                        abs(first / second) if second else math.inf,
+                        math.sqrt(abs(first / third)) if third else math.inf,
+                        1.0 + abs(root),
+                    )
+                    self.taylor[root] = ((first, second / 2.0, third / 6.0), 1e-4 * scale, copies)
+                    simple.append(root)
+                else:
+                    multiple.append(root)
+        near = (self.function_near, self.derivative_near)
+        found = singular_points(expression.function, expression.derivative, sorted(simple), near)
+        found += singular_points(expression.function, expression.derivative, sorted(multiple))
         snapped = tuple((point, snap_exponent(b_phi), snap_exponent(b_dphi)) for point, b_phi, b_dphi in found)
         merged = tuple(sorted(exact + snapped))
-        approximate = [point for point, _, _ in snapped] + [point for point in known if point in self.structural]
+        approximate = [*multiple, *(point for point in known if point in self.structural)]
         return merged, tuple(approximate)
+
+    def _near(self, tree: _Node, point: float, offset: FloatArray) -> FloatArray:
+        """``tree`` at point + offset; at a simple root p of a sought piece u, u is its Taylor polynomial in
+        the exact offset (u(p) taken as 0: the singularity sits at p, within a few ulps of the true root,
+        which moves the integral by O(ulp)) wherever |offset| is inside the polynomial's radius."""
+        offset = np.asarray(offset, dtype=np.float64)
+        cache: dict[int, FloatArray] = {}
+        expansion = self.taylor.get(point)
+        if expansion is not None:
+            (first, second, third), radius, copies = expansion
+            polynomial = offset * (first + offset * (second + offset * third))
+            inside = np.abs(offset) <= radius
+            for copy in copies:
+                rounded = _evaluate_near(copy, point, offset, {}) if not inside.all() else polynomial
+                cache[id(copy)] = np.where(inside, polynomial, rounded)
+        return np.array(_evaluate_near(tree, point, offset, cache), dtype=np.float64)
+
+    def function_near(self, point: float, offset: FloatArray) -> FloatArray:
+        """The formula at point + offset (``Expression.function_near``; Taylor pieces at simple roots)."""
+        return self._near(self.expression._tree, point, offset)
+
+    def derivative_near(self, point: float, offset: FloatArray) -> FloatArray:
+        """The derivative at point + offset, as ``function_near``."""
+        return self._near(self.expression._derivative_tree, point, offset)
 
 
 #: The functions whose Gaussian cross moments have closed forms (``varprop._correlation``).

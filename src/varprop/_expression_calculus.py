@@ -279,10 +279,23 @@ def _singular_arguments(node: _Node) -> tuple[list[_Node], list[_Node], list[flo
         if real_only and not _nonnegative(argument):
             domain.append(argument)
         if not _zeros_complete(argument) and not _positive(argument):
-            sought.append(argument)
+            sought.append(_core(argument))
         elif _underflows(argument):
             structural += _zeros(argument)
     return _unique(sought), _unique(domain), sorted(set(structural))
+
+
+def _core(node: _Node) -> _Node:
+    """``node`` without the wrappers that vanish where their argument does: abs(u), -u, u**c (c > 0), u/c -> u."""
+    while True:
+        if isinstance(node, _Neg):
+            node = node.operand
+        elif isinstance(node, _Call) and node.name in ("abs", "sqrt", "sign"):
+            node = node.args[0]
+        elif isinstance(node, _Binary) and node.op in "/**" and isinstance(node.right, _Const) and node.right.value > 0:
+            node = node.left
+        else:
+            return node
 
 
 def _nonnegative(node: _Node) -> bool:

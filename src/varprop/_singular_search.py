@@ -14,12 +14,15 @@ denominator, base of a negative power, or log / sqrt argument u (``1/(x**2 - 1)`
    it is refined as the root of u'.
 
 Whether the formula is really unbounded at a root (``sin(x)/sin(x)`` is not) and how fast (the exponent
-b of |phi| ~ |x - p|^-b: a double root of a denominator gives b = 2) is measured by
-``_singular.singular_points``; the exponents measured at a numerically located point carry a relative
-error ~1e-7 (offsets 1e-6 |p| and 1e-9 |p|) and are rounded to ``EXPONENT_DIGITS`` decimals when within
-``EXPONENT_SNAP`` of such a value (formula exponents are short decimals: 1/sqrt(abs(x**2 - 1)) is 1/2, so
-E[phi^2] diverges). Pairs of roots closer than the grid spacing (0.01 std) without a sign change between
-them are missed.
+b of |phi| ~ |x - p|^-b) is measured by ``_singular.singular_points``. At a simple root (u'(p) != 0) the
+formula is evaluated with u replaced by its cubic Taylor polynomial in the exact offset d (``_expression``'s
+``_SingularSearch``; u(p) is taken as 0: p is within a few ulps of the root, which moves the integral by
+O(ulp)), so the exponent is measured and the window integrated as exactly as at an affine zero (1e-14
+relative). At a multiple root the offsets are rounded against p: the exponent carries ~1e-7 relative
+(offsets 1e-6 |p| and 1e-9 |p|) and is rounded to ``EXPONENT_DIGITS`` decimals when within
+``EXPONENT_SNAP`` of such a value (formula exponents are short decimals), and the windows stop at
+d = 1e-12 |p|. Pairs of roots closer than the grid spacing (0.01 std) without a sign change between them
+are missed.
 """
 
 from __future__ import annotations
