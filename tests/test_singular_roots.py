@@ -177,3 +177,11 @@ def test_derivative_moment_through_numerical_roots(mean: float, var: float) -> N
     error = abs(result.deriv_second_moment - exact)
     assert error <= result.error[3], f"true error {error:.3e} > estimate {result.error[3]:.3e}"
     assert error <= 1e-13 * exact, f"relative error {error / exact:.3e}"
+
+
+def test_too_many_poles_in_reach_are_refused() -> None:
+    """abs(sin(x))**-0.2 at var 1e6 has 25000 singular points within 40 std: refused, not a sampled guess."""
+    with pytest.raises(ConvergenceError, match=r"more than 500 zeros in \[-40000, 40000\].*use a smaller variance"):
+        varprop.moments("abs(sin(x))**-0.2", var=1e6)
+    with pytest.raises(ConvergenceError, match="more than 500 zeros"):
+        varprop.moments("abs(sin(30*x))**-0.2")
