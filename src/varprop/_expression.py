@@ -33,6 +33,7 @@ printing; ``_expression_calculus`` differentiation and kink location. Imports po
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -42,7 +43,15 @@ import numpy as np
 
 from ._activation import Activation
 from ._errors import VarpropTypeError, VarpropValueError, VarpropWarning
-from ._expression_calculus import _affine, _differentiate, _evaluate_near, _pole_candidates, _structure
+from ._expression_calculus import (
+    _affine,
+    _differentiate,
+    _evaluate_near,
+    _pole_candidates,
+    _singular_arguments,
+    _structure,
+    _walk,
+)
 from ._expression_tree import (
     _BINARY_OPS,
     _FUNCTIONS,
@@ -60,7 +69,8 @@ from ._expression_tree import (
     _Node,
     _render,
 )
-from ._singular import singular_points
+from ._singular import SingularPoint, singular_points
+from ._singular_search import REACH_STD, negative_intervals, real_zeros, snap_exponent
 
 __all__ = [
     "ALLOWED_FUNCTIONS",
@@ -255,6 +265,10 @@ def _evaluate_to_array(node: _Node, x: FloatArray) -> FloatArray:
     return np.array(_evaluate(node, points, {}), dtype=np.float64)  # a copy: "x" must not return its input
 
 
+def _evaluate_at(node: _Node, x: FloatArray) -> FloatArray:
+    return np.asarray(_evaluate(node, np.asarray(x, dtype=np.float64), {}), dtype=np.float64)
+
+
 def _strip_prefix(text: str) -> str:
     if isinstance(text, str) and text.strip().startswith(EXPRESSION_PREFIX):
         return text.strip()[len(EXPRESSION_PREFIX) :]
@@ -349,6 +363,14 @@ def expression_activation(
     singular = singular_points(
         expression.function, expression.derivative, [*all_kinks, *_pole_candidates(expression._tree)], near
     )
+    extra: dict[str, object] = {}
+    sought, domain, structural = _singular_arguments(expression._tree)
+    if sought or domain or structural:  # non-affine denominators, log / sqrt arguments: searched in each reach
+        search = _SingularSearch(expression, singular, sought, domain, structural)
+        extra["singular_search"] = search
+        near = (search.function_near, search.derivative_near)
+        # The points of the standard Gaussian's reach, for the computations that refuse singular formulas.
+        singular = search.points(-REACH_STD, REACH_STD, (0.0,), check_domain=False)[0]
     return Activation(
         name=EXPRESSION_PREFIX + expression.text,
         function=expression.function,
@@ -361,8 +383,119 @@ def expression_activation(
             "derivative_expression": expression.derivative_text,
             "singular_points": singular,
             "near": near,
+            **extra,
         },
     )
+
+
+class _SingularSearch:
+    """The singular points of a formula over an interval: exactly located ones plus numerically found roots.
+
+    Called as ``search(low, high, anchors)`` (``varprop._singular.SingularSearch``) by the moment engine with
+    the Gaussian's reach; raises ``VarpropValueError`` where a log / sqrt argument or the base of a
+    non-integer power is negative inside it (the formula is not real there).
+    """
+
+    def __init__(
+        self,
+        expression: Expression,
+        exact: tuple[SingularPoint, ...],
+        sought: list[_Node],
+        domain: list[_Node],
+        structural: list[float],
+    ) -> None:
+        self.expression = expression
+        self.exact = exact
+        self.structural = set(structural)
+        self.domain = domain
+        # Each sought piece u with its first three derivatives (its Taylor expansion at a simple root) and its
+        # copies in the formula's and the derivative's trees (equal, not always identical, nodes).
+        self.sought: list[tuple[_Node, list[_Node], list[_Node]]] = []
+        copies = [*_walk(expression._tree), *_walk(expression._derivative_tree)]
+        for node in sought:
+            slopes = [_differentiate(node, {})]
+            for _ in range(2):
+                slopes.append(_differentiate(slopes[-1], {}))
+            self.sought.append((node, slopes, [copy for copy in copies if copy == node]))
+        # Simple roots found so far: point -> (Taylor coefficients of u at p, the radius where they hold, copies).
+        self.taylor: dict[float, tuple[tuple[float, float, float], float, list[_Node]]] = {}
+
+    def __call__(
+        self, low: float, high: float, anchors: Sequence[float]
+    ) -> tuple[tuple[SingularPoint, ...], tuple[float, ...]]:
+        return self.points(low, high, anchors, check_domain=True)
+
+    def points(
+        self, low: float, high: float, anchors: Sequence[float], *, check_domain: bool
+    ) -> tuple[tuple[SingularPoint, ...], tuple[float, ...]]:
+        expression = self.expression
+        anchors = [*anchors, 0.0, *(point for point, _, _ in self.exact)]
+        if check_domain:
+            for argument in self.domain:
+                where = negative_intervals(functools.partial(_evaluate_at, argument), low, high, anchors)
+                if where:
+                    raise VarpropValueError(
+                        f"expression {expression.text!r} is not real for {' and '.join(where)}: {_render(argument)} "
+                        f"is negative there, and the Gaussian reaches it (mean +- {REACH_STD:g} std = "
+                        f"[{low:.6g}, {high:.6g}]). Write the formula for every real x (e.g. log(abs(x)), "
+                        "sqrt(abs(x)), or relu(...) inside) or use a mean and variance that keep the Gaussian "
+                        "where it is defined"
+                    )
+        exact = tuple(point for point in self.exact if low <= point[0] <= high)  # beyond the reach: no mass
+        known = [point for point, _, _ in exact]
+        simple: list[float] = []
+        multiple: list[float] = []
+        for node, slopes, copies in self.sought:
+            for root in real_zeros(
+                functools.partial(_evaluate_at, node), functools.partial(_evaluate_at, slopes[0]), low, high, anchors
+            ):
+                if any(abs(root - point) <= 1e-12 * max(1.0, abs(point)) for point in known + simple + multiple):
+                    continue
+                at = np.array([root])
+                first, second, third = (float(_evaluate_at(slope, at)[0]) for slope in slopes)
+                if first != 0.0 and math.isfinite(first) and math.isfinite(second) and math.isfinite(third):
+                    # The cubic Taylor polynomial is within ~1e-16 relative of u where its next terms are
+                    # below eps: |d| <= 1e-4 of the scales |u1/u2|, |u1/u3|^(1/2) (uk: the k-th derivative).
+                    scale = min(
+                        abs(first / second) if second else math.inf,
+                        math.sqrt(abs(first / third)) if third else math.inf,
+                        1.0 + abs(root),
+                    )
+                    self.taylor[root] = ((first, second / 2.0, third / 6.0), 1e-4 * scale, copies)
+                    simple.append(root)
+                else:
+                    multiple.append(root)
+        near = (self.function_near, self.derivative_near)
+        found = singular_points(expression.function, expression.derivative, sorted(simple), near)
+        found += singular_points(expression.function, expression.derivative, sorted(multiple))
+        snapped = tuple((point, snap_exponent(b_phi), snap_exponent(b_dphi)) for point, b_phi, b_dphi in found)
+        merged = tuple(sorted(exact + snapped))
+        approximate = [*multiple, *(point for point in known if point in self.structural)]
+        return merged, tuple(approximate)
+
+    def _near(self, tree: _Node, point: float, offset: FloatArray) -> FloatArray:
+        """``tree`` at point + offset; at a simple root p of a sought piece u, u is its Taylor polynomial in
+        the exact offset (u(p) taken as 0: the singularity sits at p, within a few ulps of the true root,
+        which moves the integral by O(ulp)) wherever |offset| is inside the polynomial's radius."""
+        offset = np.asarray(offset, dtype=np.float64)
+        cache: dict[int, FloatArray] = {}
+        expansion = self.taylor.get(point)
+        if expansion is not None:
+            (first, second, third), radius, copies = expansion
+            polynomial = offset * (first + offset * (second + offset * third))
+            inside = np.abs(offset) <= radius
+            for copy in copies:
+                rounded = _evaluate_near(copy, point, offset, {}) if not inside.all() else polynomial
+                cache[id(copy)] = np.where(inside, polynomial, rounded)
+        return np.array(_evaluate_near(tree, point, offset, cache), dtype=np.float64)
+
+    def function_near(self, point: float, offset: FloatArray) -> FloatArray:
+        """The formula at point + offset (``Expression.function_near``; Taylor pieces at simple roots)."""
+        return self._near(self.expression._tree, point, offset)
+
+    def derivative_near(self, point: float, offset: FloatArray) -> FloatArray:
+        """The derivative at point + offset, as ``function_near``."""
+        return self._near(self.expression._derivative_tree, point, offset)
 
 
 #: The functions whose Gaussian cross moments have closed forms (``varprop._correlation``).

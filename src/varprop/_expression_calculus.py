@@ -194,6 +194,8 @@ def _pole_candidates(node: _Node) -> list[float]:
             and current.right.value < 0
         ):
             candidates += _zeros(current.left)
+        elif isinstance(current, _Call) and current.name in ("log", "sqrt"):
+            candidates += _zeros(current.args[0])  # log(x**2): unbounded where x**2 vanishes
     return sorted({candidate for candidate in candidates if math.isfinite(candidate)})
 
 
@@ -226,3 +228,120 @@ def _evaluate_near(node: _Node, point: float, offset: FloatArray, cache: dict[in
         raise TypeError(node)
     cache[key] = result
     return result
+
+
+def _zeros_complete(node: _Node) -> bool:
+    """Whether ``_zeros`` finds every real zero of ``node``: built from affine pieces by *, unary -, abs,
+    sqrt and positive constant powers (``abs(x)``, ``(x - 1)*(2*x + 3)``); ``x**2 - 1`` or ``sin(x)`` are not."""
+    if _affine(node) is not None:
+        return True
+    if isinstance(node, _Neg):
+        return _zeros_complete(node.operand)
+    if isinstance(node, _Binary) and node.op == "*":
+        return _zeros_complete(node.left) and _zeros_complete(node.right)
+    if isinstance(node, _Binary) and node.op in "/**" and isinstance(node.right, _Const) and node.right.value > 0:
+        return _zeros_complete(node.left)
+    if isinstance(node, _Call) and node.name in ("abs", "sqrt", "sign"):
+        return _zeros_complete(node.args[0])
+    return False
+
+
+def _singular_arguments(node: _Node) -> tuple[list[_Node], list[_Node], list[float]]:
+    """The sub-expressions whose real zeros may be singular points, and those that must be >= 0.
+
+    Returns:
+        ``(sought, domain, structural)``: ``sought`` holds the denominators, bases of negative powers, arguments of
+        log and sqrt (log1p: argument + 1) and bases of non-integer powers whose zeros ``_zeros`` cannot
+        read off the structure (``x**2 - 1``, ``sin(x)``, ``exp(x) - 2``); their zeros are found numerically
+        (``varprop._singular_search``). ``domain`` holds the arguments of log, log1p (+ 1) and sqrt and the
+        bases of non-integer powers: where one of them is negative the formula is not real. ``structural``
+        holds the zeros ``_zeros`` reads off non-affine arguments (0 for ``log(x**2)``): located exactly, but
+        the argument underflows next to them, so they are integrated as numerically located points.
+    """
+    sought: list[_Node] = []
+    domain: list[_Node] = []
+    structural: list[float] = []
+    for current in _walk(node):
+        argument: _Node | None = None
+        real_only = False
+        if isinstance(current, _Binary) and current.op == "/":
+            argument = current.right
+        elif isinstance(current, _Binary) and current.op == "**" and isinstance(current.right, _Const):
+            fractional = not float(current.right.value).is_integer()
+            if current.right.value < 0 or fractional:
+                argument, real_only = current.left, fractional
+        elif isinstance(current, _Call) and current.name in ("log", "sqrt"):
+            argument, real_only = current.args[0], True
+        elif isinstance(current, _Call) and current.name == "log1p":
+            argument, real_only = _add(current.args[0], _ONE), True
+        if argument is None or isinstance(argument, _Const):
+            continue
+        if real_only and not _nonnegative(argument):
+            domain.append(argument)
+        if not _zeros_complete(argument) and not _positive(argument):
+            sought.append(_core(argument))
+        elif _underflows(argument):
+            structural += _zeros(argument)
+    return _unique(sought), _unique(domain), sorted(set(structural))
+
+
+def _core(node: _Node) -> _Node:
+    """``node`` without the wrappers that vanish where their argument does: abs(u), -u, u**c (c > 0), u/c -> u."""
+    while True:
+        if isinstance(node, _Neg):
+            node = node.operand
+        elif isinstance(node, _Call) and node.name in ("abs", "sqrt", "sign"):
+            node = node.args[0]
+        elif isinstance(node, _Binary) and node.op in "/**" and isinstance(node.right, _Const) and node.right.value > 0:
+            node = node.left
+        else:
+            return node
+
+
+def _nonnegative(node: _Node) -> bool:
+    """Whether ``node`` is >= 0 for every x by its structure (abs, sqrt, exp, even powers, sums of these)."""
+    if isinstance(node, _Const):
+        return node.value >= 0.0
+    if isinstance(node, _Call):
+        return node.name in ("abs", "sqrt", "exp", "cosh", "relu", "sigmoid", "softplus", "erfc", "ndtr", "step")
+    if isinstance(node, _Binary) and node.op in "+*/":
+        return _nonnegative(node.left) and _nonnegative(node.right)
+    if isinstance(node, _Binary) and node.op == "**" and isinstance(node.right, _Const):
+        return float(node.right.value / 2.0).is_integer() or _nonnegative(node.left)
+    return False
+
+
+def _positive(node: _Node) -> bool:
+    """Whether ``node`` is > 0 for every x by its structure (``1 + exp(-x)``, ``x**2 + 1``, ``cosh(x)``)."""
+    if isinstance(node, _Const):
+        return node.value > 0.0
+    if isinstance(node, _Call):
+        return node.name in ("exp", "cosh", "sigmoid", "softplus", "erfc", "ndtr")
+    if isinstance(node, _Binary) and node.op == "+":
+        return (_positive(node.left) and _nonnegative(node.right)) or (
+            _nonnegative(node.left) and _positive(node.right)
+        )
+    if isinstance(node, _Binary) and node.op in "*/":
+        return _positive(node.left) and _positive(node.right)
+    if isinstance(node, _Binary) and node.op == "**":
+        return _positive(node.left)
+    return False
+
+
+def _underflows(node: _Node) -> bool:
+    """Whether ``node`` vanishes faster than linearly at a zero (``x**2``, ``x*(x - 1)``): it underflows there."""
+    if isinstance(node, (_Neg,)):
+        return _underflows(node.operand)
+    if isinstance(node, _Call) and node.name in ("abs", "sqrt", "sign"):
+        return _underflows(node.args[0])
+    if isinstance(node, _Binary) and node.op == "*":
+        return not isinstance(node.left, _Const) or _underflows(node.right)
+    if isinstance(node, _Binary) and node.op == "**" and isinstance(node.right, _Const):
+        return node.right.value > 1.0 or _underflows(node.left)
+    if isinstance(node, _Binary) and node.op == "/":
+        return _underflows(node.left)
+    return False
+
+
+def _unique(nodes: list[_Node]) -> list[_Node]:
+    return list({_render(item): item for item in nodes}.values())

@@ -14,7 +14,8 @@ from ._activation import Activation, ClosedForm
 from ._errors import ConvergenceError, VarpropValueError
 from ._moment_tables import TableMoments, table_moments
 from ._quadrature import DEFAULT_ORDER, _scalar_expectation, gaussian_expectation
-from ._singular import DIVERGENT_EXPONENT, NearFunction, SingularPoint, singular_expectation
+from ._singular import DIVERGENT_EXPONENT, NearFunction, SingularPoint, SingularSearch, singular_expectation
+from ._singular_search import REACH_STD as _REACH_STD
 from ._validation import as_real_array, check_positive_int, check_real
 
 __all__ = ["Moments", "MonteCarloMoments", "moments", "monte_carlo_moments", "resolve_activation"]
@@ -82,7 +83,7 @@ def first_two_moments(act: Activation, mean: FloatArray, var: FloatArray) -> tup
     """E[phi(y)] and E[phi(y)^2] at each (mean, var) (1-D arrays, var >= 0), by quadrature only: the lean part of
     ``moments`` for callers that need no derivative moment and no cancellation-free variance (the per-unit tables of
     ``varprop.torch``), with the same accuracy for these two."""
-    if act.extra.get("singular_points"):  # poles: the exact transform (or the divergence error)
+    if act.extra.get("singular_points") or act.extra.get("singular_search"):  # poles: exact transform or divergence
         exact = _singular_moments(act, np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64), False)
         return np.asarray(exact.mean, dtype=np.float64), np.asarray(exact.second_moment, dtype=np.float64)
 
@@ -159,7 +160,7 @@ def moments(
     activation = resolve_activation(act)
     if method == "closed_form" and activation.closed_form is None:
         raise VarpropValueError(f"activation {activation.spec!r} has no closed form; use method='auto' or 'quadrature'")
-    if activation.extra.get("singular_points"):
+    if activation.extra.get("singular_points") or activation.extra.get("singular_search"):
         return _singular_moments(
             activation, as_real_array("mean", mean), as_real_array("var", var, minimum=0.0), with_error
         )
@@ -405,20 +406,63 @@ def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray,
     """Moments of an activation that is unbounded somewhere (``_singular``): split, transform, or raise.
 
     E[phi^2] must converge (|phi| ~ d^-b with 2 b < 1 at every singular point), else the moments are
-    undefined and ``ConvergenceError`` says where; a divergent E[phi'^2] alone is returned as inf.
+    undefined and ``ConvergenceError`` says where; a divergent E[phi'^2] alone is returned as inf. Formulas
+    with non-affine denominators, log or sqrt arguments (``1/(x**2 - 1)``) carry ``extra["singular_search"]``:
+    their singular points are found anew over each Gaussian's reach (``varprop._singular_search``), and a
+    formula that is not real there (``log(x)`` at mean 0) raises ``VarpropValueError``.
     """
-    points: tuple[SingularPoint, ...] = activation.extra["singular_points"]
+    search: SingularSearch | None = activation.extra.get("singular_search")
+    static: tuple[SingularPoint, ...] = activation.extra.get("singular_points", ())
+    mean_b, var_b = np.broadcast_arrays(mean, var)
+    values = np.empty((4, mean_b.size))  # rows: E[phi], E[phi^2], E[phi'^2], Var[phi]
+    errors = np.empty((4, mean_b.size))
+    deriv_diverges = np.zeros(mean_b.size, dtype=bool)
+    for index, (centre, variance) in enumerate(zip(mean_b.ravel(), var_b.ravel(), strict=True)):
+        centre, variance = float(centre), float(variance)
+        if search is not None:
+            reach = _REACH_STD * math.sqrt(variance)
+            points, approximate = search(centre - reach, centre + reach, (centre,))
+        else:
+            points, approximate = static, ()
+        if variance > 0.0:
+            values[:3, index], errors[:3, index], deriv_diverges[index] = _singular_point_moments(
+                activation, points, approximate, centre, variance
+            )
+        else:
+            with np.errstate(all="ignore"):
+                at = np.array([centre])
+                values[:3, index] = [activation.function(at)[0], activation.function(at)[0] ** 2, 0.0]
+                values[2, index] = activation.derivative(at)[0] ** 2
+            if not np.isfinite(values[:3, index]).all():
+                raise ConvergenceError(f"{activation.spec!r} is not finite at mean={centre!r} (var=0)")
+            errors[:3, index] = 0.0
+    values[2, deriv_diverges], errors[2, deriv_diverges] = np.inf, np.inf
+    first, second = values[0], values[1]
+    values[3] = np.maximum(second - first * first, 0.0)
+    errors[3] = errors[1] + 2 * np.abs(first) * errors[0] + 4 * np.finfo(np.float64).eps * second
+    return _from_rows(values, errors, mean_b.shape, with_error, "quadrature")
+
+
+def _singular_point_moments(
+    activation: Activation,
+    points: tuple[SingularPoint, ...],
+    approximate: tuple[float, ...],
+    mean: float,
+    var: float,
+) -> tuple[FloatArray, FloatArray, bool]:
+    """Rows E[phi], E[phi^2], E[phi'^2] at one (mean, var > 0) through ``points``; (values, errors, E[phi'^2] = inf)."""
     where = [point for point, phi_exponent, _ in points if 2.0 * phi_exponent >= DIVERGENT_EXPONENT]
     if where:
         exponent = max(phi_exponent for _, phi_exponent, _ in points)
+        many = f" (and {len(where) - 1} more within 40 std of the mean)" if len(where) > 1 else ""
         raise ConvergenceError(
-            f"E[phi^2] of {activation.spec!r} diverges: non-integrable singularity at x={where[0]!r} "
+            f"E[phi^2] of {activation.spec!r} diverges: non-integrable singularity at x={where[0]!r}{many} "
             f"(|phi| grows like |x - {where[0]!r}|^-{exponent:.6g}; E[phi^2] needs an exponent < 1/2). "
             "No variance-preserving scale exists; use a formula that stays bounded or grows more slowly"
         )
     locations = [point for point, _, _ in points]
-    phi_exponent = max(exponent for _, exponent, _ in points)
-    deriv_exponent = max(exponent for _, _, exponent in points)
+    phi_exponent = max((exponent for _, exponent, _ in points), default=0.0)
+    deriv_exponent = max((exponent for _, _, exponent in points), default=0.0)
     deriv_converges = 2.0 * deriv_exponent < DIVERGENT_EXPONENT
     function, derivative = activation.function, activation.derivative
 
@@ -437,33 +481,18 @@ def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray,
         slope = near_derivative(point, offset) if deriv_converges else np.zeros_like(offset)
         return [value, value * value, slope * slope]
 
-    mean_b, var_b = np.broadcast_arrays(mean, var)
-    values = np.empty((4, mean_b.size))  # rows: E[phi], E[phi^2], E[phi'^2], Var[phi]
-    errors = np.empty((4, mean_b.size))
-    for index, (centre, variance) in enumerate(zip(mean_b.ravel(), var_b.ravel(), strict=True)):
-        if variance > 0.0:
-            values[:3, index], errors[:3, index] = singular_expectation(
-                integrand,
-                float(centre),
-                float(variance),
-                locations,
-                exponents,
-                kinks=activation.kinks,
-                features=activation.features,
-                near=near if near_pair is not None else None,
-            )
-        else:
-            with np.errstate(all="ignore"):
-                values[:3, index] = [row[0] for row in integrand(np.array([float(centre)]), np.zeros(1, np.intp))]
-            if not np.isfinite(values[:3, index]).all():
-                raise ConvergenceError(f"{activation.spec!r} is not finite at mean={float(centre)!r} (var=0)")
-            errors[:3, index] = 0.0
-    if not deriv_converges:
-        values[2], errors[2] = np.inf, np.inf
-    first, second = values[0], values[1]
-    values[3] = np.maximum(second - first * first, 0.0)
-    errors[3] = errors[1] + 2 * np.abs(first) * errors[0] + 4 * np.finfo(np.float64).eps * second
-    return _from_rows(values, errors, mean_b.shape, with_error, "quadrature")
+    values, errors = singular_expectation(
+        integrand,
+        mean,
+        var,
+        locations,
+        exponents,
+        kinks=activation.kinks,
+        features=activation.features,
+        near=near if near_pair is not None else None,
+        approximate=approximate,
+    )
+    return values, errors, not deriv_converges
 
 
 @dataclass(frozen=True)

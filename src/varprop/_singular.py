@@ -8,7 +8,9 @@ are finite or infinite depending on how fast it grows there: with |g(p + d)| ~ |
 so E[phi] needs b_phi < 1, E[phi^2] needs 2 b_phi < 1 and E[phi'^2] needs 2 b_phi' < 1 (a logarithm is
 b = 0+: integrable to every power). ``singular_points`` measures b numerically for the candidate points
 that the expression tree proposes (zeros of denominators, of bases of negative powers, of log and sqrt
-arguments, and every kink): b = log(|g(p + d2)| / |g(p + d1)|) / log(d1 / d2) at two tiny offsets,
+arguments, and every kink; where such a piece is not affine, ``_singular_search`` finds its real zeros over
+each Gaussian's reach by sampling and Brent's method, and those points are integrated as ``approximate``):
+b = log(|g(p + d2)| / |g(p + d1)|) / log(d1 / d2) at two tiny offsets,
 which is exact for a pure power and ~log(2)/log(d1/d2) for a logarithm.
 
 ``singular_expectation`` integrates an integrable singularity exactly. The line is split at every
@@ -49,6 +51,7 @@ __all__ = [
     "NearFunction",
     "NearRows",
     "SingularPoint",
+    "SingularSearch",
     "refuse_singular",
     "singular_expectation",
     "singular_points",
@@ -62,6 +65,9 @@ SingularPoint = tuple[float, float, float]
 # subexpression a x + b as a d + (a point + b)); near rows(point, d) -> the integrand's rows there.
 NearFunction = Callable[[float, FloatArray], FloatArray]
 NearRows = Callable[[float, FloatArray], list[FloatArray]]
+# search(low, high, anchors) -> (the singular points of a formula in [low, high] with the exactly located ones,
+# the locations among them found numerically); raises where the formula is not real (``_singular_search``).
+SingularSearch = Callable[[float, float, Sequence[float]], tuple[tuple[SingularPoint, ...], tuple[float, ...]]]
 
 # An integrand growing like d^-b is integrable iff b < 1. The exponent is measured to ~1e-12 for a pure
 # power; b within 1e-6 of 1 is treated as divergent (the integral would exceed 1e6 anyway).
@@ -77,6 +83,9 @@ _ZERO_THRESHOLD = 1e-3
 _THRESHOLD = 0.02
 # Nearest node to a singular point p != 0: 1e-12 |p| (p + d then carries d to ~1e-4 relative).
 _FLOOR = 1e-12
+# Nearest node to a numerically located point p = 0 (a double root of x**2 in log(x**2)): 1e-60 w, so that
+# x**4 does not underflow (1e-240); the power law below it is then ~1e-60 of the window.
+_ZERO_FLOOR = 1e-60
 # tanh-sinh: t in [-T, T] with pi sinh(T) = 774 (expit(-774) underflows: the nodes reach d ~ 1e-304 w),
 # finest step h = 2^-6 (with 2h and 4h nested for the error estimate).
 _TANH_SINH_T = 6.2
@@ -165,6 +174,7 @@ def singular_expectation(
     kinks: Sequence[float] = (),
     features: Sequence[tuple[float, float]] = (),
     near: NearRows | None = None,
+    approximate: Sequence[float] = (),
 ) -> tuple[FloatArray, FloatArray]:
     """E[g_i(y)], y ~ N(mean, var > 0), for rows g_i singular at ``points``, with error estimates.
 
@@ -178,6 +188,8 @@ def singular_expectation(
         features: smooth bends of the rows.
         near: the rows at point + d with exact offsets d (see ``NearRows``); without it, p + d is rounded
             and the windows stop at d = 1e-12 |p|.
+        approximate: the points located numerically (roots of non-affine sub-expressions): ``near`` is not
+            used there and the windows stop at d = 1e-12 |p| (p = 0: 1e-60 w, against underflow).
 
     Returns:
         ``(values, abserr)``, one entry per row.
@@ -209,22 +221,26 @@ def singular_expectation(
     errors = np.maximum(np.array(outer.abserr, dtype=np.float64).reshape(-1), 4 * _EPS * np.abs(values))
     node, weight, index = _tanh_sinh(_TANH_SINH_LEVEL)
     exponents = np.minimum(np.maximum(np.asarray(row_exponents, dtype=np.float64), 0.0), DIVERGENT_EXPONENT)
+    numeric = set(approximate)
     for point, width in windows:
+        point_near = None if point in numeric else near
         for side in (-1.0, 1.0):
             distance = width * node
             # p + d is rounded to |p| eps: without exact offsets, stay where that is ~1e-4 of d.
-            floor = 0.0 if near is not None else _FLOOR * abs(point)
+            floor = 0.0 if point_near is not None else _FLOOR * abs(point)
+            if point in numeric and point == 0.0:
+                floor = _ZERO_FLOOR * width
             usable = distance > floor
             d, w, k = distance[usable], width * weight[usable], index[usable]
             y = point + side * d
             z = (point - mean) / sigma + side * d / sigma
             density = np.exp(-0.5 * z * z) / (sigma * math.sqrt(2.0 * math.pi))
             with np.errstate(all="ignore"):
-                if near is not None:
-                    rows = np.stack(_rows(near(point, side * d)))
+                if point_near is not None:
+                    rows = np.stack(_rows(point_near(point, side * d)))
                 else:
                     rows = np.stack(_rows(integrand(y, np.zeros(y.size, dtype=np.intp))))
-            rounded = 0.0 if near is not None else abs(point)  # how far p + d is rounded, relative to eps
+            rounded = 0.0 if point_near is not None else abs(point)  # how far p + d is rounded, relative to eps
             weighted = rows * (w * density)
             weighted = np.where(density > 0.0, weighted, 0.0)  # 0 * inf where the Gaussian underflows
             if not np.isfinite(weighted).all():
@@ -248,7 +264,7 @@ def singular_expectation(
             first, second = weighted[:, 0], weighted[:, 1]  # nodes are in increasing d
             below = first / w[0] * d[0] / (1.0 - exponents)
             end = -0.5 * first + (second - first) / 12.0
-            exact = point == 0.0 or near is not None  # the exponent was measured at exact offsets
+            exact = (point == 0.0 or near is not None) and point not in numeric  # exponent measured exactly
             slack = (1e-12 if exact else 1e-6) * (abs(math.log(d[0] / width)) + 1.0 / (1.0 - exponents))
             values += fine + end + below
             errors += estimate + rounding + np.abs(below) * slack + np.abs(second - first) / 12.0
