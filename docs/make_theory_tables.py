@@ -23,9 +23,9 @@ from varprop._dynamics import fixed_point, stability
 from varprop._edge_of_chaos import edge_of_chaos
 from varprop._errors import VarpropError
 from varprop._gains import gain
-from varprop._moments import moments
-from varprop._registry import activation, registered_activations
 from varprop._selu import selu_jacobian, selu_parameters
+from varprop.activations._registry import activation, registered_activations
+from varprop.moments._engine import moments
 
 # Registered activations without defaults get the example of torch.nn.Threshold's documentation.
 SPECS_WITHOUT_DEFAULTS = {"threshold": "threshold(threshold=0.1, value=20.0)"}

@@ -18,7 +18,6 @@ import pytest
 from scipy.stats import norm
 
 from varprop import VarpropValueError
-from varprop._activation import Activation
 from varprop._dynamics import (
     NEUTRAL_TOLERANCE,
     classify,
@@ -29,7 +28,8 @@ from varprop._dynamics import (
     variance_map,
 )
 from varprop._gains import gain
-from varprop._roots import scan_roots
+from varprop.activations._activation import Activation
+from varprop.moments._roots import scan_roots
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "reference", "dynamics_reference.json")
 with open(REFERENCE) as _handle:
@@ -304,7 +304,7 @@ def test_simulated_network_settles_on_the_fixed_point() -> None:
 
 def test_public_names_resolve() -> None:
     """The core modules build on the registry: specs work wherever an activation is taken."""
-    from varprop._registry import activation
+    from varprop.activations._registry import activation
 
     assert activation("elu").spec == "elu(alpha=1.0)"
     assert fixed_point("elu(alpha=1.0)", 1.0)[0].q == 0.0

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from varprop._errors import VarpropTypeError, VarpropValueError, VarpropWarning
-from varprop._expression import (
+from varprop.activations._registry import activation
+from varprop.activations.expression._grammar import (
     ALLOWED_FUNCTIONS,
     MAX_LENGTH,
     canonical_expression,
     expression_activation,
     parse_expression,
 )
-from varprop._registry import activation
 
 # mpmath counterparts of the whitelisted functions: the oracle evaluates the same formula text in
 # this namespace (test-only; the library never evaluates text).

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import varprop
-from varprop._activations_builtin import SELU_ALPHA, SELU_SCALE
 from varprop._qcurve import q_curve, q_limits, stability_slopes
+from varprop.activations._builtin import SELU_ALPHA, SELU_SCALE
 
 # (spec, lim c as q -> 0, lim c as q -> inf), from the one-sided slopes at 0 and at +-infinity:
 # c -> (phi'(0-)^2 + phi'(0+)^2) / 2 when phi(0) = 0 (else inf: None), c -> (s_-^2 + s_+^2) / 2.

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import scipy.special as sc
 
-import varprop._registry
-from varprop._activation import Activation
-from varprop._activations_builtin import DEFINITIONS, SELU_ALPHA, SELU_SCALE
-from varprop._derivative import COMPLEX_STEP, RICHARDSON, numerical_derivative, richardson_derivative
+import varprop.activations._registry
 from varprop._errors import VarpropTypeError, VarpropValueError
-from varprop._registry import (
+from varprop.activations._activation import Activation
+from varprop.activations._builtin import DEFINITIONS, SELU_ALPHA, SELU_SCALE
+from varprop.activations._derivative import COMPLEX_STEP, RICHARDSON, numerical_derivative, richardson_derivative
+from varprop.activations._registry import (
     ACTIVATION_ALIASES,
     TORCH_MODULE_NAMES,
     _build,
@@ -451,7 +451,7 @@ def test_errors_are_standard_exception_subclasses() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Closed forms: wired through varprop._closed_forms.CLOSED_FORMS[name](params)
+# Closed forms: wired through varprop.moments.closed_forms._factories.CLOSED_FORMS[name](params)
 
 
 def test_closed_forms_are_looked_up_in_the_closed_form_table(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -466,7 +466,7 @@ def test_closed_forms_are_looked_up_in_the_closed_form_table(monkeypatch: pytest
         calls.append(params)
         return closed_form if params["alpha"] == 1.0 else None
 
-    monkeypatch.setattr(varprop._registry, "CLOSED_FORMS", {"elu": factory})
+    monkeypatch.setattr(varprop.activations._registry, "CLOSED_FORMS", {"elu": factory})
     _build.cache_clear()
     try:
         assert activation("elu").closed_form is closed_form
@@ -479,11 +479,11 @@ def test_closed_forms_are_looked_up_in_the_closed_form_table(monkeypatch: pytest
 
 
 def test_missing_closed_forms_module_means_no_closed_form(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "varprop._closed_forms", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "varprop.moments.closed_forms._factories", None)  # makes the import fail
     _build.cache_clear()
     try:
         with pytest.raises(ImportError):
-            __import__("varprop._closed_forms")
+            __import__("varprop.moments.closed_forms._factories")
         # A None entry raises ModuleNotFoundError named after the module, which means "none yet".
         assert activation("tanh").closed_form is None
     finally:
@@ -491,7 +491,7 @@ def test_missing_closed_forms_module_means_no_closed_form(monkeypatch: pytest.Mo
 
 
 def test_registry_does_not_import_torch() -> None:
-    code = "import sys, varprop._registry, varprop._activations_builtin; print('torch' in sys.modules)"
+    code = "import sys, varprop.activations._registry, varprop.activations._builtin; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

@@ -50,7 +50,7 @@ def test_constants_against_mpmath() -> None:
 @pytest.mark.parametrize("var", [0.25, 1.0, 2.0, 9.0])
 def test_parameters_make_a_fixed_point(var: float) -> None:
     """Independent check with the moment engine: E[selu(z)] = 0 and E[selu(z)^2] = var for z ~ N(0, var)."""
-    from varprop._activation import Activation
+    from varprop.activations._activation import Activation
 
     alpha, scale = selu_parameters(var)
     act = Activation(

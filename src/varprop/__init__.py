@@ -5,10 +5,8 @@ The public API is re-exported here; the implementation lives in private modules.
 
 from __future__ import annotations
 
-from ._activation import Activation
 from ._correlation import CorrelationMap, arccos_cross_moment, correlation_map, cross_moment
 from ._criticality import CriticalPoint, critical_point
-from ._deriv_mean import deriv_mean
 from ._drift import DriftPrediction, PlainNetworkSimulation, predict_drift, simulate_plain_network
 from ._dynamics import (
     NEUTRAL_TOLERANCE,
@@ -30,10 +28,12 @@ from ._free_probability import (
     sample_jacobian_singular_values,
 )
 from ._gains import gain, truncated_normal_scale, uniform_bound, weight_std
-from ._moments import Moments, MonteCarloMoments, moments, monte_carlo_moments
-from ._registry import activation, registered_activations
 from ._reproduce import ReproRow, ReproTable, reproduce_table
 from ._selu import selu_jacobian, selu_moment_map, selu_parameters
+from .activations._activation import Activation
+from .activations._registry import activation, registered_activations
+from .moments._deriv_mean import deriv_mean
+from .moments._engine import Moments, MonteCarloMoments, moments, monte_carlo_moments
 
 __all__ = [
     "NEUTRAL_TOLERANCE",

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._activation import Activation
 from ._dynamics import (
     SEARCH_RANGE,
     _deriv_second_moment_at_zero,
@@ -33,9 +32,10 @@ from ._dynamics import (
     variance_map,
 )
 from ._errors import VarpropValueError
-from ._moments import resolve_activation
-from ._roots import ROOT_NOISE, scan_roots
 from ._validation import as_real_array
+from .activations._activation import Activation
+from .moments._engine import resolve_activation
+from .moments._roots import ROOT_NOISE, scan_roots
 
 __all__ = ["EdgeOfChaos", "PhaseDiagram", "edge_of_chaos", "edge_of_chaos_curve", "phase_diagram"]
 

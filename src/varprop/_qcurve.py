@@ -24,8 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._errors import VarpropValueError
-from ._moments import moments, resolve_activation
 from ._validation import check_positive_int, check_real
+from .moments._engine import moments, resolve_activation
 
 __all__ = ["QCurve", "q_curve", "q_limits", "stability_slopes"]
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._gains import gain, weight_std
-from ._moments import moments
+from .moments._engine import moments
 
 __all__ = ["GROUPS", "NUMERICAL_RTOL", "ReproRow", "ReproTable", "reproduce_table", "rounding_tolerance"]
 

@@ -19,9 +19,9 @@ import numpy as np
 
 from .._errors import VarpropValueError
 from .._gains import DISTRIBUTIONS, MODES, gain, truncated_normal_scale, uniform_bound, weight_std
-from .._moments import moments, resolve_activation
 from .._qcurve import QCurve, q_curve, stability_slopes
 from .._table import TableRow, gain_table
+from ..moments._engine import moments, resolve_activation
 from ..plotting._mpl import require_pyplot
 from ..plotting.curves import q_curve_figure, save_figure
 from ..report import DEFAULT_MC_SAMPLES, REPORT_FILES, build_report

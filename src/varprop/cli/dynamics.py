@@ -17,8 +17,8 @@ import numpy as np
 from .._dynamics import FixedPoint, fixed_point
 from .._edge_of_chaos import EdgeOfChaos, edge_of_chaos_curve, phase_diagram
 from .._gains import gain
-from .._moments import resolve_activation
 from .._verdicts import phase
+from ..moments._engine import resolve_activation
 from ..plotting._mpl import require_pyplot
 from ..plotting.curves import save_figure
 from ..plotting.dynamics import phase_diagram_figure

@@ -12,9 +12,9 @@ from typing import Any
 
 from torch import nn
 
-from .._activation import Activation
 from .._criticality import CriticalPoint, critical_point
 from .._errors import VarpropValueError
+from ..activations._activation import Activation
 from ._activations import activation_of_function, activation_of_method, activation_of_module
 from ._graph import Graph
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._activation import Activation
+from ..activations._activation import Activation
 from ._graph import TensorMeta
 from ._plan import Context
 from ._stats import Stat, channel_view, collapse, scalar_stat

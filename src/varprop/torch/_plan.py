@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._activation import Activation
 from .._errors import VarpropError
+from ..activations._activation import Activation
 from ._distributed import is_dtensor, rank_invariant_draw, zero_row_
 from ._orthogonal import ORTHOGONAL_DISTRIBUTIONS
 from ._sharded_random import block_seed, draw_region, draw_rows_into, name_seed

@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from .. import activation, arccos_cross_moment
-from .._activation import Activation
+from ..activations._activation import Activation
 from ._graph import TensorMeta
 from ._plan import Context, LayerPlan, qualify
 from ._sharded_random import draw_region, name_seed

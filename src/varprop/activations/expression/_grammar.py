@@ -41,9 +41,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._activation import Activation
-from ._errors import VarpropTypeError, VarpropValueError, VarpropWarning
-from ._expression_calculus import (
+from ..._errors import VarpropTypeError, VarpropValueError, VarpropWarning
+from ...moments._singular import SingularPoint, singular_points
+from ...moments._singular_search import REACH_STD, negative_intervals, real_zeros, snap_exponent
+from .._activation import Activation
+from ._calculus import (
     _affine,
     _differentiate,
     _evaluate_near,
@@ -52,7 +54,7 @@ from ._expression_calculus import (
     _structure,
     _walk,
 )
-from ._expression_tree import (
+from ._tree import (
     _BINARY_OPS,
     _FUNCTIONS,
     _X,
@@ -69,8 +71,6 @@ from ._expression_tree import (
     _Node,
     _render,
 )
-from ._singular import SingularPoint, singular_points
-from ._singular_search import REACH_STD, negative_intervals, real_zeros, snap_exponent
 
 __all__ = [
     "ALLOWED_FUNCTIONS",
@@ -391,7 +391,7 @@ def expression_activation(
 class _SingularSearch:
     """The singular points of a formula over an interval: exactly located ones plus numerically found roots.
 
-    Called as ``search(low, high, anchors)`` (``varprop._singular.SingularSearch``) by the moment engine with
+    Called as ``search(low, high, anchors)`` (``varprop.moments._singular.SingularSearch``) by the moment engine with
     the Gaussian's reach; raises ``VarpropValueError`` where a log / sqrt argument or the base of a
     non-integer power is negative inside it (the formula is not real there).
     """

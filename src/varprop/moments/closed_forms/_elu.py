@@ -50,7 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from ._closed_forms_piecewise import Moments, relu_parts, relu_parts_point
+from ._piecewise import Moments, relu_parts, relu_parts_point
 
 __all__ = ["ExponentialLinear"]
 

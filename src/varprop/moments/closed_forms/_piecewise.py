@@ -54,8 +54,8 @@ from numpy.polynomial import polynomial as npoly
 from numpy.typing import NDArray
 from scipy import special
 
-from ._closed_forms_piecewise_point import PointLayout, point_layout, point_moments
-from ._closed_forms_tails import tail_moments, tail_moments_list
+from ._piecewise_point import PointLayout, point_layout, point_moments
+from ._tails import tail_moments, tail_moments_list
 
 __all__ = [
     "Moments",

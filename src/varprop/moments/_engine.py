@@ -10,13 +10,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ._activation import Activation, ClosedForm
-from ._errors import ConvergenceError, VarpropValueError
+from .._errors import ConvergenceError, VarpropValueError
+from .._validation import as_real_array, check_positive_int, check_real
+from ..activations._activation import Activation, ClosedForm
 from ._moment_tables import TableMoments, table_moments
 from ._quadrature import DEFAULT_ORDER, _scalar_expectation, gaussian_expectation
 from ._singular import DIVERGENT_EXPONENT, NearFunction, SingularPoint, SingularSearch, singular_expectation
 from ._singular_search import REACH_STD as _REACH_STD
-from ._validation import as_real_array, check_positive_int, check_real
 
 __all__ = ["Moments", "MonteCarloMoments", "moments", "monte_carlo_moments", "resolve_activation"]
 
@@ -30,7 +30,7 @@ def resolve_activation(act: Any) -> Activation:
     """Turn a spec string, callable or ``Activation`` into an ``Activation`` (see ``varprop.activation``)."""
     if isinstance(act, Activation):
         return act
-    from ._registry import activation
+    from ..activations._registry import activation
 
     return activation(act)
 
@@ -54,7 +54,7 @@ class Moments:
             tests/test_error_estimates.py). Closed-form values get 128 ulps of rounding (of E[|phi|]
             for E[phi], whose terms may cancel).
         method: ``"closed form"``, ``"quadrature"``, ``"table"`` (array input served by the precomputed tables of
-            ``varprop._moment_tables``) or ``"mixed"`` (array input using several).
+            ``varprop.moments._moment_tables``) or ``"mixed"`` (array input using several).
     """
 
     mean: Scalar
@@ -124,13 +124,13 @@ def moments(
     For y ~ N(mean, var). He et al. (2015) show that a layer y' = W phi(y) with zero-mean weights
     has Var[y'] = n Var[w] E[phi(y)^2]; ``second_moment`` is that E[phi(y)^2]. Closed forms are used
     where they exist and are well conditioned; elsewhere a graded composite Gauss-Legendre rule split
-    at the activation's kinks (relative error ~1e-15; see ``varprop._quadrature``). Formulas with poles
+    at the activation's kinks (relative error ~1e-15; see ``varprop.moments._quadrature``). Formulas with poles
     or other unbounded points (``1/abs(x)**0.4``, ``log(abs(x))``) are split there and integrated by a
-    tanh-sinh transform in the distance to the point (``varprop._singular``); where E[phi^2] diverges
+    tanh-sinh transform in the distance to the point (``varprop.moments._singular``); where E[phi^2] diverges
     (``1/x``: |phi| ~ |x|^-b with b >= 1/2) ``ConvergenceError`` names the point. Array calls with
     ``method="auto"`` for the registered activations without closed forms (at their default parameters) use
     precomputed Chebyshev tables inside |mean| <= 6, 1e-4 <= var <= 1e3 (<= 1e-13 relative, well under a
-    microsecond per point; ``varprop._moment_tables``, ``Moments.method == "table"``); scalar calls, user
+    microsecond per point; ``varprop.moments._moment_tables``, ``Moments.method == "table"``); scalar calls, user
     formulas and callables always integrate.
 
     Args:
@@ -287,7 +287,7 @@ def _array_moments(
     shape = mean_b.shape
     mean_f, var_f = mean_b.ravel(), var_b.ravel()
     if tables and method == "auto" and activation.closed_form is None and mean_f.size:
-        # Registered activations without closed forms: precomputed tables where they hold (varprop._moment_tables).
+        # Registered activations without closed forms: precomputed tables where they hold (_moment_tables).
         tabled = table_moments(activation, mean_f, var_f)
         if tabled is not None and tabled.inside.any():
             return _table_merged(activation, tabled, mean_f, var_f, shape, with_error)
@@ -408,7 +408,7 @@ def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray,
     E[phi^2] must converge (|phi| ~ d^-b with 2 b < 1 at every singular point), else the moments are
     undefined and ``ConvergenceError`` says where; a divergent E[phi'^2] alone is returned as inf. Formulas
     with non-affine denominators, log or sqrt arguments (``1/(x**2 - 1)``) carry ``extra["singular_search"]``:
-    their singular points are found anew over each Gaussian's reach (``varprop._singular_search``), and a
+    their singular points are found anew over each Gaussian's reach (``varprop.moments._singular_search``), and a
     formula that is not real there (``log(x)`` at mean 0) raises ``VarpropValueError``.
     """
     search: SingularSearch | None = activation.extra.get("singular_search")

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import special
 
-from ._closed_forms_tails import tail_moments_list
+from ._tails import tail_moments_list
 
 if TYPE_CHECKING:
-    from ._closed_forms_piecewise import _Layout
+    from ._piecewise import _Layout
 
 __all__ = ["PointLayout", "point_layout", "point_moments"]
 

@@ -48,9 +48,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from ._activation import ClosedForm, ClosedMoments, Param
-from ._closed_forms_elu import ExponentialLinear
-from ._closed_forms_piecewise import (
+from ...activations._activation import ClosedForm, ClosedMoments, Param
+from ._elu import ExponentialLinear
+from ._piecewise import (
     Moments,
     PiecewisePolynomial,
     leaky_moments,

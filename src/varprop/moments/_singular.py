@@ -43,7 +43,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit
 
-from ._errors import ConvergenceError
+from .._errors import ConvergenceError
 from ._quadrature import Integrand, _rows, gaussian_expectation
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Calculus on the expression tree of :mod:`varprop._expression_tree`: derivatives and kinks.
+"""Calculus on the expression tree of :mod:`._tree`: derivatives and kinks.
 
 ``_differentiate`` applies the sum, product, quotient, power and chain rules (each function's own
 partial derivatives come from its entry in ``_FUNCTIONS``); the simplifying constructors fold
@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ._expression_tree import (
+from ._tree import (
     _FUNCTIONS,
     _NUMPY_OPS,
     _ONE,
@@ -180,7 +180,7 @@ def _pole_candidates(node: _Node) -> list[float]:
     """Candidate singular points: zeros of denominators and of the bases of negative powers.
 
     Whether the formula is really unbounded there (``sin(x)/x`` is not) is decided numerically by
-    ``varprop._singular.singular_points``; the kinks (zeros of log and sqrt arguments, ...) are
+    ``varprop.moments._singular.singular_points``; the kinks (zeros of log and sqrt arguments, ...) are
     candidates too.
     """
     candidates: list[float] = []
@@ -253,7 +253,7 @@ def _singular_arguments(node: _Node) -> tuple[list[_Node], list[_Node], list[flo
         ``(sought, domain, structural)``: ``sought`` holds the denominators, bases of negative powers, arguments of
         log and sqrt (log1p: argument + 1) and bases of non-integer powers whose zeros ``_zeros`` cannot
         read off the structure (``x**2 - 1``, ``sin(x)``, ``exp(x) - 2``); their zeros are found numerically
-        (``varprop._singular_search``). ``domain`` holds the arguments of log, log1p (+ 1) and sqrt and the
+        (``varprop.moments._singular_search``). ``domain`` holds the arguments of log, log1p (+ 1) and sqrt and the
         bases of non-integer powers: where one of them is negative the formula is not real. ``structural``
         holds the zeros ``_zeros`` reads off non-affine arguments (0 for ``log(x**2)``): located exactly, but
         the argument underflows next to them, so they are integrated as numerically located points.

@@ -22,8 +22,8 @@ import numpy as np
 import scipy.special as sc
 from numpy.typing import NDArray
 
+from .._errors import VarpropValueError
 from ._activation import Param
-from ._errors import VarpropValueError
 
 __all__ = ["DEFINITIONS", "ActivationDefinition", "ParamSpec", "Parts"]
 

@@ -1,4 +1,4 @@
-"""The expression tree behind :mod:`varprop._expression`: nodes, algebra, functions, evaluation, printing.
+"""The expression tree behind :mod:`._grammar`: nodes, algebra, functions, evaluation, printing.
 
 The tree is immutable and compared by value. It is only ever built through the simplifying
 constructors (``_binary``, ``_add``, ..., ``_neg``, ``_call``), which fold constant subexpressions
@@ -24,7 +24,7 @@ import numpy as np
 import scipy.special as sc
 from numpy.typing import NDArray
 
-from ._errors import VarpropValueError
+from ..._errors import VarpropValueError
 
 FloatArray = NDArray[np.float64]
 

@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._errors import VarpropTypeError, VarpropValueError
+from .._validation import check_real
+from ..moments.closed_forms._factories import CLOSED_FORMS
 from ._activation import Activation, Param
-from ._activations_builtin import DEFINITIONS, ActivationDefinition, ParamSpec
-from ._closed_forms import CLOSED_FORMS
+from ._builtin import DEFINITIONS, ActivationDefinition, ParamSpec
 from ._derivative import numerical_derivative
-from ._errors import VarpropTypeError, VarpropValueError
-from ._expression import EXPRESSION_PREFIX, MAX_LENGTH, canonical_expression, expression_activation
-from ._validation import check_real
+from .expression._grammar import EXPRESSION_PREFIX, MAX_LENGTH, canonical_expression, expression_activation
 
 __all__ = [
     "ACTIVATION_ALIASES",

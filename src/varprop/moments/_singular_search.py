@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import brentq
 
-from ._errors import ConvergenceError
+from .._errors import ConvergenceError
 
 __all__ = ["GRID_POINTS", "MAX_POINTS", "REACH_STD", "negative_intervals", "real_zeros", "snap_exponent"]
 

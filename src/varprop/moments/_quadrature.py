@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ._errors import ConvergenceError
+from .._errors import ConvergenceError
 
 __all__ = ["DEFAULT_ORDER", "Z_MAX", "QuadratureResult", "gaussian_expectation"]
 

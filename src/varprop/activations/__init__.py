@@ -1,0 +1,24 @@
+"""Activations as values: the ``Activation`` type, the registry of built-in activations, formulas in ``x``.
+
+``activation("elu(alpha=0.5)")`` returns an :class:`Activation` (function, derivative, kinks, parameters,
+optional closed-form moments); ``registered_activations()`` lists the built-in names. Formulas such as
+``"x*sigmoid(1.702*x)"`` are parsed by :mod:`varprop.activations.expression`.
+
+Implementation: ``_activation`` (the value), ``_builtin`` (the built-in definitions), ``_registry`` (spec
+parsing and lookup), ``_derivative`` (numerical derivatives of user functions), ``expression/`` (formulas).
+"""
+
+from __future__ import annotations
+
+from ._activation import Activation, ClosedForm, ClosedMoments, Param
+from ._registry import activation, activation_definition, registered_activations
+
+__all__ = [
+    "Activation",
+    "ClosedForm",
+    "ClosedMoments",
+    "Param",
+    "activation",
+    "activation_definition",
+    "registered_activations",
+]
