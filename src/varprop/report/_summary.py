@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._qcurve import QCurve
+from ..dynamics._qcurve import QCurve
 from ..moments._engine import Moments
 from ._text import columns
 

@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from ._dynamics import NEUTRAL_TOLERANCE, classify, depth_scale, gaussian_rows
+from .._errors import VarpropValueError
+from .._validation import check_real
+from ..activations._activation import Activation
+from ..moments._engine import resolve_activation
 from ._edge_of_chaos import edge_of_chaos
-from ._errors import VarpropValueError
-from ._validation import check_real
+from ._variance_map import NEUTRAL_TOLERANCE, classify, depth_scale, gaussian_rows
 from ._verdicts import phase
-from .activations._activation import Activation
-from .moments._engine import resolve_activation
 
 __all__ = ["ODD_FIXED_POINT", "CriticalPoint", "critical_point"]
 
