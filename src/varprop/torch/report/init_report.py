@@ -12,13 +12,13 @@ from warnings import warn
 
 import numpy as np
 
-from .._activation import Activation
-from .._drift import escape_layers, predict_drift
-from .._dynamics import classify, depth_scale, stability
-from .._errors import VarpropWarning
-from .._gains import gain
-from .._verdicts import stability_verdict
-from ._plan import ActivationUse, LayerPlan
+from ..._activation import Activation
+from ..._drift import escape_layers, predict_drift
+from ..._dynamics import classify, depth_scale, stability
+from ..._errors import VarpropWarning
+from ..._gains import gain
+from ..._verdicts import stability_verdict
+from ..propagation.plan import ActivationUse, LayerPlan
 
 __all__ = ["ActivationRow", "InitReport", "LayerRow", "stability_of"]
 
