@@ -5,8 +5,8 @@ The graph's rules see such code one operation at a time, and two operations of o
 product of independent tensors, which they are not. Here every node that is an elementwise function of a single
 earlier node (its *source*: the operations between them are unary torch functions, or arithmetic with Python numbers
 and with other such functions of the same source) is written as a formula in ``x``, the source's value, and the
-formula is parsed by the core (``varprop.activations.expression._grammar``): its moments for a Gaussian source are then exact, like a
-named activation's.
+formula is parsed by the core (``varprop.activations.expression``): its moments for a Gaussian source are then
+exact, like a named activation's.
 
 A formula replaces the per-operation rules only where those would be wrong: when it uses the source more than once
 (``x * sigmoid(x)``) or holds a function the per-operation rules do not know (``pow``, ``log``, ``exp``, ``rsqrt``,
