@@ -1,7 +1,7 @@
 """The ``fixedpoint`` and ``eoc`` subcommands: formatting around the depth-dynamics API.
 
 No number printed here is computed here: each comes from ``varprop.fixed_point``, ``varprop.gain``,
-``varprop.edge_of_chaos`` or ``varprop.phase_diagram``.
+``varprop.dynamics.edge_of_chaos`` or ``varprop.dynamics.phase_diagram``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ``reproduce`` subcommand: published numbers of the literature beside varprop's live values.
 
-No number is computed here: the rows come from ``varprop.reproduce_table``; this module
+No number is computed here: the rows come from ``varprop.literature.reproduce_table``; this module
 only formats them as text, JSON or the Markdown page ``docs/reproduce.md``.
 """
 

@@ -35,8 +35,8 @@ def phase_diagram_figure(diagram: PhaseDiagram, edge: Sequence[EdgeOfChaos] = ()
     exact ``edge_of_chaos`` solutions. White: the variance grows without bound.
 
     Args:
-        diagram: from ``varprop.phase_diagram``.
-        edge: exact edge-of-chaos points (e.g. from ``varprop.edge_of_chaos_curve``).
+        diagram: from ``varprop.dynamics.phase_diagram``.
+        edge: exact edge-of-chaos points (e.g. from ``varprop.dynamics.edge_of_chaos_curve``).
         title: figure title (default: none).
 
     Returns:
@@ -135,7 +135,7 @@ def variance_map_figure(
     """The variance map q -> q' against the identity, with its fixed points marked by kind.
 
     Args:
-        vmap: from ``varprop.variance_map``.
+        vmap: from ``varprop.dynamics.variance_map``.
         fixed_points: from ``varprop.fixed_point`` (drawn as markers: o stable, s neutral, X unstable).
         q_max: right end of the q axis (default: 2.5 x the largest fixed point, at least 3).
         points: grid points.

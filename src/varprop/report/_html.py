@@ -233,8 +233,9 @@ def _spectrum_section(summary: ReportSummary) -> str:
         return ""
     caption = (
         "Singular values of the input-output Jacobian J = D<sub>L</sub>W<sub>L</sub>…D<sub>1</sub>W<sub>1</sub>: "
-        "one sampled net per weight distribution (<code>varprop.sample_jacobian_singular_values</code>, shaded) "
-        "and the free-probability prediction (<code>varprop.predict_jacobian_spectrum</code>, line; dotted: "
+        "one sampled net per weight distribution "
+        "(<code>varprop.dynamics.sample_jacobian_singular_values</code>, shaded) and the free-probability "
+        "prediction (<code>varprop.dynamics.predict_jacobian_spectrum</code>, line; dotted: "
         "its 10th and 90th percentiles)."
     )
     return f"""
