@@ -10,8 +10,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ..literature._reproduce import GROUPS, NUMERICAL_RTOL, ReproRow, ReproTable, reproduce_table
-from ..report._text import display_width
+from ..literature import GROUPS, NUMERICAL_RTOL, ReproRow, ReproTable, reproduce_table
+from ..report import display_width
 from .basic import JSON_HELP, emit_json
 
 __all__ = ["EXIT_MISMATCH", "format_markdown", "format_text", "register", "run_reproduce"]

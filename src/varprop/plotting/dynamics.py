@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..dynamics._edge_of_chaos import EdgeOfChaos, PhaseDiagram
-from ..dynamics._variance_map import FixedPoint, Stability, VarianceMap
+from ..dynamics import EdgeOfChaos, FixedPoint, PhaseDiagram, Stability, VarianceMap
 from ._style import new_figure, style_axes, styled
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from .._errors import VarpropValueError
-from ..dynamics._jacobian_spectrum import JacobianSpectrumPrediction
+from .. import VarpropValueError
+from ..dynamics import JacobianSpectrumPrediction
 from ._style import new_figure, style_axes, styled
 
 if TYPE_CHECKING:

@@ -11,13 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import VarpropValueError
-from .._moments import moments, monte_carlo_moments, resolve_activation
-from .._validation import check_positive_int, check_real
-from ..dynamics import fixed_point, predict_drift, simulate_plain_network, stability
-from ..dynamics._qcurve import q_curve
-from ..gains._gain import gain, truncated_normal_scale, uniform_bound, weight_std
-from ..plotting._mpl import require_pyplot
+from .. import (
+    VarpropValueError,
+    gain,
+    moments,
+    monte_carlo_moments,
+    truncated_normal_scale,
+    uniform_bound,
+    weight_std,
+)
+from .. import activation as resolve_activation
+from ..dynamics import fixed_point, predict_drift, q_curve, simulate_plain_network, stability
+from ..plotting import require_pyplot
+from ..validation import check_positive_int, check_real
 from ._figures import FIGURE_NAMES, draw_figures
 from ._html import render_html
 from ._output import OutputFolder

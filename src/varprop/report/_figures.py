@@ -6,12 +6,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ConvergenceError
-from ..dynamics import fixed_point, predict_jacobian_spectrum, sample_jacobian_singular_values, variance_map
-from ..dynamics._qcurve import stability_slopes
-from ..plotting.curves import depth_variance_figure, moments_convergence_figure, q_curve_figure, save_figure
-from ..plotting.dynamics import variance_map_figure
-from ..plotting.spectrum import jacobian_spectrum_figure
+from .. import ConvergenceError
+from ..dynamics import (
+    fixed_point,
+    predict_jacobian_spectrum,
+    sample_jacobian_singular_values,
+    stability_slopes,
+    variance_map,
+)
+from ..plotting import (
+    depth_variance_figure,
+    jacobian_spectrum_figure,
+    moments_convergence_figure,
+    q_curve_figure,
+    save_figure,
+    variance_map_figure,
+)
 from ._summary import ReportSummary
 
 if TYPE_CHECKING:

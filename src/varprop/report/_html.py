@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .. import __version__
 from ._figures import SEED_SAMPLED_SECOND_MOMENT, is_seed_case, pretty
 from ._summary import ReportSummary
 
@@ -287,7 +288,6 @@ whose standard deviation is 1/√(3·fan_in).</p>
 
 def render_html(summary: ReportSummary) -> str:
     """The report page for ``summary`` (its figures must already be written)."""
-    from .. import __version__
 
     command = (
         f"varprop report '{summary.activation}' --var {summary.var:g} --depth {summary.depth} "

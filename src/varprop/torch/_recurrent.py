@@ -50,8 +50,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import activation, arccos_cross_moment
+from .. import activation
 from .._activation import Activation
+from ..dynamics import arccos_cross_moment
 from ._graph import TensorMeta
 from ._plan import Context, LayerPlan, qualify
 from ._sharded_random import draw_region, name_seed
