@@ -12,9 +12,9 @@ from torch import nn
 from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
 from .._validation import check_real
 from ..gains._gain import DISTRIBUTIONS, MODES, TRUNCATED_NORMAL_STD, gain
-from ._activations import resolve
-from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, fans
-from ._orthogonal import ORTHOGONAL_DISTRIBUTIONS, check_shape, orthogonal_unit
+from .graph.activations import resolve
+from .sampling.fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, fans
+from .sampling.orthogonal import ORTHOGONAL_DISTRIBUTIONS, check_shape, orthogonal_unit
 
 __all__ = [
     "LOW_PRECISION",
@@ -146,10 +146,10 @@ def draw(
     """A new tensor of zero-mean weights with standard deviation ``std`` (half precision sampled in float32).
 
     ``normal``: N(0, std^2). ``truncated_normal``: N(0, (std / 0.8796...)^2) cut at +-2 of its own std, whose realized
-    std is ``std``. ``uniform``: U(-a, a) with a = sqrt(3) std. ``orthogonal``/``delta_orthogonal``: ``std`` times
-    the unit tensor that ``varprop.torch._orthogonal.orthogonal_unit`` makes of a standard normal draw. float16 and
-    bfloat16 draw in float32 and round once, so the realized std is right up to the format's rounding (torch's
-    samplers for them are coarser).
+    std is ``std``. ``uniform``: U(-a, a) with a = sqrt(3) std. ``orthogonal``/``delta_orthogonal``: ``std`` times the
+    unit tensor that ``varprop.torch.sampling.orthogonal.orthogonal_unit`` makes of a standard normal draw. float16 and
+    bfloat16 draw in float32 and round once, so the realized std is right up to the format's rounding (torch's samplers
+    for them are coarser).
     """
     work_dtype = torch.float32 if dtype in LOW_PRECISION else dtype
     out = torch.empty(shape, dtype=work_dtype, device=device)
@@ -264,7 +264,7 @@ def init_(
         return tensor
     fan_in, fan_out = fans(tensor, module)
     std = std_for_fans(act_value, fan_in, fan_out, var_value, mode)
-    from . import _distributed  # imports this module
+    from .distributed import sharding as _distributed  # imports this module
 
     _distributed.check_materialized(tensor, "tensor")
     if rank_invariant or _distributed.is_dtensor(tensor):
@@ -310,7 +310,7 @@ def init_module_(
     if isinstance(module, nn.Embedding):
         init_(weight, "identity", var, "fan_in", distribution, generator, module=module, rank_invariant=rank_invariant)
         if module.padding_idx is not None:
-            from ._distributed import zero_row_
+            from .distributed.sharding import zero_row_
 
             with torch.no_grad():
                 zero_row_(weight, module.padding_idx)

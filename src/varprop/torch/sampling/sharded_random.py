@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from ._orthogonal import ORTHOGONAL_DISTRIBUTIONS, orthogonal_unit
-from ._tensor_init import LOW_PRECISION, draw, fill
+from .._tensor_init import LOW_PRECISION, draw, fill
+from .orthogonal import ORTHOGONAL_DISTRIBUTIONS, orthogonal_unit
 
 __all__ = [
     "BLOCK_ELEMENTS",

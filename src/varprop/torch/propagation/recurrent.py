@@ -50,13 +50,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import activation
-from .._activation import Activation
-from ..dynamics import arccos_cross_moment
-from ._graph import TensorMeta
-from ._plan import Context, LayerPlan, qualify
-from ._sharded_random import draw_region, name_seed
-from ._stats import Stat, UnitMoments, collapse, scalar_stat
+from ... import activation
+from ..._activation import Activation
+from ...dynamics import arccos_cross_moment
+from ..graph.trace import TensorMeta
+from ..sampling.sharded_random import draw_region, name_seed
+from .plan import Context, LayerPlan, qualify
+from .stats import Stat, UnitMoments, collapse, scalar_stat
 
 __all__ = ["FORGET_BIAS", "INPUT_SHARE", "RECURRENT_TYPES", "orthogonal_block", "recurrent"]
 

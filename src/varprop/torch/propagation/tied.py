@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._calibrate import NoDropout, planned_stand_ins
-from ._graph import quiet_forward
-from ._plan import Context, LayerPlan
-from ._stats import Stat, scalar_stat
+from ..graph.trace import quiet_forward
+from .calibrate import NoDropout, planned_stand_ins
+from .plan import Context, LayerPlan
+from .stats import Stat, scalar_stat
 
 __all__ = ["first_use", "measure_tied_uses", "record_tied_use"]
 

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._activation import Activation
-from ._graph import TensorMeta
-from ._plan import Context
-from ._stats import Stat, channel_view, collapse, scalar_stat
+from ..._activation import Activation
+from ..graph.trace import TensorMeta
+from .plan import Context
+from .stats import Stat, channel_view, collapse, scalar_stat
 
 __all__ = ["add_stats", "cat_stats", "collision", "move_axis", "mul_stats", "pool", "reshape_stat", "softmax_stat"]
 

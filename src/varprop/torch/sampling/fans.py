@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import VarpropTypeError, VarpropValueError
+from ..._errors import VarpropTypeError, VarpropValueError
 
 __all__ = ["CONV_LAYERS", "CONV_TRANSPOSE_LAYERS", "WEIGHT_LAYERS", "Fans", "conv_coverage", "coverage", "fans"]
 

@@ -25,13 +25,13 @@ from typing import Any
 
 from torch import nn
 
-from ._activations import activation_of_module, is_activation_function, is_activation_method
-from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
-from ._graph import Graph, Node, Ref, iter_refs
-from ._layers import NORM_TYPES, inner_activation
-from ._names import AXIS_OPS
-from ._plan import Context, qualify
-from ._stats import Stat
+from ..graph.activations import activation_of_module, is_activation_function, is_activation_method
+from ..graph.trace import Graph, Node, Ref, iter_refs
+from ..sampling.fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
+from .layers import NORM_TYPES, inner_activation
+from .names import AXIS_OPS
+from .plan import Context, qualify
+from .stats import Stat
 
 __all__ = ["RESIDUAL_POLICIES", "SCALE_OPS", "STREAM_OPS", "ResidualInfo", "analyze", "branch_variance"]
 

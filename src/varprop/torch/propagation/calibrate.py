@@ -20,11 +20,11 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 from torch.overrides import TorchFunctionMode
 
-from .._errors import VarpropValueError
-from ._distributed import planned_parameters, pooled_variance
-from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
-from ._graph import quiet_forward
-from ._plan import Context, LayerPlan, qualify
+from ..._errors import VarpropValueError
+from ..distributed.sharding import planned_parameters, pooled_variance
+from ..graph.trace import quiet_forward
+from ..sampling.fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
+from .plan import Context, LayerPlan, qualify
 
 __all__ = ["NoDropout", "calibrate", "measure_variances", "planned_stand_ins"]
 

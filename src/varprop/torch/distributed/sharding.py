@@ -34,12 +34,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._errors import VarpropError, VarpropValueError
-from ._sharded_random import draw_region, fresh_seed
-from ._stats import IndexStat, Stat, as_array, scalar_stat
+from ..._errors import VarpropError, VarpropValueError
+from ..propagation.stats import IndexStat, Stat, as_array, scalar_stat
+from ..sampling.sharded_random import draw_region, fresh_seed
 
 if TYPE_CHECKING:
-    from ._plan import Context
+    from ..propagation.plan import Context
 
 __all__ = [
     "agreed_seed",
@@ -322,7 +322,7 @@ def build_graph(model: nn.Module, example: tuple[torch.Tensor, ...]) -> Any:
     """``_graph.build_graph`` on the parameters' global shapes (no weight is gathered); when that fails (a model fx can
     not trace, whose recorded forward needs real weights), one real forward pass, in which FSDP gathers each unit's
     weights as in training, then frees them."""
-    from ._graph import build_graph as build
+    from ..graph.trace import build_graph as build
 
     try:
         with _shapes_only(model):
@@ -482,7 +482,7 @@ def _spatial_output(
     w = weight.to_local().detach().double()
     rows = _whole(index[0], shape[0]).to(w.device)
     in_channels = shape[1] if layout == "conv" else shape[0]
-    from ._layers import input_maps  # _layers imports this module
+    from ..propagation.layers import input_maps  # _layers imports this module
 
     ones, mean_in, var_in = input_maps(x, in_channels, in_spatial, w.device)
     maps = [mean_in, var_in] + ([ones * x.shared] if x.shared > 0.0 else [])

@@ -46,12 +46,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._graph import TensorMeta
-from ._names import AXIS_OPS, COLLAPSE_OPS
-from ._ops import add_stats, cat_stats
-from ._plan import Context
-from ._residual import STREAM_OPS
-from ._stats import Stat, channel_view, collapse, scalar_stat
+from ..graph.trace import TensorMeta
+from .names import AXIS_OPS, COLLAPSE_OPS
+from .ops import add_stats, cat_stats
+from .plan import Context
+from .residual import STREAM_OPS
+from .stats import Stat, channel_view, collapse, scalar_stat
 
 __all__ = ["EMBEDDING_STD", "DirectParameter", "combine", "unwrap"]
 

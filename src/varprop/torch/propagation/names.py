@@ -9,8 +9,8 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from ._graph import Node, TensorMeta
-from ._stats import IndexStat, Stat, scalar_stat
+from ..graph.trace import Node, TensorMeta
+from .stats import IndexStat, Stat, scalar_stat
 
 __all__ = [
     "Unknown",

@@ -13,9 +13,11 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .._errors import VarpropTypeError
-from ._activations import activation_of_function, activation_of_method, activation_of_module
-from ._attention import (
+from ..._errors import VarpropTypeError
+from ..graph.activations import activation_of_function, activation_of_method, activation_of_module
+from ..graph.foreign_modules import rms_norm_proxy
+from ..graph.trace import Graph, Node, Ref, TensorMeta, iter_refs, map_refs
+from .attention import (
     attention_output,
     attention_token_correlation,
     multihead_attention,
@@ -24,13 +26,11 @@ from ._attention import (
     transformer_encoder,
     transformer_layer,
 )
-from ._direct import DirectParameter, combine, unwrap
-from ._elementwise import elementwise_formulas
-from ._foreign_modules import rms_norm_proxy
-from ._functional_weights import FunctionalWeightRules
-from ._graph import Graph, Node, Ref, TensorMeta, iter_refs, map_refs
-from ._layers import DROPOUT_TYPES, NORM_TYPES, POOL_TYPES, embedding, module_weight_layer, normalization
-from ._names import (
+from .direct import DirectParameter, combine, unwrap
+from .elementwise import elementwise_formulas
+from .functional_weights import FunctionalWeightRules
+from .layers import DROPOUT_TYPES, NORM_TYPES, POOL_TYPES, embedding, module_weight_layer, normalization
+from .names import (
     AXIS_OPS,
     CASTS,
     COLLAPSE_OPS,
@@ -48,7 +48,7 @@ from ._names import (
     output_stats,
     tensor_stat,
 )
-from ._ops import (
+from .ops import (
     add_stats,
     cat_stats,
     move_axis,
@@ -59,12 +59,12 @@ from ._ops import (
     softmax_stat,
     square_stat,
 )
-from ._plan import ActivationUse, Context
-from ._recurrent import RECURRENT_TYPES, recurrent
-from ._residual import STREAM_OPS, analyze, block_branch_rule, register_branches
-from ._stats import IndexStat, Stat, apply_activation, channel_view, collapse, scalar_stat
-from ._tied import first_use, record_tied_use
-from ._unknown import UnknownRules
+from .plan import ActivationUse, Context
+from .recurrent import RECURRENT_TYPES, recurrent
+from .residual import STREAM_OPS, analyze, block_branch_rule, register_branches
+from .stats import IndexStat, Stat, apply_activation, channel_view, collapse, scalar_stat
+from .tied import first_use, record_tied_use
+from .unknown import UnknownRules
 
 __all__ = ["canonical", "output_stats", "propagate"]
 

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._activation import Activation
-from .._moments import first_two_moments
-from ._lattice import lattice
+from ..._activation import Activation
+from ..._moments import first_two_moments
+from .lattice import lattice
 
 __all__ = ["IndexStat", "Stat", "UnitMoments", "collapse", "scalar_stat"]
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
-from .._activation import Activation
-from .._errors import VarpropTypeError, VarpropValueError
+from ..._activation import Activation
+from ..._errors import VarpropTypeError, VarpropValueError
 
 __all__ = [
     "ACTIVATION_MODULE_TYPES",
@@ -35,14 +35,14 @@ def _registry_activation(spec: Any, **params: Any) -> Activation:
     try:
         return _cached_activation(spec, tuple(sorted(params.items())))
     except TypeError:  # an unhashable parameter value
-        from .._registry import activation
+        from ..._registry import activation
 
         return activation(spec, **params)
 
 
 @functools.lru_cache(maxsize=256)
 def _cached_activation(spec: Any, params: tuple[tuple[str, Any], ...]) -> Activation:
-    from .._registry import activation
+    from ..._registry import activation
 
     return activation(spec, **dict(params))
 

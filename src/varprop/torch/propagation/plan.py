@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._activation import Activation
-from .._errors import VarpropError
-from ._distributed import is_dtensor, rank_invariant_draw, zero_row_
-from ._orthogonal import ORTHOGONAL_DISTRIBUTIONS
-from ._sharded_random import block_seed, draw_region, draw_rows_into, name_seed
-from ._stats import Stat, UnitMoments
-from ._tensor_init import LOW_PRECISION
+from ..._activation import Activation
+from ..._errors import VarpropError
+from .._tensor_init import LOW_PRECISION
+from ..distributed.sharding import is_dtensor, rank_invariant_draw, zero_row_
+from ..sampling.orthogonal import ORTHOGONAL_DISTRIBUTIONS
+from ..sampling.sharded_random import block_seed, draw_region, draw_rows_into, name_seed
+from .stats import Stat, UnitMoments
 
 __all__ = ["ActivationUse", "Context", "InitWriteError", "LayerPlan", "Recipe", "keeps_draws", "qualify"]
 

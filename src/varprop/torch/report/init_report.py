@@ -12,13 +12,13 @@ from warnings import warn
 
 import numpy as np
 
-from .._activation import Activation
-from .._errors import VarpropWarning
-from ..dynamics._drift import escape_layers, predict_drift
-from ..dynamics._variance_map import classify, depth_scale, stability
-from ..dynamics._verdicts import stability_verdict
-from ..gains._gain import gain
-from ._plan import ActivationUse, LayerPlan
+from ..._activation import Activation
+from ..._errors import VarpropWarning
+from ...dynamics._drift import escape_layers, predict_drift
+from ...dynamics._variance_map import classify, depth_scale, stability
+from ...dynamics._verdicts import stability_verdict
+from ...gains._gain import gain
+from ..propagation.plan import ActivationUse, LayerPlan
 
 __all__ = ["ActivationRow", "InitReport", "LayerRow", "stability_of"]
 

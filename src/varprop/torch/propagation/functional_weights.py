@@ -12,13 +12,13 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._fans import coverage
-from ._graph import Node, TensorMeta
-from ._layers import embedding, module_weight_layer, weight_layer
-from ._names import arg, as_tuple
-from ._ops import matmul_stats
-from ._plan import Context, qualify
-from ._stats import Stat
+from ..graph.trace import Node, TensorMeta
+from ..sampling.fans import coverage
+from .layers import embedding, module_weight_layer, weight_layer
+from .names import arg, as_tuple
+from .ops import matmul_stats
+from .plan import Context, qualify
+from .stats import Stat
 
 __all__ = ["FunctionalWeightRules"]
 

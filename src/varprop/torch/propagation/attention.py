@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._activations import activation_of_function, activation_of_module
-from ._graph import TensorMeta
-from ._layers import normalization, weight_layer
-from ._ops import add_stats, collision
-from ._plan import ActivationUse, Context, qualify
-from ._stats import Stat, apply_activation, collapse
+from ..graph.activations import activation_of_function, activation_of_module
+from ..graph.trace import TensorMeta
+from .layers import normalization, weight_layer
+from .ops import add_stats, collision
+from .plan import ActivationUse, Context, qualify
+from .stats import Stat, apply_activation, collapse
 
 __all__ = [
     "attention_output",

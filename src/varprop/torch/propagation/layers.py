@@ -22,13 +22,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
-from . import _distributed
-from ._activations import activation_of_module
-from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, conv_coverage
-from ._graph import TensorMeta
-from ._plan import ActivationUse, Context, LayerPlan, as_numpy, std_for
-from ._recurrent import RECURRENT_TYPES
-from ._stats import IndexStat, Stat, apply_activation, as_array, channel_view, collapse, scalar_stat
+from ..distributed import sharding as _distributed
+from ..graph.activations import activation_of_module
+from ..graph.trace import TensorMeta
+from ..sampling.fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, conv_coverage
+from .plan import ActivationUse, Context, LayerPlan, as_numpy, std_for
+from .recurrent import RECURRENT_TYPES
+from .stats import IndexStat, Stat, apply_activation, as_array, channel_view, collapse, scalar_stat
 
 __all__ = [
     "LEAF_TYPES",

@@ -16,14 +16,14 @@ from typing import Any
 
 from torch import nn
 
-from .._errors import VarpropError, VarpropWarning
-from ._elementwise import Formula, finite_on, formula_activation
-from ._foreign_modules import rms_norm_proxy
-from ._graph import Node
-from ._layers import NORM_TYPES
-from ._names import Unknown, canonical, kept_embedding
-from ._plan import ActivationUse, Context
-from ._stats import Stat, apply_activation, scalar_stat
+from ..._errors import VarpropError, VarpropWarning
+from ..graph.foreign_modules import rms_norm_proxy
+from ..graph.trace import Node
+from .elementwise import Formula, finite_on, formula_activation
+from .layers import NORM_TYPES
+from .names import Unknown, canonical, kept_embedding
+from .plan import ActivationUse, Context
+from .stats import Stat, apply_activation, scalar_stat
 
 __all__ = ["UnknownRules"]
 

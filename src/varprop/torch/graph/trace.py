@@ -21,8 +21,8 @@ import torch.fx as fx
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .._errors import VarpropTypeError, VarpropValueError
-from ._foreign_modules import rms_norm_proxy
+from ..._errors import VarpropTypeError, VarpropValueError
+from .foreign_modules import rms_norm_proxy
 
 __all__ = ["Graph", "Node", "Ref", "TensorMeta", "build_graph", "is_leaf", "map_refs", "quiet_forward"]
 
@@ -120,7 +120,7 @@ def _meta(value: Any, keep: bool = False) -> Any:
 
 
 def _handled_leaf_types() -> tuple[type[nn.Module], ...]:
-    from ._layers import LEAF_TYPES
+    from ..propagation.layers import LEAF_TYPES
 
     return LEAF_TYPES
 
@@ -168,8 +168,8 @@ class _Tracer(fx.Tracer):
 @functools.cache
 def _shape_preserving_types() -> tuple[type[nn.Module], ...]:
     """Built once (imports deferred: those modules import this one); asked for every module node of a trace."""
-    from ._activations import ACTIVATION_MODULE_TYPES
-    from ._layers import DROPOUT_TYPES, NORM_TYPES
+    from ..propagation.layers import DROPOUT_TYPES, NORM_TYPES
+    from .activations import ACTIVATION_MODULE_TYPES
 
     return (*ACTIVATION_MODULE_TYPES, *DROPOUT_TYPES, *NORM_TYPES, nn.Identity)
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from .._activation import Activation
-from .._expression import expression_activation
-from ._graph import Graph, Node, Ref, TensorMeta
+from ..._activation import Activation
+from ..._expression import expression_activation
+from ..graph.trace import Graph, Node, Ref, TensorMeta
 
 __all__ = ["Formula", "elementwise_formulas", "finite_on", "formula_activation"]
 

@@ -36,8 +36,8 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from .._errors import VarpropTypeError, VarpropValueError
-from .._validation import check_positive_int
+from ..._errors import VarpropTypeError, VarpropValueError
+from ..._validation import check_positive_int
 
 __all__ = ["DEFAULT_INPUTS", "PERCENTILES", "JacobianSpectrum", "jacobian_spectrum", "weighted_percentile"]
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from .._activation import Activation
-from .._moments import first_two_moments
+from ..._activation import Activation
+from ..._moments import first_two_moments
 
 __all__ = ["Lattice", "Placement", "lattice"]
 
