@@ -16,7 +16,7 @@ from .._activation import Activation
 from .._errors import VarpropValueError
 from ..dynamics._criticality import CriticalPoint, critical_point
 from .graph.activations import activation_of_function, activation_of_method, activation_of_module
-from .graph.trace import Graph
+from .graph.ir import Graph
 
 __all__ = ["OBJECTIVES", "critical_settings", "model_critical_point"]
 

@@ -19,17 +19,26 @@ from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
 from .._validation import check_real
 from ._critical import OBJECTIVES, critical_settings, model_critical_point
 from ._keep import resolve_keep
-from ._tensor_init import TORCH_DISTRIBUTIONS, check_choice, check_generator
 from .distributed import sharding as _distributed
-from .graph.trace import Graph, build_graph
+from .graph.ir import Graph
+from .graph.modules import DROPOUT_TYPES
+from .graph.trace import build_graph
 from .propagation.calibrate import calibrate as run_calibration
-from .propagation.layers import DROPOUT_TYPES, input_stat
+from .propagation.layers import input_stat
 from .propagation.plan import Context, keeps_draws
 from .propagation.propagate import canonical, output_stats, propagate
 from .propagation.recurrent import FORGET_BIAS
-from .propagation.residual import RESIDUAL_POLICIES, STREAM_OPS
+from .propagation.residual import RESIDUAL_POLICIES, STREAM_OPS, analyze
 from .propagation.tied import measure_tied_uses
 from .report.init_report import InitReport
+from .sampling.draws import (
+    TORCH_DISTRIBUTIONS,
+    check_choice,
+    check_generator,
+    check_materialized,
+    is_dtensor,
+    is_sharded,
+)
 from .sampling.sharded_random import fresh_seed
 
 __all__ = ["init_model"]
@@ -301,7 +310,10 @@ def init_model(
     if not isinstance(strict, bool) or not isinstance(realized, (bool, type(None))):
         raise VarpropTypeError(f"strict must be a bool and realized a bool or None, got {strict!r} and {realized!r}")
     kept = resolve_keep(model, keep)
-    mesh = _distributed.prepare_model(model)  # None unless sharded (DTensor parameters)
+    for name, param in model.named_parameters():
+        check_materialized(param, f"parameter {name!r}")
+    # A sharded model (DTensor parameters, FSDP2 modules) takes the distributed path; an unsharded one never does.
+    mesh = _distributed.prepare_model(model) if is_sharded(model) else None
     seed = fresh_seed(generator) if mesh is None else _distributed.agreed_seed(generator, mesh)
     example, synthetic = _example(model, example_input, input_variance, generator)
     batch = _calibration_batch(calibrate, example, input_variance, generator)
@@ -372,12 +384,12 @@ def _initialize(
         residual=options.residual,
         param_names=names,
         seed=seed,
-        mesh=mesh,
+        sharding=None if mesh is None else _distributed.MeshSharding(mesh),
         forget_bias=options.forget_bias,
     )
     ctx.keep_draws = keeps_draws(list(model.parameters()))
     for param in model.parameters():
-        if not _distributed.is_dtensor(param):
+        if not is_dtensor(param):
             where = (param.device, param.dtype)
             ctx.largest[where] = max(ctx.largest.get(where, 0), param.numel())
     point, critical_warning = None, None
@@ -401,8 +413,6 @@ def _initialize(
     ]
     output = propagate(graph, model, ctx, inputs, options.strict, frozenset(options.kept))
     modules = dict(model.named_modules(remove_duplicate=False))
-    from .propagation.residual import analyze
-
     residual_adds = set(analyze(graph, modules, canonical).adds)
     _describe_follows(graph, ctx, modules, residual_adds)
     if mesh is not None:

@@ -26,27 +26,27 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..._errors import VarpropError, VarpropValueError
+from ..graph.trace import build_graph as build_plain_graph
+from ..propagation.layers import input_maps
+from ..propagation.plan import Context, Recipe, Spatial
 from ..propagation.stats import IndexStat, Stat, as_array, scalar_stat
+from ..sampling.draws import LOW_PRECISION, check_materialized, is_dtensor
 from ..sampling.sharded_random import draw_region, fresh_seed
 
-if TYPE_CHECKING:
-    from ..propagation.plan import Context
-
 __all__ = [
+    "MeshSharding",
     "agreed_seed",
     "build_graph",
-    "check_materialized",
     "embedding_moments",
-    "is_dtensor",
     "local_index",
     "plain_type_names",
     "planned_parameters",
@@ -58,24 +58,6 @@ __all__ = [
     "realized_output",
     "zero_row_",
 ]
-
-SpatialMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def is_dtensor(value: object) -> bool:
-    """Whether ``value`` is a ``torch.distributed.tensor.DTensor`` (without importing torch.distributed)."""
-    module = sys.modules.get("torch.distributed.tensor")
-    dtensor = getattr(module, "DTensor", None)
-    return dtensor is not None and isinstance(value, dtensor)
-
-
-def check_materialized(tensor: torch.Tensor, what: str) -> None:
-    """Raise ``VarpropValueError`` for a tensor on the meta device (it has a shape but no storage to fill)."""
-    if tensor.device.type == "meta":
-        raise VarpropValueError(
-            f"{what} is on the meta device (shape {tuple(tensor.shape)}, no storage to initialize); allocate it "
-            "first with model.to_empty(device=...) (after fully_shard for a sharded model), then initialize"
-        )
 
 
 # --- meshes and collectives -------------------------------------------------------------------------------------
@@ -161,24 +143,11 @@ def local_index(tensor: Any) -> list[torch.Tensor | None]:
     return index
 
 
-def rank_invariant_draw(
-    param: torch.Tensor,
-    std: float,
-    distribution: str,
-    seed: int,
-    shape: torch.Size | tuple[int, ...] | None = None,
-) -> torch.Tensor:
-    """Weights of standard deviation ``std`` like ``param`` (a DTensor with the same placements, holding this rank's
-    elements), drawn with ``_sharded_random``'s scheme under ``seed``."""
-    if not is_dtensor(param):
-        full = tuple(param.shape if shape is None else shape)
-        return draw_region(
-            full, [None] * len(full), std, dtype=param.dtype, device=param.device, distribution=distribution, seed=seed
-        )
+def rank_invariant_draw(param: torch.Tensor, std: float, distribution: str, seed: int) -> torch.Tensor:
+    """Weights of standard deviation ``std`` like the DTensor ``param`` (a DTensor with the same placements, holding
+    this rank's elements), drawn with ``sampling.sharded_random``'s scheme under ``seed``."""
     from torch.distributed.tensor import DTensor
 
-    if shape is not None and tuple(shape) != tuple(param.shape):  # pragma: no cover - init_model refuses such layers
-        raise VarpropValueError(f"a block of shape {tuple(shape)} of a DTensor parameter can not be drawn alone")
     assert isinstance(param, DTensor)
     local = param.to_local()
     values = draw_region(
@@ -198,17 +167,13 @@ def rank_invariant_draw(
 def rank_invariant_value(
     tensor: torch.Tensor, std: float, distribution: str, generator: torch.Generator | None
 ) -> torch.Tensor:
-    """``init_``'s new value: one seed from ``generator`` (agreed over the mesh for a DTensor), then the draw."""
+    """``init_``'s new value of a DTensor: one seed from ``generator`` agreed over the mesh, then the draw."""
     held: Any = tensor
-    seed = agreed_seed(generator, held.device_mesh) if is_dtensor(tensor) else fresh_seed(generator)
-    return rank_invariant_draw(tensor, std, distribution, seed)
+    return rank_invariant_draw(tensor, std, distribution, agreed_seed(generator, held.device_mesh))
 
 
 def zero_row_(tensor: torch.Tensor, row: int) -> None:
-    """``tensor[row].zero_()`` (an embedding's padding row); for a DTensor, on the rank(s) holding that row."""
-    if not is_dtensor(tensor):
-        tensor[row].zero_()
-        return
+    """``tensor[row].zero_()`` for the DTensor ``tensor`` (an embedding's padding row), on the rank(s) holding it."""
     held: Any = tensor
     row = row % tensor.shape[0]
     kept = local_index(held)[0]
@@ -319,18 +284,16 @@ def _shapes_only(model: nn.Module) -> Iterator[None]:
 
 
 def build_graph(model: nn.Module, example: tuple[torch.Tensor, ...]) -> Any:
-    """``_graph.build_graph`` on the parameters' global shapes (no weight is gathered); when that fails (a model fx can
-    not trace, whose recorded forward needs real weights), one real forward pass, in which FSDP gathers each unit's
-    weights as in training, then frees them."""
-    from ..graph.trace import build_graph as build
-
+    """``graph.trace.build_graph`` on the parameters' global shapes (no weight is gathered); when that fails (a model
+    fx can not trace, whose recorded forward needs real weights), one real forward pass, in which FSDP gathers each
+    unit's weights as in training, then frees them."""
     try:
         with _shapes_only(model):
-            return build(model, example)
+            return build_plain_graph(model, example)
     except VarpropError:
         pass
     try:
-        return build(model, example)
+        return build_plain_graph(model, example)
     finally:
         reshard(model)
 
@@ -422,7 +385,7 @@ def realized_output(
     layout: str,
     groups: int,
     fraction: float,
-    spatial: tuple[SpatialMap, tuple[int, ...], tuple[int, ...]] | None,
+    spatial: Spatial | None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """``_layers._realized_output`` / ``_spatial_output`` for a DTensor weight: the same per-unit output means and
     variances (and unknown-offset variance), from this rank's elements and one all-reduce."""
@@ -468,7 +431,7 @@ def realized_output(
 
 
 def _spatial_output(
-    x: Stat, weight: Any, layout: str, groups: int, spatial: tuple[SpatialMap, tuple[int, ...], tuple[int, ...]]
+    x: Stat, weight: Any, layout: str, groups: int, spatial: Spatial
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Mean and variance maps of a convolution with a DTensor weight sharded along dim 0 (``groups == 1``)."""
     apply, in_spatial, out_spatial = spatial
@@ -482,8 +445,6 @@ def _spatial_output(
     w = weight.to_local().detach().double()
     rows = _whole(index[0], shape[0]).to(w.device)
     in_channels = shape[1] if layout == "conv" else shape[0]
-    from ..propagation.layers import input_maps  # _layers imports this module
-
     ones, mean_in, var_in = input_maps(x, in_channels, in_spatial, w.device)
     maps = [mean_in, var_in] + ([ones * x.shared] if x.shared > 0.0 else [])
     kernels = [w, w * w, w * w]
@@ -512,3 +473,59 @@ def embedding_moments(drawn: Any, weights: torch.Tensor) -> tuple[torch.Tensor, 
     sums = torch.zeros(2, dim, dtype=torch.float64).index_add_(1, cols, parts)
     mean, second = _sum_on_mesh(sums, drawn)
     return mean.to(weights.device), (second - mean * mean).to(weights.device)
+
+
+# --- the sharded side of a plan (Context.sharding) ----------------------------------------------------------------
+
+
+class MeshSharding:
+    """``propagation.plan.Sharding`` for the DTensor parameters of a model on one device ``mesh``: what the plan and
+    the rules call for those parameters (``init_model`` makes one only when the model has DTensor parameters)."""
+
+    def __init__(self, mesh: Any) -> None:
+        self.mesh = mesh
+
+    def make(self, ctx: Context, recipe: Recipe) -> torch.Tensor:
+        """A DTensor parameter's new value (this rank's elements; whole-tensor segments only)."""
+        param = recipe.param
+        value = param.detach().clone() if not recipe.covers_all() else None
+        for segment in recipe.segments:
+            if segment.rows is not None:  # pragma: no cover - init_model refuses row blocks of DTensors
+                raise VarpropError(f"a block of rows of the DTensor {ctx.name_of(param)} can not be planned alone")
+            if segment.kind == "draw":
+                low = param.dtype in LOW_PRECISION
+                value = rank_invariant_draw(param, segment.value if low else 1.0, ctx.distribution, recipe.seed)
+                if not low and segment.value != 1.0:
+                    value.mul_(segment.value)
+            elif segment.kind == "zero":
+                value = torch.zeros_like(param)
+            elif segment.kind == "value" and segment.tensor is not None:
+                value = segment.tensor.clone()
+            elif segment.kind == "bias":
+                value = rank_invariant_draw(param, segment.value, "normal", recipe.seed)
+            else:
+                value = torch.full_like(param, segment.value)
+            for factor in segment.factors:
+                value.mul_(factor)
+        assert value is not None
+        for row in recipe.zero_rows:
+            zero_row_(value, row)
+        return value
+
+    def realized_output(
+        self, x: Stat, weight: Any, layout: str, groups: int, fraction: float, spatial: Spatial | None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """``realized_output`` (this rank's elements and one all-reduce)."""
+        return realized_output(x, weight, layout, groups, fraction, spatial)
+
+    def embedding_moments(self, drawn: Any, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``embedding_moments``."""
+        return embedding_moments(drawn, weights)
+
+    def pooled_variance(self, tensor: torch.Tensor | None) -> float | None:
+        """``pooled_variance`` over this sharding's mesh."""
+        return pooled_variance(tensor, self.mesh)
+
+    def planned_parameters(self, model: nn.Module, ctx: Context) -> contextlib.AbstractContextManager[None]:
+        """``planned_parameters``."""
+        return planned_parameters(model, ctx)

@@ -9,11 +9,7 @@ run produced (``TensorMeta`` for tensors, plain values otherwise), so later rule
 from __future__ import annotations
 
 import contextlib
-import functools
-import math
-import operator
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -23,88 +19,14 @@ from torch.overrides import TorchFunctionMode
 
 from ..._errors import VarpropTypeError, VarpropValueError
 from .foreign_modules import rms_norm_proxy
+from .ir import Graph, Node, Ref, TensorMeta
+from .modules import LEAF_TYPES
+from .shapes import elementwise_meta, meta_output, output_shape
 
-__all__ = ["Graph", "Node", "Ref", "TensorMeta", "build_graph", "is_leaf", "map_refs", "quiet_forward"]
+__all__ = ["build_graph", "is_leaf", "meta_parameters", "quiet_forward", "record", "trace_fx"]
 
 # Tensors kept whole in the IR (indices, masks, small constants); larger floating tensors keep shape and dtype only.
 _KEEP_NUMEL = 1 << 16
-
-
-@dataclass(frozen=True)
-class Ref:
-    """A reference to the output of the node called ``node``."""
-
-    node: str
-
-
-@dataclass(frozen=True)
-class TensorMeta:
-    shape: tuple[int, ...]
-    dtype: torch.dtype
-    value: torch.Tensor | None = None
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def numel(self) -> int:
-        return math.prod(int(size) for size in self.shape)
-
-
-@dataclass
-class Node:
-    """One operation.
-
-    ``op`` is ``input``, ``module`` (target: qualified name), ``function`` (target: the callable), ``method`` (target:
-    tensor method name), ``attr`` (target: qualified name of a parameter or buffer) or ``output``.
-    """
-
-    name: str
-    op: str
-    target: Any
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    meta: Any = None
-
-
-@dataclass
-class Graph:
-    nodes: list[Node]
-    method: str
-    note: str = ""
-
-    def consumers(self) -> dict[str, list[Node]]:
-        users: dict[str, list[Node]] = {node.name: [] for node in self.nodes}
-        for node in self.nodes:
-            for ref in iter_refs((node.args, node.kwargs)):
-                if node not in users[ref.node]:
-                    users[ref.node].append(node)
-        return users
-
-
-def iter_refs(value: Any) -> Iterator[Ref]:
-    if isinstance(value, Ref):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from iter_refs(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from iter_refs(item)
-
-
-def map_refs(value: Any, function: Callable[[Ref], Any]) -> Any:
-    """Replace every ``Ref`` inside nested tuples, lists and dicts by ``function(ref)``."""
-    if isinstance(value, Ref):
-        return function(value)
-    if isinstance(value, tuple):
-        return tuple(map_refs(item, function) for item in value)
-    if isinstance(value, list):
-        return [map_refs(item, function) for item in value]
-    if isinstance(value, dict):
-        return {key: map_refs(item, function) for key, item in value.items()}
-    return value
 
 
 def _meta(value: Any, keep: bool = False) -> Any:
@@ -119,17 +41,11 @@ def _meta(value: Any, keep: bool = False) -> Any:
     return value
 
 
-def _handled_leaf_types() -> tuple[type[nn.Module], ...]:
-    from ..propagation.layers import LEAF_TYPES
-
-    return LEAF_TYPES
-
-
 def is_leaf(module: nn.Module) -> bool:
     """A module recorded as one node: every handled type and any other ``torch.nn`` module except containers."""
     if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
         return False
-    if isinstance(module, _handled_leaf_types()):
+    if isinstance(module, LEAF_TYPES):
         return True
     return type(module).__module__.startswith("torch.nn") or rms_norm_proxy(module) is not None
 
@@ -165,132 +81,6 @@ class _Tracer(fx.Tracer):
         return is_leaf(m)
 
 
-@functools.cache
-def _shape_preserving_types() -> tuple[type[nn.Module], ...]:
-    """Built once (imports deferred: those modules import this one); asked for every module node of a trace."""
-    from ..propagation.layers import DROPOUT_TYPES, NORM_TYPES
-    from .activations import ACTIVATION_MODULE_TYPES
-
-    return (*ACTIVATION_MODULE_TYPES, *DROPOUT_TYPES, *NORM_TYPES, nn.Identity)
-
-
-def _meta_output(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
-    """The output of a common leaf module on ``meta`` input without running it (elementwise modules, norms, Linear,
-    convolutions): running PyTorch's meta kernels costs ~1 ms per call for activations (they go through the reference
-    decompositions), more than all the rest of the analytic pass. ``None``: run the module."""
-    if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or args[0].device.type != "meta":
-        return None
-    x: torch.Tensor = args[0]
-    if isinstance(module, nn.RNNBase):
-        recurrent: Any = _recurrent_meta(module, x)  # (a tuple: the caller passes it on as the module's output)
-        return recurrent  # type: ignore[no-any-return]
-    shape = output_shape(module, tuple(x.shape), x.is_floating_point())
-    # new_empty, not empty_like: on meta, empty_like imports sympy (0.3 s) on first use
-    return None if shape is None else x.new_empty(shape)
-
-
-def _recurrent_meta(module: nn.RNNBase, x: torch.Tensor) -> Any:
-    """(output, h_n) -- (output, (h_n, c_n)) for an LSTM -- of a recurrent module on a ``meta`` input, by the shapes
-    of torch's documentation (its meta kernels decompose the recurrence step by step: seconds for an LSTM)."""
-    if x.dim() not in (2, 3) or x.shape[-1] != module.input_size:
-        return None
-    directions = 2 if module.bidirectional else 1
-    projected = int(getattr(module, "proj_size", 0) or 0)
-    out_size = projected or int(module.hidden_size)
-    batch = () if x.dim() == 2 else (int(x.shape[0 if module.batch_first else 1]),)
-    output = x.new_empty((*x.shape[:-1], directions * out_size))
-    h_n = x.new_empty((directions * int(module.num_layers), *batch, out_size))
-    if isinstance(module, nn.LSTM):
-        return output, (h_n, x.new_empty((directions * int(module.num_layers), *batch, int(module.hidden_size))))
-    return output, h_n
-
-
-def output_shape(module: nn.Module, shape: tuple[int, ...], floating: bool) -> tuple[int, ...] | None:
-    """The output shape of a Linear, ConvNd / ConvTransposeNd, elementwise or normalization module on an input of
-    ``shape`` (``floating``: of a floating dtype), from PyTorch's documented shape formulas; ``None``: not known here
-    (or an input the module would refuse)."""
-    if type(module) is nn.Linear:
-        features = int(module.in_features), int(module.out_features)
-        if not shape or shape[-1] != features[0]:
-            return None
-        return (*shape[:-1], features[1])
-    if isinstance(module, _shape_preserving_types()) and floating:
-        return shape
-    if isinstance(module, nn.modules.conv._ConvNd):
-        return _conv_output(module, shape)
-    if isinstance(module, (nn.TransformerEncoder, nn.TransformerEncoderLayer)) and floating and shape:
-        first = module.layers[0] if isinstance(module, nn.TransformerEncoder) else module
-        return shape if shape[-1] == first.self_attn.embed_dim else None
-    if type(module) is nn.Flatten and shape:
-        start, end = module.start_dim % len(shape), module.end_dim % len(shape)
-        if start <= end:
-            return (*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])
-    return None
-
-
-def _conv_output(module: nn.modules.conv._ConvNd, shape: tuple[int, ...]) -> tuple[int, ...] | None:
-    """A ConvNd / ConvTransposeNd output shape by PyTorch's documented formulas (the first meta convolution of a
-    process would otherwise import PyTorch's decompositions: ~0.5 s)."""
-    dims = len(module.kernel_size)
-    ndim = len(shape)
-    if ndim not in (dims + 1, dims + 2) or shape[-dims - 1] != module.in_channels:
-        return None
-    sizes = []
-    for axis in range(dims):
-        length, kernel, stride = int(shape[ndim - dims + axis]), module.kernel_size[axis], module.stride[axis]
-        dilation, reach = module.dilation[axis], module.dilation[axis] * (module.kernel_size[axis] - 1)
-        if module.transposed:
-            if isinstance(module.padding, str):
-                return None
-            padding, extra = module.padding[axis], module.output_padding[axis]
-            sizes.append((length - 1) * stride - 2 * padding + dilation * (kernel - 1) + extra + 1)
-        elif module.padding == "same":
-            sizes.append(length)
-        else:
-            padding = 0 if module.padding == "valid" else int(module.padding[axis])
-            sizes.append((length + 2 * padding - reach - 1) // stride + 1)
-    if any(size <= 0 for size in sizes):
-        return None  # let PyTorch raise its own error
-    return (*shape[: ndim - dims - 1], int(module.out_channels), *sizes)
-
-
-_ELEMENTWISE_BINARY = frozenset(
-    {operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul, torch.div}
-)
-
-
-def _elementwise_meta(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
-    """The output of ``a + b`` (-, *, /) on ``meta`` tensors of one floating dtype (and Python numbers) by the
-    broadcasting rule, without PyTorch's meta kernels (~0.3 ms per call: a residual add per block). ``None``: run
-    it."""
-    try:
-        if target not in _ELEMENTWISE_BINARY or kwargs or len(args) != 2:
-            return None
-    except TypeError:  # an unhashable target
-        return None
-    tensors = [arg for arg in args if isinstance(arg, torch.Tensor)]
-    if not tensors or any(t.device.type != "meta" or t.dtype != tensors[0].dtype for t in tensors):
-        return None
-    if not tensors[0].is_floating_point() or any(
-        not isinstance(arg, (torch.Tensor, int, float)) or isinstance(arg, bool) for arg in args
-    ):
-        return None
-    shape = _broadcast_shape([tuple(t.shape) for t in tensors])
-    return None if shape is None else tensors[0].new_empty(shape)
-
-
-def _broadcast_shape(shapes: list[tuple[int, ...]]) -> tuple[int, ...] | None:
-    """NumPy's broadcasting rule (aligned from the last dim; a size 1 stretches); ``None``: not broadcastable."""
-    ndim = max(len(shape) for shape in shapes)
-    result = []
-    for axis in range(ndim):
-        sizes = {shape[len(shape) - ndim + axis] for shape in shapes if len(shape) - ndim + axis >= 0} - {1}
-        if len(sizes) > 1:
-            return None  # let PyTorch raise its own error
-        result.append(sizes.pop() if sizes else 1)
-    return tuple(result)
-
-
 class _Recording(fx.Interpreter):
     def __init__(self, root: nn.Module, graph: fx.Graph, inputs: tuple[torch.Tensor, ...]) -> None:
         super().__init__(root, graph=graph)  # (no GraphModule: generating its code costs ~10 ms)
@@ -299,11 +89,11 @@ class _Recording(fx.Interpreter):
         self.placeholders = 0
 
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        shortcut = _meta_output(self.fetch_attr(str(target)), args, kwargs)
+        shortcut = meta_output(self.fetch_attr(str(target)), args, kwargs)
         return shortcut if shortcut is not None else super().call_module(target, args, kwargs)
 
     def call_function(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        shortcut = _elementwise_meta(target, args, kwargs)
+        shortcut = elementwise_meta(target, args, kwargs)
         return shortcut if shortcut is not None else super().call_function(target, args, kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
@@ -526,7 +316,7 @@ def _leaf_graph(model: nn.Module, args: tuple[torch.Tensor, ...]) -> Graph:
         try:
             with meta_parameters(model):
                 on_meta = tuple(t.to("meta") for t in args)
-                out = _meta_output(model, on_meta, {})
+                out = meta_output(model, on_meta, {})
                 out = model(*on_meta) if out is None else out
         except Exception:
             out = model(*args)

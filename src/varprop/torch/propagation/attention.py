@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from ..graph.activations import activation_of_function, activation_of_module
-from ..graph.trace import TensorMeta
-from .layers import normalization, weight_layer
+from ..graph.ir import TensorMeta
+from .layers import weight_layer
+from .normalization import normalization
 from .ops import add_stats, collision
 from .plan import ActivationUse, Context, qualify
 from .stats import Stat, apply_activation, collapse

@@ -10,7 +10,6 @@ at its first call. Dropout is switched off during the pass (its inverted scaling
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -21,9 +20,8 @@ from torch.nn import functional as F  # noqa: N812 - torch's own convention
 from torch.overrides import TorchFunctionMode
 
 from ..._errors import VarpropValueError
-from ..distributed.sharding import planned_parameters, pooled_variance
+from ..graph.modules import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ..graph.trace import quiet_forward
-from ..sampling.fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from .plan import Context, LayerPlan, qualify
 
 __all__ = ["NoDropout", "calibrate", "measure_variances", "planned_stand_ins"]
@@ -246,17 +244,17 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
     instead (and the write stores them); for a sharded model, the plan is written into the shards for the pass and
     the old values restored after.
 
-    Sharded models (``ctx.mesh``): each rank passes its own part of the batch; every measured variance is that of
+    Sharded models (``ctx.sharding``): each rank passes its own part of the batch; every measured variance is that of
     the whole batch (count, sum and centred sum of squares all-reduced), so all ranks apply the same scale."""
     modules = dict(model.named_modules(remove_duplicate=False))
     plans = {plan.name: plan for plan in ctx.layers}
     handles = []
     # Sharded models: statistics pooled over the ranks' parts of the batch (see _distributed).
-    measure = _variance if ctx.mesh is None else functools.partial(pooled_variance, mesh=ctx.mesh)
+    measure = _variance if ctx.sharding is None else ctx.sharding.pooled_variance
     # Small models (``ctx.keep_draws``): every value made at once, before the pass (at most 64 MiB; a stand-in costs
     # ~0.1 ms per operation, as much as a small layer's whole forward); larger ones: stand-ins.
     made: dict[int, torch.Tensor] = {}
-    if ctx.mesh is None and ctx.keep_draws:
+    if ctx.sharding is None and ctx.keep_draws:
         made = {key: ctx.value(recipe.param) for key, recipe in ctx.recipes.items() if key in ctx.param_names}
 
     def rescaler(weight: torch.Tensor) -> Callable[[float], None]:
@@ -296,10 +294,10 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
                     values = {ctx.param_names[key]: value for key, value in made.items()}
                     torch.func.functional_call(model, values, batch, strict=False)
                     ctx.final.update(made)  # (each made value has every scale of its recipe: the write stores it)
-                elif ctx.mesh is None:
+                elif ctx.sharding is None:
                     torch.func.functional_call(model, planned_stand_ins(ctx), batch, strict=False)
                 else:  # FSDP gathers its own shards: write the plan into them for this pass
-                    with planned_parameters(model, ctx):
+                    with ctx.sharding.planned_parameters(model, ctx):
                         model(*batch)
             except Exception as error:
                 shapes = ", ".join(f"{tuple(t.shape)} {t.dtype}" for t in batch)

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..graph.trace import TensorMeta
+from ..graph.ir import TensorMeta
 from .names import AXIS_OPS, COLLAPSE_OPS
 from .ops import add_stats, cat_stats
 from .plan import Context

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..._activation import Activation
 from ..._expression import expression_activation
-from ..graph.trace import Graph, Node, Ref, TensorMeta
+from ..graph.ir import Graph, Node, Ref, TensorMeta
 
 __all__ = ["Formula", "elementwise_formulas", "finite_on", "formula_activation"]
 

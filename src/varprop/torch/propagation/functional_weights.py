@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..graph.trace import Node, TensorMeta
+from ..graph.ir import Node, TensorMeta
 from ..sampling.fans import coverage
 from .layers import embedding, module_weight_layer, weight_layer
 from .names import arg, as_tuple

@@ -1,4 +1,4 @@
-"""Propagation rules of the layers that own parameters: Linear, ConvNd, ConvTransposeNd, Embedding, normalizations.
+"""Propagation rules of the weight layers: Linear, ConvNd, ConvTransposeNd and Embedding.
 
 Weight layers (He et al. 2015): with zero-mean weights of variance sigma^2 and bias 0, the output's pooled second
 moment is fan * sigma^2 * E[x^2], so sigma^2 = target / (fan * E[x^2]). ``fan`` counts the inputs that really reach an
@@ -22,76 +22,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
-from ..distributed import sharding as _distributed
-from ..graph.activations import activation_of_module
-from ..graph.trace import TensorMeta
-from ..sampling.fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, conv_coverage
-from .plan import ActivationUse, Context, LayerPlan, as_numpy, std_for
-from .recurrent import RECURRENT_TYPES
-from .stats import IndexStat, Stat, apply_activation, as_array, channel_view, collapse, scalar_stat
+from ..graph.ir import shape_of
+from ..graph.modules import CONV_TRANSPOSE_LAYERS
+from ..sampling.fans import conv_coverage
+from .plan import Context, LayerPlan, Spatial, SpatialMap, as_numpy, std_for
+from .stats import IndexStat, Stat, as_array, channel_view, collapse, scalar_stat
 
 __all__ = [
-    "LEAF_TYPES",
-    "NORM_TYPES",
     "embedding",
-    "inner_activation",
     "input_maps",
     "module_weight_layer",
-    "normalization",
     "weight_layer",
 ]
-
-NORM_TYPES: tuple[type[nn.Module], ...] = (
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.SyncBatchNorm,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.RMSNorm,
-    nn.InstanceNorm1d,
-    nn.InstanceNorm2d,
-    nn.InstanceNorm3d,
-)
-POOL_TYPES: tuple[type[nn.Module], ...] = (
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveAvgPool3d,
-    nn.AdaptiveMaxPool1d,
-    nn.AdaptiveMaxPool2d,
-    nn.AdaptiveMaxPool3d,
-)
-DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.AlphaDropout,
-    nn.FeatureAlphaDropout,
-)
-LEAF_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Linear,
-    *CONV_LAYERS,
-    *CONV_TRANSPOSE_LAYERS,
-    nn.Embedding,
-    *NORM_TYPES,
-    *POOL_TYPES,
-    *DROPOUT_TYPES,
-    nn.Flatten,
-    nn.Unflatten,
-    nn.Identity,
-    nn.Softmax,
-    nn.MultiheadAttention,
-    nn.TransformerEncoderLayer,
-    nn.TransformerEncoder,
-    *RECURRENT_TYPES,
-)
 
 
 def _sums_over_taps(
@@ -171,9 +113,6 @@ def _realized_output(
     return fraction * mean_np, within, shared
 
 
-SpatialMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
 def input_maps(
     x: Stat, in_channels: int, spatial: tuple[int, ...], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -228,7 +167,7 @@ def weight_layer(
     fraction: float = 1.0,
     rows: slice | None = None,
     bias: torch.Tensor | None = None,
-    spatial: tuple[SpatialMap, tuple[int, ...], tuple[int, ...]] | None = None,
+    spatial: Spatial | None = None,
 ) -> Stat:
     """Choose the std of one weight tensor (or a block of rows of it) and return the output Stat.
 
@@ -239,8 +178,9 @@ def weight_layer(
     out_spatial = spatial[2] if spatial is not None else ()
 
     def realized(block: torch.Tensor) -> tuple[np.ndarray, np.ndarray, float]:
-        if _distributed.is_dtensor(block):
-            return _distributed.realized_output(x_in, block, layout, groups, fraction, spatial)
+        sharding = ctx.sharding_of(block)
+        if sharding is not None:
+            return sharding.realized_output(x_in, block, layout, groups, fraction, spatial)
         if spatial is not None:
             return _spatial_output(x_in, block, in_channels, spatial[0], spatial[1])
         return _realized_output(x_in, block, layout, groups, fraction)
@@ -318,13 +258,9 @@ def tensor_attr(module: nn.Module, name: str) -> torch.Tensor | None:
     return value if isinstance(value, torch.Tensor) else None
 
 
-def _shape(meta: object) -> tuple[int, ...] | None:
-    return meta.shape if isinstance(meta, TensorMeta) else None
-
-
 def module_weight_layer(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: object, out_meta: object) -> Stat:
     """Linear, ConvNd and ConvTransposeNd modules."""
-    in_shape, out_shape = _shape(in_meta), _shape(out_meta)
+    in_shape, out_shape = shape_of(in_meta), shape_of(out_meta)
     out_ndim = len(out_shape) if out_shape is not None else None
     in_ndim = len(in_shape) if in_shape is not None else x.ndim
     bias = tensor_attr(module, "bias")
@@ -429,7 +365,7 @@ def embedding(ctx: Context, key: str, module: nn.Module, x: object, out_meta: ob
     over rows weighted by the example's index histogram (uniform without one), then rescaled to the target."""
     weight = module.weight
     assert isinstance(weight, torch.Tensor)
-    out_shape = _shape(out_meta)
+    out_shape = shape_of(out_meta)
     out_ndim = len(out_shape) if out_shape is not None else None
     plan_key = (id(weight), 0)
     plan = ctx.plan_of.get(plan_key)
@@ -451,8 +387,9 @@ def embedding(ctx: Context, key: str, module: nn.Module, x: object, out_meta: ob
         weights = torch.as_tensor(counts / counts.sum(), dtype=torch.float64, device=rows.device)
     else:
         weights = torch.full((rows.shape[0],), 1.0 / rows.shape[0], dtype=torch.float64, device=rows.device)
-    if _distributed.is_dtensor(rows):
-        mean, var = _distributed.embedding_moments(rows, weights)
+    sharding = ctx.sharding_of(rows)
+    if sharding is not None:
+        mean, var = sharding.embedding_moments(rows, weights)
     else:
         mean = (weights[:, None] * rows).sum(0)
         var = (weights[:, None] * rows * rows).sum(0) - mean * mean
@@ -469,154 +406,6 @@ def embedding(ctx: Context, key: str, module: nn.Module, x: object, out_meta: ob
         out = collapse(out)
     plan.output = out
     return out
-
-
-def _affine(
-    ctx: Context, key: str, module: nn.Module, channels: int, normalized_var: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """New (gamma, beta) of a normalization: (1, 0), or a residual branch end's gamma from the policy's target."""
-    weight = getattr(module, "weight", None)
-    bias = getattr(module, "bias", None)
-    gamma = 1.0
-    if key in ctx.branch_target:
-        target = ctx.target_for(key)
-        gamma = math.sqrt(target / normalized_var) if normalized_var > 0 else 0.0
-        ctx.layers.append(
-            LayerPlan(
-                key,
-                type(module).__name__,
-                ctx.name_of(weight) if weight is not None else "",
-                0.0,
-                0.0,
-                target,
-                gamma,
-                branch=ctx.branch_label.get(key, ""),
-                notes=["residual branch end: gamma set"],
-            )
-        )
-    if isinstance(weight, torch.Tensor):
-        ctx.fill(weight, gamma)
-        gammas = np.full(channels, gamma)
-    else:
-        gammas = np.ones(channels)
-        if gamma != 1.0:
-            ctx.warn(f"{key}: a residual branch ends in a normalization without affine weight; branch not scaled")
-            gammas = np.ones(channels)
-    if isinstance(bias, torch.Tensor):
-        ctx.zero(bias)
-    return gammas, np.zeros(channels)
-
-
-def _eps(module: nn.Module, dtype: torch.dtype | None) -> float:
-    eps = getattr(module, "eps", None)
-    if eps is None:  # RMSNorm's default: torch.finfo(input.dtype).eps
-        return float(torch.finfo(dtype or torch.float32).eps)
-    return float(eps)
-
-
-def inner_activation(module: nn.Module) -> nn.Module | None:
-    """The activation a normalization module applies inside its own forward (timm's ``BatchNormAct2d``,
-    ``GroupNormAct``, ``LayerNormAct``: a ``.act`` submodule, after an optional ``.drop``), ``None`` when there is none
-    or it is the identity."""
-    act = getattr(module, "act", None)
-    if not isinstance(act, nn.Module) or isinstance(act, nn.Identity):
-        return None
-    return act
-
-
-def normalization(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: object) -> Stat:
-    """BatchNorm (batch statistics in training, running statistics in eval), LayerNorm, GroupNorm, RMSNorm,
-    InstanceNorm: the normalized part has unit variance up to v / (v + eps); the affine parameters become (1, 0).
-
-    A normalization with an activation inside (``inner_activation``: timm's ``BatchNormAct2d``) is the normalization
-    followed by that activation (its ``.drop`` is dropout, the identity at initialization): the activation's exact
-    moments at the normalized output's mean and variance, as for an ``nn.ReLU`` module after an ``nn.BatchNorm2d``.
-    """
-    out = _normalize(ctx, key, module, x, in_meta)
-    act_module = inner_activation(module)
-    if act_module is None:
-        return out
-    act = activation_of_module(act_module)
-    where = f"{key}.act" if key else "act"
-    if act is None:
-        owned = [name for name, _ in act_module.named_parameters()]
-        for name in owned:
-            ctx.warn(f"{where}.{name}: owned by unsupported module {type(act_module).__name__}; left as it is")
-        ctx.note_unknown(
-            f"{where} ({type(act_module).__name__})",
-            "treated as identity: output moments = those of its first tensor input",
-        )
-        return out
-    ctx.activations.append(ActivationUse(where, act, out.variance, out.pooled_mean))
-    return apply_activation(act, out, ctx.unit_moments)
-
-
-def _normalize(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: object) -> Stat:
-    """``normalization`` without the inner activation."""
-    in_shape = _shape(in_meta)
-    ndim = len(in_shape) if in_shape is not None else x.ndim
-    dtype = in_meta.dtype if isinstance(in_meta, TensorMeta) else None
-    eps = _eps(module, dtype)
-    if isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
-        x = channel_view(x)
-        dims = len(tuple(module.normalized_shape))
-        size = math.prod(module.normalized_shape)
-        per_unit = dims == 1 and ndim is not None and x.axis == ndim - 1 and x.channels == size
-        stat = x if per_unit else collapse(x)
-        if isinstance(module, nn.LayerNorm):
-            centre = stat.pooled_mean
-            spread = stat.variance
-        else:
-            centre, spread = 0.0, stat.second_moment
-        gamma, beta = _affine(ctx, key, module, stat.channels, spread / (spread + eps))
-        scale = gamma / math.sqrt(spread + eps)
-        mean = (stat.mean - centre) * scale + beta
-        return Stat(mean, stat.var * scale * scale, stat.shared * float(np.mean(scale * scale)), stat.axis, ndim)
-    channel_axis = None if ndim is None else (1 if ndim >= 2 else 0)
-    channels = int(getattr(module, "num_features", getattr(module, "num_channels", 1)))
-    per_channel = x.channels == channels and x.axis == channel_axis
-    stat = x if per_channel else collapse(x)
-    # (channel, position) maps; one position when the Stat has no spatial maps
-    positions = math.prod(stat.spatial) if stat.spatial else 1
-    means = np.broadcast_to(stat.mean.reshape(-1, positions), (channels, positions)).astype(np.float64)
-    variances = np.broadcast_to(stat.var.reshape(-1, positions), (channels, positions)).astype(np.float64)
-    spatial = stat.spatial
-
-    def result(mean: np.ndarray, var: np.ndarray, shared: float) -> Stat:
-        return Stat(mean.reshape(-1), var.reshape(-1), shared, channel_axis, ndim, spatial)
-
-    if isinstance(module, nn.GroupNorm):
-        groups = int(module.num_groups)
-        grouped_mean = means.reshape(groups, -1)
-        grouped_var = variances.reshape(groups, -1)
-        centre = grouped_mean.mean(axis=1, keepdims=True)
-        spread = grouped_mean.var(axis=1, keepdims=True) + grouped_var.mean(axis=1, keepdims=True) + stat.shared
-        gamma, beta = _affine(ctx, key, module, channels, float(np.mean(spread / (spread + eps))))
-        scale = np.repeat((gamma.reshape(groups, -1) / np.sqrt(spread + eps)).reshape(-1, 1), positions, axis=1)
-        centred = (grouped_mean - centre).reshape(channels, positions)
-        return result(centred * scale + beta[:, None], variances * scale**2, stat.shared * float(np.mean(scale**2)))
-    uses_batch = module.training or not getattr(module, "track_running_stats", False)
-    running_mean = getattr(module, "running_mean", None)
-    running_var = getattr(module, "running_var", None)
-    if (
-        isinstance(module, (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d))
-        or uses_batch
-        or running_mean is None
-    ):
-        # Centring per channel removes the channel means and the unknown offsets (constant over the batch and the
-        # positions); a position-dependent mean pattern remains, centred.
-        centre = means.mean(axis=1, keepdims=True)
-        spread = variances.mean(axis=1) + means.var(axis=1)
-        gamma, beta = _affine(ctx, key, module, channels, float(np.mean(spread / (spread + eps))))
-        scale = (gamma / np.sqrt(spread + eps))[:, None]
-        return result((means - centre) * scale + beta[:, None], variances * scale**2, 0.0)
-    gamma, beta = _affine(ctx, key, module, channels, 1.0)
-    assert isinstance(running_var, torch.Tensor)
-    running = running_mean.detach().double().cpu().numpy()[:, None]
-    scale = (gamma / np.sqrt(running_var.detach().double().cpu().numpy() + eps))[:, None]
-    return result(
-        (means - running) * scale + beta[:, None], variances * scale**2, stat.shared * float(np.mean(scale**2))
-    )
 
 
 def input_stat(value: torch.Tensor, input_var: float | None) -> Stat | IndexStat:

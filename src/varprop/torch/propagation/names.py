@@ -9,7 +9,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from ..graph.trace import Node, TensorMeta
+from ..graph.ir import Node, TensorMeta
 from .stats import IndexStat, Stat, scalar_stat
 
 __all__ = [

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..._activation import Activation
-from ..graph.trace import TensorMeta
+from ..graph.ir import TensorMeta
 from .plan import Context
 from .stats import Stat, channel_view, collapse, scalar_stat
 

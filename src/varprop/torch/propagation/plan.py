@@ -16,23 +16,39 @@ parameters already written, and rerunning ``init_model`` with the same seed writ
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..._activation import Activation
 from ..._errors import VarpropError
-from .._tensor_init import LOW_PRECISION
-from ..distributed.sharding import is_dtensor, rank_invariant_draw, zero_row_
+from ..sampling.draws import LOW_PRECISION, is_dtensor
 from ..sampling.orthogonal import ORTHOGONAL_DISTRIBUTIONS
 from ..sampling.sharded_random import block_seed, draw_region, draw_rows_into, name_seed
 from .stats import Stat, UnitMoments
 
-__all__ = ["ActivationUse", "Context", "InitWriteError", "LayerPlan", "Recipe", "keeps_draws", "qualify"]
+__all__ = [
+    "ActivationUse",
+    "Context",
+    "InitWriteError",
+    "LayerPlan",
+    "Recipe",
+    "Sharding",
+    "Spatial",
+    "SpatialMap",
+    "keeps_draws",
+    "qualify",
+]
+
+# A convolution applied to (input map, kernel), and (that map, input spatial shape, output spatial shape).
+SpatialMap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Spatial = tuple[SpatialMap, tuple[int, ...], tuple[int, ...]]
 
 
 def qualify(prefix: str, name: str) -> str:
@@ -119,6 +135,34 @@ class Recipe:
         return reached >= (int(self.param.shape[0]) if self.param.dim() else 1)
 
 
+class Sharding(Protocol):
+    """What a sharded model's ``DTensor`` parameters need beyond the plain path, where the plan and the rules reach
+    them: ``Context.sharding``, set by ``init_model`` for a model with DTensor parameters only (implemented by
+    ``varprop.torch.distributed.sharding.MeshSharding``; nothing on the plain path imports it)."""
+
+    def make(self, ctx: Context, recipe: Recipe) -> torch.Tensor:
+        """A DTensor parameter's new value as planned so far (this rank's elements)."""
+        ...
+
+    def realized_output(
+        self, x: Stat, weight: Any, layout: str, groups: int, fraction: float, spatial: Spatial | None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per-unit output means and variances (and unknown-offset variance) of a layer with a DTensor weight."""
+        ...
+
+    def embedding_moments(self, drawn: Any, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-dimension mean and variance over the rows of a DTensor embedding table, rows weighted by ``weights``."""
+        ...
+
+    def pooled_variance(self, tensor: torch.Tensor | None) -> float | None:
+        """Unbiased variance of all entries of every rank's ``tensor``."""
+        ...
+
+    def planned_parameters(self, model: nn.Module, ctx: Context) -> contextlib.AbstractContextManager[None]:
+        """The planned values written into the parameters' shards for one forward pass, the old ones restored."""
+        ...
+
+
 def _store(param: torch.Tensor, value: torch.Tensor, factor: float | None) -> None:
     """The one operation that writes ``param``: ``value`` (times ``factor``) copied into it."""
     if factor is None:
@@ -154,8 +198,8 @@ class Context:
     calibrate_modules: dict[str, str] = field(default_factory=dict)
     # The propagated value of every graph node (for diagnostics and tests).
     env: dict[str, Any] = field(default_factory=dict)
-    # The device mesh of a sharded model's parameters (see _distributed), None otherwise.
-    mesh: Any = None
+    # A sharded model's DTensor parameters (see ``Sharding``), None otherwise.
+    sharding: Sharding | None = None
     # Work buffers reused by every layer (see ``scratch``), by (purpose, device, dtype), and the size each is given
     # at once (the largest parameter of that device and dtype: one allocation, not one per larger layer, each of
     # which would stay in the process's heap).
@@ -171,6 +215,14 @@ class Context:
     bias_std: float = 0.0
     # The LSTM forget gate's bias (init_model's forget_bias; see _recurrent).
     forget_bias: float = 1.0
+
+    def sharding_of(self, param: torch.Tensor) -> Sharding | None:
+        """The ``Sharding`` that makes ``param``'s values when it is a DTensor, ``None`` for a plain tensor."""
+        if not is_dtensor(param):
+            return None
+        if self.sharding is None:
+            raise VarpropError(f"{self.name_of(param)} is a DTensor, but the plan was made for an unsharded model")
+        return self.sharding
 
     def name_of(self, param: torch.Tensor) -> str:
         return self.param_names.get(id(param), "<parameter>")
@@ -263,8 +315,9 @@ class Context:
         ``read`` reuses (a DTensor: a fresh one): copy what must outlive it (a float64 CPU tensor's ``.numpy()`` is
         a view of the buffer). For statistics; the model is not touched."""
         recipe = self.recipes[id(param)]
-        if is_dtensor(param):
-            value = self._make_dtensor(recipe)
+        sharding = self.sharding_of(param)
+        if sharding is not None:
+            value = sharding.make(self, recipe)
             return value if rows is None else value[rows]
         start, stop = (0, _rows_of(param)) if rows is None else _bounds(rows)
         shape = tuple(param.shape) if rows is None else (stop - start, *param.shape[1:])
@@ -276,8 +329,9 @@ class Context:
         """The new value of ``param`` as planned so far, in ``out`` (contiguous, its shape and dtype) or a tensor of
         its own."""
         recipe = self.recipes[id(param)]
-        if is_dtensor(param):
-            return self._make_dtensor(recipe)
+        sharding = self.sharding_of(param)
+        if sharding is not None:
+            return sharding.make(self, recipe)
         if out is None:
             out = torch.empty(param.shape, dtype=param.dtype, device=param.device)
         self._make(recipe, out, 0, _rows_of(param))
@@ -306,7 +360,16 @@ class Context:
                 offset = segment.rows[0] if segment.rows is not None else 0
                 target.copy_(_rows_view(segment.tensor, low - offset, high - offset))
             elif segment.kind == "bias":
-                target.copy_(_rows_view(rank_invariant_draw(param, segment.value, "normal", recipe.seed), low, high))
+                bias = draw_region(
+                    tuple(param.shape),
+                    [None] * param.dim(),
+                    segment.value,
+                    dtype=param.dtype,
+                    device=param.device,
+                    distribution="normal",
+                    seed=recipe.seed,
+                )
+                target.copy_(_rows_view(bias, low, high))
             else:
                 target.fill_(segment.value)
             if defer and factors and segment.rows is None and len(recipe.segments) == 1 and not recipe.zero_rows:
@@ -394,33 +457,6 @@ class Context:
         )
         return [] if low_precision or segment.value == 1.0 else [segment.value]
 
-    def _make_dtensor(self, recipe: Recipe) -> torch.Tensor:
-        """A DTensor parameter's new value (this rank's elements; whole-tensor segments only)."""
-        param = recipe.param
-        value = param.detach().clone() if not recipe.covers_all() else None
-        for segment in recipe.segments:
-            if segment.rows is not None:  # pragma: no cover - init_model refuses row blocks of DTensors
-                raise VarpropError(f"a block of rows of the DTensor {self.name_of(param)} can not be planned alone")
-            if segment.kind == "draw":
-                low = param.dtype in LOW_PRECISION
-                value = rank_invariant_draw(param, segment.value if low else 1.0, self.distribution, recipe.seed)
-                if not low and segment.value != 1.0:
-                    value.mul_(segment.value)
-            elif segment.kind == "zero":
-                value = torch.zeros_like(param)
-            elif segment.kind == "value" and segment.tensor is not None:
-                value = segment.tensor.clone()
-            elif segment.kind == "bias":
-                value = rank_invariant_draw(param, segment.value, "normal", recipe.seed)
-            else:
-                value = torch.full_like(param, segment.value)
-            for factor in segment.factors:
-                value.mul_(factor)
-        assert value is not None
-        for row in recipe.zero_rows:
-            zero_row_(value, row)
-        return value
-
     # --- the write ----------------------------------------------------------------------------------------------
 
     def write(self) -> None:
@@ -449,8 +485,9 @@ class Context:
 
     def _write_one(self, recipe: Recipe) -> None:
         param = recipe.param
-        if is_dtensor(param):
-            _store(param, self._make_dtensor(recipe), None)
+        sharding = self.sharding_of(param)
+        if sharding is not None:
+            _store(param, sharding.make(self, recipe), None)
             return
         final = self.final.pop(id(param), None)
         if final is not None:

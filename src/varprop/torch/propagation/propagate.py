@@ -16,7 +16,8 @@ from torch.nn.utils import parametrize
 from ..._errors import VarpropTypeError
 from ..graph.activations import activation_of_function, activation_of_method, activation_of_module
 from ..graph.foreign_modules import rms_norm_proxy
-from ..graph.trace import Graph, Node, Ref, TensorMeta, iter_refs, map_refs
+from ..graph.ir import Graph, Node, Ref, TensorMeta, iter_refs, map_refs
+from ..graph.modules import DROPOUT_TYPES, NORM_TYPES, POOL_TYPES, RECURRENT_TYPES
 from .attention import (
     attention_output,
     attention_token_correlation,
@@ -29,7 +30,7 @@ from .attention import (
 from .direct import DirectParameter, combine, unwrap
 from .elementwise import elementwise_formulas
 from .functional_weights import FunctionalWeightRules
-from .layers import DROPOUT_TYPES, NORM_TYPES, POOL_TYPES, embedding, module_weight_layer, normalization
+from .layers import embedding, module_weight_layer
 from .names import (
     AXIS_OPS,
     CASTS,
@@ -48,6 +49,7 @@ from .names import (
     output_stats,
     tensor_stat,
 )
+from .normalization import normalization
 from .ops import (
     add_stats,
     cat_stats,
@@ -60,7 +62,7 @@ from .ops import (
     square_stat,
 )
 from .plan import ActivationUse, Context
-from .recurrent import RECURRENT_TYPES, recurrent
+from .recurrent import recurrent
 from .residual import STREAM_OPS, analyze, block_branch_rule, register_branches
 from .stats import IndexStat, Stat, apply_activation, channel_view, collapse, scalar_stat
 from .tied import first_use, record_tied_use

@@ -53,14 +53,13 @@ from torch import nn
 from ... import activation
 from ..._activation import Activation
 from ...dynamics import arccos_cross_moment
-from ..graph.trace import TensorMeta
+from ..graph.ir import TensorMeta
 from ..sampling.sharded_random import draw_region, name_seed
 from .plan import Context, LayerPlan, qualify
 from .stats import Stat, UnitMoments, collapse, scalar_stat
 
-__all__ = ["FORGET_BIAS", "INPUT_SHARE", "RECURRENT_TYPES", "orthogonal_block", "recurrent"]
+__all__ = ["FORGET_BIAS", "INPUT_SHARE", "orthogonal_block", "recurrent"]
 
-RECURRENT_TYPES: tuple[type[nn.Module], ...] = (nn.RNN, nn.LSTM, nn.GRU)
 # Share of each gate's pre-activation variance that comes from the input (the rest from the recurrence).
 INPUT_SHARE = 0.5
 # Jozefowicz, Zaremba & Sutskever (2015), sec. 2.2: "setting the bias of the forget gate to a large value such as 1".

@@ -26,10 +26,10 @@ from typing import Any
 from torch import nn
 
 from ..graph.activations import activation_of_module, is_activation_function, is_activation_method
-from ..graph.trace import Graph, Node, Ref, iter_refs
-from ..sampling.fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
-from .layers import NORM_TYPES, inner_activation
+from ..graph.ir import Graph, Node, Ref, iter_refs
+from ..graph.modules import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, NORM_TYPES
 from .names import AXIS_OPS
+from .normalization import inner_activation
 from .plan import Context, qualify
 from .stats import Stat
 

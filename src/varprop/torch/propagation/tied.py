@@ -101,7 +101,7 @@ def measure_tied_uses(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor,
     """The output variance of every tied weight's later use, measured with the planned weights on ``batch`` (one
     forward pass; see the module docstring): it becomes the row's prediction and target. Returns the measured Stat
     by id of the propagated one it replaces (a model output that is such a use's output is replaced too)."""
-    uses = _later_uses(ctx) if ctx.mesh is None else []
+    uses = _later_uses(ctx) if ctx.sharding is None else []
     modules = dict(model.named_modules(remove_duplicate=False))
     uses = [plan for plan in uses if plan.name in modules]
     if not uses:

@@ -18,9 +18,9 @@ from torch import nn
 
 from ..._errors import VarpropError, VarpropWarning
 from ..graph.foreign_modules import rms_norm_proxy
-from ..graph.trace import Node
+from ..graph.ir import Node
+from ..graph.modules import NORM_TYPES
 from .elementwise import Formula, finite_on, formula_activation
-from .layers import NORM_TYPES
 from .names import Unknown, canonical, kept_embedding
 from .plan import ActivationUse, Context
 from .stats import Stat, apply_activation, scalar_stat

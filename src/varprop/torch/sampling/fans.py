@@ -11,11 +11,10 @@ import torch
 from torch import nn
 
 from ..._errors import VarpropTypeError, VarpropValueError
+from ..graph.modules import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 
-__all__ = ["CONV_LAYERS", "CONV_TRANSPOSE_LAYERS", "WEIGHT_LAYERS", "Fans", "conv_coverage", "coverage", "fans"]
+__all__ = ["WEIGHT_LAYERS", "Fans", "conv_coverage", "coverage", "fans"]
 
-CONV_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-CONV_TRANSPOSE_LAYERS: tuple[type[nn.Module], ...] = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 WEIGHT_LAYERS: tuple[type[nn.Module], ...] = (
     nn.Linear,
     nn.Bilinear,

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from .._tensor_init import LOW_PRECISION, draw, fill
+from .draws import LOW_PRECISION, draw, fill
 from .orthogonal import ORTHOGONAL_DISTRIBUTIONS, orthogonal_unit
 
 __all__ = [
