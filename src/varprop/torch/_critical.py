@@ -14,7 +14,7 @@ from torch import nn
 
 from .._activation import Activation
 from .._errors import VarpropValueError
-from ..dynamics._criticality import CriticalPoint, critical_point
+from ..dynamics import CriticalPoint, critical_point
 from .graph.activations import activation_of_function, activation_of_method, activation_of_module
 from .graph.ir import Graph
 

@@ -14,10 +14,8 @@ import numpy as np
 
 from ..._activation import Activation
 from ..._errors import VarpropWarning
-from ...dynamics._drift import escape_layers, predict_drift
-from ...dynamics._variance_map import classify, depth_scale, stability
-from ...dynamics._verdicts import stability_verdict
-from ...gains._gain import gain
+from ...dynamics import classify, depth_scale, escape_layers, predict_drift, stability, stability_verdict
+from ...gains import gain
 from ..propagation.plan import ActivationUse, LayerPlan
 
 __all__ = ["ActivationRow", "InitReport", "LayerRow", "stability_of"]
