@@ -190,7 +190,9 @@ def test_unsharded_init_model_never_enters_distributed(monkeypatch: pytest.Monke
     monkeypatch.setattr(sharding, "MeshSharding", lambda *args: called.append("MeshSharding"))
     model = nn.Sequential(nn.Embedding(10, 8, padding_idx=0), nn.Linear(8, 8), nn.ELU(), nn.Linear(8, 2))
     generator = torch.Generator().manual_seed(0)
-    report = vt.init_model(model, torch.randint(0, 10, (16, 4)), generator=generator, calibrate="gaussian")
+    report = vt.init_model(
+        model, torch.randint(0, 10, (16, 4), generator=generator), generator=generator, calibrate="gaussian"
+    )
     vt.init_module_(model[0], generator=generator)
     vt.init_(model[1].weight, "elu", generator=generator, rank_invariant=True)
     assert called == [] and len(report.layers) == 3
