@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..dynamics._qcurve import QCurve
-from ..moments._engine import Moments
+from .. import Moments
+from ..dynamics import QCurve
 from ._text import columns
 
 __all__ = ["MonteCarloPoint", "ReportSummary", "SchemeResult", "StabilityResult"]

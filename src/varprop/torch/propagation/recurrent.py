@@ -50,8 +50,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import activation, arccos_cross_moment
+from ... import activation
 from ...activations._activation import Activation
+from ...dynamics import arccos_cross_moment
 from ..graph.ir import TensorMeta
 from ..sampling.sharded_random import draw_region, name_seed
 from .plan import Context, LayerPlan, qualify
@@ -136,7 +137,7 @@ def _first_moment(name: str, mean: float, var: float) -> float:
 
 def _cross(name: str, mean: Any, var1: FloatArray, var2: FloatArray, cov: FloatArray) -> FloatArray:
     """E[phi(u) phi(v)] for (u, v) jointly Gaussian with means (mean, mean), variances (var1, var2) and covariance
-    cov (arrays). ReLU (zero mean): the arc-cosine kernel (Cho & Saul 2009, ``varprop.arccos_cross_moment``);
+    cov (arrays). ReLU (zero mean): the arc-cosine kernel (Cho & Saul 2009, ``varprop.dynamics.arccos_cross_moment``);
     sigmoid and tanh: E over z of phi(mean + sd1 z) E[phi(v) | z], v | z ~ N(mean + corr sd2 z, sd2^2 (1 - corr^2))
     (trapezoidal rule outside, the moment engine inside)."""
     var1, var2, cov = (np.asarray(a, dtype=np.float64) for a in (var1, var2, cov))

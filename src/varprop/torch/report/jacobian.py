@@ -237,7 +237,7 @@ def jacobian_spectrum(
     Dynamical isometry (Saxe et al. 2014; Pennington, Schoenholz & Ganguli 2017): a deep net whose
     Jacobian J = d y / d x has all singular values near 1 passes signals and gradients through every
     depth undistorted; the spread p90/p10 of the singular values measures how far a net is from it.
-    The prediction for plain nets is ``varprop.predict_jacobian_spectrum``. Each input is passed
+    The prediction for plain nets is ``varprop.dynamics.predict_jacobian_spectrum``. Each input is passed
     alone (a batch of one) in the model's current mode; the model and its gradients are not changed.
 
     Args:
