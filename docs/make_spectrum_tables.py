@@ -2,7 +2,7 @@
 
     python docs/make_spectrum_tables.py > /tmp/spectrum_tables.md
 
-Tables: the free-probability prediction (``varprop.predict_jacobian_spectrum``) for a 30-layer tanh net with
+Tables: the free-probability prediction (``varprop.dynamics.predict_jacobian_spectrum``) for a 30-layer tanh net with
 Gaussian and orthogonal weights, at varprop's target_var = 1 gain and on the edge of chaos at q* = 1/64; the
 same nets initialized by ``varprop.torch.init_model`` and measured with ``varprop.torch.jacobian_spectrum``
 (width 128, 4 inputs, seeds fixed below); the predicted spread over depth. Takes about a minute on one core.
@@ -56,7 +56,7 @@ def prediction_table() -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, weight_std, bias_std, distribution in settings():
-        p = varprop.predict_jacobian_spectrum("tanh", weight_std, DEPTH, bias_std=bias_std, distribution=distribution)
+        p = varprop.dynamics.predict_jacobian_spectrum("tanh", weight_std, DEPTH, bias_std=bias_std, distribution=distribution)
         cells = [label, f"{weight_std:.6f}", f"{bias_std:.6f}", f"{p.q:.6g}", f"{p.chi1:.6f}"]
         cells += [fmt(p.percentiles[level]) for level in (10, 50, 90)] + [fmt(p.spread)]
         lines.append("| " + " | ".join(cells) + " |")
@@ -93,7 +93,7 @@ def measured_table() -> list[str]:
     batch = torch.randn(4, WIDTH, generator=torch.Generator().manual_seed(SEED + 1))
     weight_std, bias_std = critical_scales()
     predicted = {
-        (kind, critical): varprop.predict_jacobian_spectrum(
+        (kind, critical): varprop.dynamics.predict_jacobian_spectrum(
             "tanh",
             weight_std if critical else float(varprop.gain("tanh", 1.0)),
             DEPTH,
@@ -137,7 +137,7 @@ def depth_table() -> list[str]:
     ]
     for depth in DEPTHS:
         spreads = [
-            varprop.predict_jacobian_spectrum("tanh", weight_std, depth, bias_std=bias_std, distribution=kind).spread
+            varprop.dynamics.predict_jacobian_spectrum("tanh", weight_std, depth, bias_std=bias_std, distribution=kind).spread
             for kind in ("gaussian", "orthogonal")
         ]
         lines.append(f"| {depth} | " + " | ".join(fmt(value) for value in spreads) + " |")

@@ -22,7 +22,7 @@ def mlp(depth: int = 30, width: int = 128) -> nn.Sequential:
 
 def main() -> None:
     print(varprop.stability("tanh", var=1.0).verdict)
-    point = varprop.critical_point("tanh")
+    point = varprop.dynamics.critical_point("tanh")
     print(f"critical point: sigma_w {point.weight_std:.6g}, sigma_b {point.bias_std:.6g}, q* {point.q:g}")
     batch = torch.randn(256, 128, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     for label, options in (

@@ -96,12 +96,12 @@ def test_critical_point_of_tanh_against_mpmath() -> None:
     assert point.depth_scale_q == pytest.approx(-1.0 / math.log(point.slope), rel=1e-12)
     assert point.gradient_factor(30) == pytest.approx(1.0, abs=1e-11)
     # the point really is a fixed point with chi1 = 1 under the core's maps
-    vmap = varprop.variance_map("tanh", point.weight_std, point.bias_std)
+    vmap = varprop.dynamics.variance_map("tanh", point.weight_std, point.bias_std)
     assert float(vmap(q)) == pytest.approx(q, rel=1e-13)
     assert float(vmap.backward(q)) == pytest.approx(1.0, rel=1e-13)
-    assert float(varprop.correlation_map("tanh", point.weight_std, point.bias_std, var=q).chi1) == pytest.approx(
-        1.0, rel=1e-12
-    )
+    assert float(
+        varprop.dynamics.correlation_map("tanh", point.weight_std, point.bias_std, var=q).chi1
+    ) == pytest.approx(1.0, rel=1e-12)
 
 
 def test_tanh_critical_line_published_values() -> None:
@@ -111,7 +111,7 @@ def test_tanh_critical_line_published_values() -> None:
     # series: E[sech^4(sqrt(q) z)] = 1 - 2q + O(q^2), so sigma_w = 1 + q + O(q^2)
     assert near_zero.weight_std == pytest.approx(1.0 + 1e-6, abs=1e-11)
     assert near_zero.bias_std < 1e-8
-    point = varprop.edge_of_chaos("tanh", math.sqrt(0.05))
+    point = varprop.dynamics.edge_of_chaos("tanh", math.sqrt(0.05))
     assert round(point.weight_std**2, 2) == 1.76
     again = critical_point("tanh", var=point.q)
     assert again.weight_std == pytest.approx(point.weight_std, rel=1e-12)

@@ -36,14 +36,14 @@ CASES = [(q, c) for q in (0.1, 1.0, 10.0, 30.0, 100.0) for c in (-0.99, -0.3, 0.
 def test_trig_cross_moments_exact_at_any_q(name: str, q: float, c: float) -> None:
     """Quadrature lost 1.7e-9 at q = 10 and 1e-3 at q = 100; at q = 100, c = 0.3 it gave -9.49e-12 for 1.99e-31."""
     exact = _mp_trig(name, 0.0, 0.0, q, q, c)
-    value, error = varprop.cross_moment(name, c, q, with_error=True)
+    value, error = varprop.dynamics.cross_moment(name, c, q, with_error=True)
     assert value == pytest.approx(exact, rel=1e-13, abs=0), f"{name} q={q} c={c}: {value!r} vs {exact!r}"
     assert abs(value - exact) <= error
 
 
 def test_issue_value_sin_q100_c03() -> None:
-    assert varprop.cross_moment("sin", 0.3, 100.0) == pytest.approx(math.exp(-100) * math.sinh(30), rel=1e-14)
-    assert varprop.cross_moment("sin", 0.3, 100.0) == pytest.approx(1.98772486795e-31, rel=1e-11)
+    assert varprop.dynamics.cross_moment("sin", 0.3, 100.0) == pytest.approx(math.exp(-100) * math.sinh(30), rel=1e-14)
+    assert varprop.dynamics.cross_moment("sin", 0.3, 100.0) == pytest.approx(1.98772486795e-31, rel=1e-11)
 
 
 @pytest.mark.parametrize(
@@ -54,30 +54,30 @@ def test_formulas_and_means(text: str, name: str, amplitude: float, slope: float
     m1, m2, q1, q2, c = 0.4, -1.1, 2.0, 0.5, 0.6
     # amplitude^2 E[f(a u1 + b) f(a u2 + b)]: shift the means by b / a.
     exact = amplitude**2 * _mp_trig(name, m1 + intercept / slope, m2 + intercept / slope, q1, q2, c, slope)
-    value = varprop.cross_moment(text, c, q1, var2=q2, mean=m1, mean2=m2)
+    value = varprop.dynamics.cross_moment(text, c, q1, var2=q2, mean=m1, mean2=m2)
     assert value == pytest.approx(exact, rel=1e-13, abs=0)
 
 
 def test_derivative_cross_moment_of_sin_is_cos() -> None:
-    value = varprop.cross_moment("sin", 0.5, 3.0, derivative=True)
+    value = varprop.dynamics.cross_moment("sin", 0.5, 3.0, derivative=True)
     assert value == pytest.approx(_mp_trig("cos", 0, 0, 3.0, 3.0, 0.5), rel=1e-14)
 
 
 @pytest.mark.parametrize(("q", "c"), [(100.0, 0.3), (100.0, 0.99), (1.0, 0.5), (300.0, 0.99)])
 def test_exp_cross_moment_exact(q: float, c: float) -> None:
     """exp: 1.45e-8 relative error at q = 100, c = 0.3; ConvergenceError at c = 0.99 though e^199 is a float."""
-    assert varprop.cross_moment("exp(x)", c, q) == pytest.approx(math.exp(q * (1 + c)), rel=1e-13, abs=0)
+    assert varprop.dynamics.cross_moment("exp(x)", c, q) == pytest.approx(math.exp(q * (1 + c)), rel=1e-13, abs=0)
 
 
 def test_exp_cross_moment_overflow_names_the_input() -> None:
     with pytest.raises(ConvergenceError, match=r"corr=0\.9.*var=400\.0.*float64 range"):
-        varprop.cross_moment("exp(x)", 0.9, 400.0)
+        varprop.dynamics.cross_moment("exp(x)", 0.9, 400.0)
 
 
 @pytest.mark.parametrize(("q", "c"), [(q, c) for q in (1.0, 10.0, 30.0, 100.0) for c in (-0.7, 0.1, 0.6, 0.9, 0.99)])
 def test_quadrature_error_estimate_bounds_oscillatory_truth(q: float, c: float) -> None:
     """sin(x) + 1 has no closed form here: E = e^-q sinh(q c) + 1; the estimate must bound the true error."""
-    value, error = varprop.cross_moment("sin(x)+1", c, q, with_error=True)
+    value, error = varprop.dynamics.cross_moment("sin(x)+1", c, q, with_error=True)
     truth = math.exp(-q) * math.sinh(q * c) + 1.0
     assert abs(value - truth) <= error, f"q={q} c={c}: true error {abs(value - truth):.3e} > estimate {error:.3e}"
     assert error <= 1e-2  # and it says how good the number is, not just "something"
@@ -85,6 +85,6 @@ def test_quadrature_error_estimate_bounds_oscillatory_truth(q: float, c: float) 
 
 def test_quadrature_rtol_raises_when_not_reached() -> None:
     with pytest.raises(ConvergenceError, match=r"estimated error .* exceeds rtol=1e-12"):
-        varprop.cross_moment("sin(x)+1", 0.99, 100.0, rtol=1e-12)
-    value = varprop.cross_moment("tanh", 0.5, 1.0, rtol=1e-10)  # reached: no error
+        varprop.dynamics.cross_moment("sin(x)+1", 0.99, 100.0, rtol=1e-12)
+    value = varprop.dynamics.cross_moment("tanh", 0.5, 1.0, rtol=1e-10)  # reached: no error
     assert isinstance(value, float)

@@ -1,4 +1,4 @@
-"""The free-probability prediction of the Jacobian spectrum (varprop.dynamics._free_probability) against oracles.
+"""The free-probability prediction of the Jacobian spectrum (varprop.dynamics) against oracles.
 
 Oracles: Fuss-Catalan numbers (moments of a product of L Wishart matrices, exact integers), the
 Marchenko-Pastur law's percentiles (mpmath quadrature of the closed-form density, 30 digits), the
@@ -16,13 +16,8 @@ import pytest
 
 import varprop
 from varprop._errors import ConvergenceError, VarpropValueError
-from varprop.dynamics._free_probability import (
-    _Rule,
-    _slope_moments,
-    jacobian_moments,
-    predict_jacobian_spectrum,
-    sample_jacobian_singular_values,
-)
+from varprop.dynamics._free_probability import _slope_moments, jacobian_moments
+from varprop.dynamics._jacobian_spectrum import _Rule, predict_jacobian_spectrum, sample_jacobian_singular_values
 
 
 def fuss_catalan(depth: int, k: int) -> int:
@@ -88,7 +83,7 @@ def test_marchenko_pastur_percentiles() -> None:
 )
 def test_density_reproduces_the_series_moments(act: str, bias_std: float, distribution: str, depth: int) -> None:
     """The density route (Newton on the Stieltjes transform) against the moment route (power series)."""
-    weight_std = 1.0 if act == "identity" else varprop.edge_of_chaos(act, bias_std).weight_std
+    weight_std = 1.0 if act == "identity" else varprop.dynamics.edge_of_chaos(act, bias_std).weight_std
     prediction = predict_jacobian_spectrum(
         act, weight_std, depth, bias_std=bias_std, distribution=distribution, points_per_decade=200
     )
@@ -113,7 +108,7 @@ def test_rule_matches_the_engine(act: str, var: float) -> None:
 
 def test_tanh_against_monte_carlo() -> None:
     """Random tanh nets on the edge of chaos (orthogonal and Gaussian weights) against the prediction."""
-    point = varprop.edge_of_chaos("tanh", 0.1)
+    point = varprop.dynamics.edge_of_chaos("tanh", 0.1)
     for distribution in ("orthogonal", "gaussian"):
         prediction = predict_jacobian_spectrum("tanh", point.weight_std, 6, bias_std=0.1, distribution=distribution)
         sample = sample_jacobian_singular_values(
@@ -130,7 +125,7 @@ def test_tanh_against_monte_carlo() -> None:
 def test_critical_orthogonal_tanh_is_isometric_and_gaussian_at_var_1_is_not() -> None:
     """Pennington et al. 2017's contrast at L = 30: orthogonal weights at chi1 = 1 and small q* vs Gaussian at q = 1."""
     gaussian = predict_jacobian_spectrum("tanh", varprop.gain("tanh", 1.0), 30)
-    point = varprop.edge_of_chaos("tanh", 0.05)
+    point = varprop.dynamics.edge_of_chaos("tanh", 0.05)
     critical = predict_jacobian_spectrum("tanh", point.weight_std, 30, bias_std=0.05, distribution="orthogonal")
     assert critical.chi1 == pytest.approx(1.0, rel=1e-12)
     assert gaussian.chi1 == pytest.approx(1.1778, rel=1e-4)  # varprop.stability('tanh', var=1).chi1
@@ -162,7 +157,7 @@ def test_bad_input() -> None:
 
 def test_not_converged_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     """Newton's method that runs out of steps raises ConvergenceError with the point and the last step."""
-    from varprop.dynamics import _free_probability as free
+    from varprop.dynamics import _jacobian_spectrum as free
 
     monkeypatch.setattr(free, "_NEWTON_STEPS", 1)
     monkeypatch.setattr(free, "_NEWTON_FLOOR", 0.0)

@@ -67,8 +67,8 @@ def _depth() -> Any:
 
 
 def _phase() -> Any:
-    diagram = varprop.phase_diagram("tanh", np.linspace(0.0, 1.0, 6), np.linspace(0.5, 3.0, 6))
-    edge = varprop.edge_of_chaos_curve("tanh", [0.0, 0.5])
+    diagram = varprop.dynamics.phase_diagram("tanh", np.linspace(0.0, 1.0, 6), np.linspace(0.5, 3.0, 6))
+    edge = varprop.dynamics.edge_of_chaos_curve("tanh", [0.0, 0.5])
     return plotting.phase_diagram_figure(diagram, edge, title="tanh")
 
 
@@ -80,15 +80,15 @@ def _stability() -> Any:
 def _variance_map() -> Any:
     weight = float(varprop.gain("elu"))
     points = [point for point in varprop.fixed_point("elu", weight_std=weight) if point.q > 0]
-    return plotting.variance_map_figure(varprop.variance_map("elu", weight_std=weight), points)
+    return plotting.variance_map_figure(varprop.dynamics.variance_map("elu", weight_std=weight), points)
 
 
 def _spectrum() -> Any:
     predicted = {
-        "Gaussian": varprop.predict_jacobian_spectrum("tanh", 1.2, 4),
-        "orthogonal": varprop.predict_jacobian_spectrum("identity", 1.0, 4, distribution="orthogonal"),
+        "Gaussian": varprop.dynamics.predict_jacobian_spectrum("tanh", 1.2, 4),
+        "orthogonal": varprop.dynamics.predict_jacobian_spectrum("identity", 1.0, 4, distribution="orthogonal"),
     }
-    measured = {"Gaussian": varprop.sample_jacobian_singular_values("tanh", 1.2, 4, 64)}
+    measured = {"Gaussian": varprop.dynamics.sample_jacobian_singular_values("tanh", 1.2, 4, 64)}
     return plotting.jacobian_spectrum_figure(predicted, measured, title="spectrum")
 
 

@@ -30,14 +30,14 @@ def test_fixed_point_with_mean_satisfies_the_equations(
     mean: float, var: float, weight_sum: float, weight_sum_squares: float
 ) -> None:
     """mpmath's E[selu(z)], Var[selu(z)] at varprop's (alpha, scale) are (mean, var) to 1e-14."""
-    alpha, scale = varprop.selu_parameters(var, mean, weight_sum=weight_sum, weight_sum_squares=weight_sum_squares)
+    alpha, scale = varprop.selu.selu_parameters(var, mean, weight_sum=weight_sum, weight_sum_squares=weight_sum_squares)
     with mp.workdps(30):
         m = mp.mpf(mean) * mp.mpf(weight_sum)
         s = mp.sqrt(mp.mpf(var) * mp.mpf(weight_sum_squares))
         first, second = _mp_moments(mp.mpf(alpha), mp.mpf(scale), m, s)
         assert float(first) == pytest.approx(mean, rel=1e-14, abs=1e-16)
         assert float(second - first**2) == pytest.approx(var, rel=1e-14)
-    mapped = varprop.selu_moment_map(
+    mapped = varprop.selu.selu_moment_map(
         mean, var, alpha=alpha, scale=scale, weight_sum=weight_sum, weight_sum_squares=weight_sum_squares
     )
     assert mapped == pytest.approx((mean, var), rel=1e-13, abs=1e-15)
@@ -46,7 +46,7 @@ def test_fixed_point_with_mean_satisfies_the_equations(
 def test_fixed_point_with_mean_against_mpmath_findroot() -> None:
     """The root itself, solved by mp.findroot from varprop's answer perturbed by 10%."""
     mean, var = 0.1, 1.0
-    alpha, scale = varprop.selu_parameters(var, mean)
+    alpha, scale = varprop.selu.selu_parameters(var, mean)
     with mp.workdps(30):
 
         def equations(a: mp.mpf, lam: mp.mpf) -> list[mp.mpf]:
@@ -60,11 +60,11 @@ def test_fixed_point_with_mean_against_mpmath_findroot() -> None:
 
 def test_zero_mean_keeps_the_paper_constants() -> None:
     """alpha_01 = 1.6732632423543772848, lambda_01 = 1.0507009873554804934 (Klambauer et al. 2017, eq. 14)."""
-    alpha, scale = varprop.selu_parameters(1.0, 0.0)
+    alpha, scale = varprop.selu.selu_parameters(1.0, 0.0)
     assert alpha == pytest.approx(1.6732632423543772848, rel=2e-16)
     assert scale == pytest.approx(1.0507009873554804934, rel=2e-16)
 
 
 def test_unreachable_fixed_point_names_the_input() -> None:
     with pytest.raises(VarpropValueError, match=r"no SELU .* fixed point mean=2\.0, var=0\.1"):
-        varprop.selu_parameters(0.1, 2.0)
+        varprop.selu.selu_parameters(0.1, 2.0)

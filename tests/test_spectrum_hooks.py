@@ -40,7 +40,7 @@ def test_report_draws_measured_and_predicted_spectra(tmp_path: Path, monkeypatch
     assert page.count('src="data:image/png;base64,') == len(summary.figures)
     # The figure shows the public API's numbers: the prediction at the report's gain and q, and the samples.
     for label, distribution in (("Gaussian", "gaussian"), ("orthogonal", "orthogonal")):
-        expected = varprop.sample_jacobian_singular_values(
+        expected = varprop.dynamics.sample_jacobian_singular_values(
             "tanh", summary.gain, 6, 48, q=1.0, distribution=distribution, seed=0
         )
         np.testing.assert_array_equal(drawn["measured"][label], expected)

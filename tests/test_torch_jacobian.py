@@ -17,7 +17,7 @@ from varprop.dynamics._variance_map import gaussian_rows
 
 
 def plain_tanh(width: int, depth: int) -> nn.Sequential:
-    """depth x (Linear, Tanh): J = D_L W_L ... D_1 W_1, the net of varprop.predict_jacobian_spectrum."""
+    """depth x (Linear, Tanh): J = D_L W_L ... D_1 W_1, the net of varprop.dynamics.predict_jacobian_spectrum."""
     layers: list[nn.Module] = []
     for _ in range(depth):
         layers += [nn.Linear(width, width), nn.Tanh()]
@@ -102,7 +102,9 @@ def test_measured_spectrum_matches_free_probability() -> None:
     input_std = math.sqrt(q - bias_std**2) / weight_std  # so that the first pre-activations have variance q*
     batch = input_std * torch.randn(4, 256, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     measured = vt.jacobian_spectrum(model, batch, inputs=4)
-    predicted = varprop.predict_jacobian_spectrum("tanh", weight_std, 20, bias_std=bias_std, distribution="orthogonal")
+    predicted = varprop.dynamics.predict_jacobian_spectrum(
+        "tanh", weight_std, 20, bias_std=bias_std, distribution="orthogonal"
+    )
     values, weights = measured.pooled()
     for level, value in predicted.percentiles.items():
         fraction = float(weights[values <= value].sum())
@@ -148,7 +150,7 @@ def test_issue_11_criterion_with_init_model_options() -> None:
         critical_spectrum.percentiles,
     )
     point = report.settings["critical"]
-    predicted = varprop.predict_jacobian_spectrum(
+    predicted = varprop.dynamics.predict_jacobian_spectrum(
         "tanh", point["sigma_w"], 30, bias_std=point["sigma_b"], distribution="orthogonal"
     )
     assert critical_spectrum.spread == pytest.approx(predicted.spread, rel=0.15), critical_spectrum.percentiles

@@ -11,9 +11,9 @@ torch = pytest.importorskip("torch")
 from torch.nn import functional as F  # noqa: E402, N812
 
 import varprop  # noqa: E402
-from varprop.torch._attention import tilt_variance  # noqa: E402
-from varprop.torch._ops import _max_moments, collision, reshape_stat  # noqa: E402
-from varprop.torch._stats import Stat, UnitMoments, apply_activation  # noqa: E402
+from varprop.torch.propagation.attention import tilt_variance  # noqa: E402
+from varprop.torch.propagation.ops import _max_moments, collision, reshape_stat  # noqa: E402
+from varprop.torch.propagation.stats import Stat, UnitMoments, apply_activation  # noqa: E402
 
 REGIMES = [
     # (spread of unit means, variance range): shallow layers, deep ReLU-like layers (offsets dominate), wide variance

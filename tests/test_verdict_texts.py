@@ -23,7 +23,7 @@ def test_fixedpoint_shows_the_phase(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_fixedpoint_on_the_edge_of_chaos_is_critical(capsys: pytest.CaptureFixture[str]) -> None:
-    point = varprop.edge_of_chaos("tanh", 0.3)
+    point = varprop.dynamics.edge_of_chaos("tanh", 0.3)
     assert main(["fixedpoint", "tanh", "--weight-std", repr(point.weight_std), "--bias-std", "0.3", "--json"]) == 0
     (shown,) = json.loads(capsys.readouterr().out)["fixed_points"]
     assert shown["phase"] == "critical" and shown["chi1"] == pytest.approx(1.0, abs=1e-12)

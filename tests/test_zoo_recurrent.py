@@ -14,7 +14,7 @@ from torch import nn  # noqa: E402
 import varprop  # noqa: E402
 import varprop.torch as vt  # noqa: E402
 from varprop import VarpropValueError  # noqa: E402
-from varprop.torch import _recurrent  # noqa: E402
+from varprop.torch.propagation import recurrent as _recurrent  # noqa: E402
 from zoo.oracle import ANALYTIC_BAND, run_case  # noqa: E402
 from zoo.recurrent import RECURRENT, STEPS, gate_blocks, recurrent_case, step_variances  # noqa: E402
 
@@ -84,7 +84,7 @@ def test_tanh_rnn_gain_from_the_exact_moments() -> None:
 
 @pytest.mark.parametrize("name", ["sigmoid", "tanh"])
 def test_two_time_moments_against_varprop_cross_moment(name: str) -> None:
-    """The Gauss-Hermite product rule of the recurrence's two-time moments against varprop.cross_moment (nested
+    """The Gauss-Hermite product rule of the recurrence's two-time moments against varprop.dynamics.cross_moment (nested
     adaptive quadrature, ~1e-14 against mpmath)."""
     variances = np.array([0.3, 1.0, 2.5])
     others = np.array([1.2, 1.0, 0.4])
@@ -93,7 +93,7 @@ def test_two_time_moments_against_varprop_cross_moment(name: str) -> None:
     for mean in (0.0, 1.0):
         got = _recurrent._cross(name, mean, variances, others, cov)
         want = [
-            varprop.cross_moment(name, c, v, var2=w, mean=mean)
+            varprop.dynamics.cross_moment(name, c, v, var2=w, mean=mean)
             for c, v, w in zip(correlations, variances, others, strict=True)
         ]
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=0)  # (the moment engine inside: ~1e-10)

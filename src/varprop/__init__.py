@@ -1,92 +1,112 @@
 """varprop: exact variance-preserving initialization for any activation function.
 
-The public API is re-exported here; the implementation lives in private modules.
+The everyday names are here: an activation (``activation``, ``Activation``, ``registered_activations``), its
+Gaussian moments (``moments``, ``Moments``, ``monte_carlo_moments``, ``deriv_mean``), the gain and the weight
+scales it gives (``gain``, ``weight_std``, ``uniform_bound``, ``truncated_normal_scale``), whether a deep plain
+net keeps its variance (``stability``, ``fixed_point``, ``predict_drift``, ``simulate_plain_network``), and the
+errors. The topics live beside them:
+
+- ``varprop.dynamics``: depth dynamics (variance and correlation maps, edge of chaos, criticality, drift,
+  Jacobian spectrum);
+- ``varprop.selu``: self-normalizing networks (SELU's constants for any fixed point);
+- ``varprop.literature``: published numbers reproduced live;
+- ``varprop.gains``: gains, weight scales and the gain table;
+- ``varprop.torch``: the PyTorch adapter (``init_model``); ``varprop.plotting``: figures (matplotlib).
+
+Example:
+    >>> import varprop
+    >>> round(float(varprop.gain("relu")), 12)
+    1.414213562373
+    >>> varprop.dynamics.edge_of_chaos("tanh").weight_std
+    1.0
 """
 
 from __future__ import annotations
 
+import warnings
+from types import ModuleType
+from typing import Any
+
+from . import dynamics, literature, selu
 from ._activation import Activation
 from ._deriv_mean import deriv_mean
 from ._errors import ConvergenceError, VarpropError, VarpropTypeError, VarpropValueError, VarpropWarning
 from ._moments import Moments, MonteCarloMoments, moments, monte_carlo_moments
 from ._registry import activation, registered_activations
-from .dynamics._correlation import CorrelationMap, arccos_cross_moment, correlation_map, cross_moment
-from .dynamics._criticality import CriticalPoint, critical_point
-from .dynamics._drift import DriftPrediction, PlainNetworkSimulation, predict_drift, simulate_plain_network
-from .dynamics._edge_of_chaos import EdgeOfChaos, PhaseDiagram, edge_of_chaos, edge_of_chaos_curve, phase_diagram
-from .dynamics._free_probability import (
-    JacobianSpectrumPrediction,
-    jacobian_moments,
-    predict_jacobian_spectrum,
-    sample_jacobian_singular_values,
-)
-from .dynamics._variance_map import (
-    NEUTRAL_TOLERANCE,
-    FixedPoint,
-    MeanVarianceMap,
-    Stability,
-    VarianceMap,
-    fixed_point,
-    mean_variance_map,
-    stability,
-    variance_map,
-)
-from .gains._gain import gain, truncated_normal_scale, uniform_bound, weight_std
-from .literature._reproduce import ReproRow, ReproTable, reproduce_table
-from .selu._fixed_point import selu_jacobian, selu_moment_map, selu_parameters
+from .dynamics import fixed_point, predict_drift, simulate_plain_network, stability
+from .gains import gain, truncated_normal_scale, uniform_bound, weight_std
 
 __all__ = [
-    "NEUTRAL_TOLERANCE",
     "Activation",
     "ConvergenceError",
-    "CorrelationMap",
-    "CriticalPoint",
-    "DriftPrediction",
-    "EdgeOfChaos",
-    "FixedPoint",
-    "JacobianSpectrumPrediction",
-    "MeanVarianceMap",
     "Moments",
     "MonteCarloMoments",
-    "PhaseDiagram",
-    "PlainNetworkSimulation",
-    "ReproRow",
-    "ReproTable",
-    "Stability",
-    "VarianceMap",
     "VarpropError",
     "VarpropTypeError",
     "VarpropValueError",
     "VarpropWarning",
     "activation",
-    "arccos_cross_moment",
-    "correlation_map",
-    "critical_point",
-    "cross_moment",
     "deriv_mean",
-    "edge_of_chaos",
-    "edge_of_chaos_curve",
     "fixed_point",
     "gain",
-    "jacobian_moments",
-    "mean_variance_map",
     "moments",
     "monte_carlo_moments",
-    "phase_diagram",
     "predict_drift",
-    "predict_jacobian_spectrum",
     "registered_activations",
-    "reproduce_table",
-    "sample_jacobian_singular_values",
-    "selu_jacobian",
-    "selu_moment_map",
-    "selu_parameters",
     "simulate_plain_network",
     "stability",
     "truncated_normal_scale",
     "uniform_bound",
-    "variance_map",
     "weight_std",
 ]
 
 __version__ = "0.1.0"
+
+#: Root names of varprop 0.1 that moved to a subpackage: importable from here for one release, with a
+#: DeprecationWarning that names the new place.
+_MOVED: dict[str, ModuleType] = {
+    **dict.fromkeys(
+        (
+            "NEUTRAL_TOLERANCE",
+            "CorrelationMap",
+            "CriticalPoint",
+            "DriftPrediction",
+            "EdgeOfChaos",
+            "FixedPoint",
+            "JacobianSpectrumPrediction",
+            "MeanVarianceMap",
+            "PhaseDiagram",
+            "PlainNetworkSimulation",
+            "Stability",
+            "VarianceMap",
+            "arccos_cross_moment",
+            "correlation_map",
+            "critical_point",
+            "cross_moment",
+            "edge_of_chaos",
+            "edge_of_chaos_curve",
+            "jacobian_moments",
+            "mean_variance_map",
+            "phase_diagram",
+            "predict_jacobian_spectrum",
+            "sample_jacobian_singular_values",
+            "variance_map",
+        ),
+        dynamics,
+    ),
+    **dict.fromkeys(("selu_jacobian", "selu_moment_map", "selu_parameters"), selu),
+    **dict.fromkeys(("ReproRow", "ReproTable", "reproduce_table"), literature),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A name that moved (``varprop.edge_of_chaos`` -> ``varprop.dynamics.edge_of_chaos``), with a warning."""
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"varprop.{name} moved to {module.__name__}.{name}; the old name will be removed in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(module, name)

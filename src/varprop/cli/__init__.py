@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from .._errors import VarpropError
+from .. import VarpropError, __version__
 from . import basic
 from .basic import emit_json
 
@@ -101,8 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
         The top-level parser; each subcommand sets ``func`` (``Namespace -> int``). Its ``error``
         raises ``UsageError`` instead of exiting.
     """
-    from .. import __version__
-
     parser = _Parser(
         prog="varprop",
         description=_DESCRIPTION,

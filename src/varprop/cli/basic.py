@@ -17,16 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import VarpropValueError
-from .._moments import moments, resolve_activation
-from ..dynamics._qcurve import QCurve, q_curve, stability_slopes
-from ..gains._gain import DISTRIBUTIONS, MODES, gain, truncated_normal_scale, uniform_bound, weight_std
-from ..gains._table import TableRow, gain_table
-from ..plotting._mpl import require_pyplot
-from ..plotting.curves import q_curve_figure, save_figure
-from ..report import DEFAULT_MC_SAMPLES, REPORT_FILES, build_report
-from ..report._output import OutputFolder
-from ..report._text import columns
+from .. import VarpropValueError, activation, moments
+from ..dynamics import QCurve, q_curve, stability_slopes
+from ..gains import DISTRIBUTIONS, MODES, TableRow, gain, gain_table, truncated_normal_scale, uniform_bound, weight_std
+from ..plotting import q_curve_figure, require_pyplot, save_figure
+from ..report import DEFAULT_MC_SAMPLES, REPORT_FILES, OutputFolder, build_report, columns
 from ._options import count, positive_real
 
 __all__ = ["JSON_HELP", "add_json_flag", "emit_json", "power_of_ten", "prepare_output", "register", "slug"]
@@ -166,7 +161,7 @@ _SCALE_KEY = {
 
 def run_gain(args: argparse.Namespace) -> int:
     """``varprop gain``: gain, n Var[w], Var[w], std[w], truncated-normal scale and uniform bound."""
-    act = resolve_activation(args.activation)
+    act = activation(args.activation)
     fans = _fans(args)  # checked before any work
     result = moments(act, var=args.var, with_error=True)
     value = float(gain(act, var=args.var, mode=args.mode))
@@ -342,7 +337,7 @@ def _add_curve(subparsers: Any) -> None:
 
 def run_curve(args: argparse.Namespace) -> int:
     """``varprop curve``: q-curve data, limits, and the figure."""
-    act = resolve_activation(args.activation)
+    act = activation(args.activation)
     stem = f"qcurve-{slug(act.spec)}"
     if not args.no_plot:  # before any work: matplotlib is there and the folder can be written
         require_pyplot()
@@ -433,7 +428,7 @@ def _add_report(subparsers: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """``varprop report``: build the report folder and print its summary."""
-    act = resolve_activation(args.activation)  # every argument is checked before any work
+    act = activation(args.activation)  # every argument is checked before any work
     require_pyplot()
     out = prepare_output(args, args.out, "--out", REPORT_FILES)
     summary = build_report(

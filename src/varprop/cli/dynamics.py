@@ -1,7 +1,7 @@
 """The ``fixedpoint`` and ``eoc`` subcommands: formatting around the depth-dynamics API.
 
 No number printed here is computed here: each comes from ``varprop.fixed_point``, ``varprop.gain``,
-``varprop.edge_of_chaos`` or ``varprop.phase_diagram``.
+``varprop.dynamics.edge_of_chaos`` or ``varprop.dynamics.phase_diagram``.
 """
 
 from __future__ import annotations
@@ -14,15 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .._moments import resolve_activation
-from ..dynamics._edge_of_chaos import EdgeOfChaos, edge_of_chaos_curve, phase_diagram
-from ..dynamics._variance_map import FixedPoint, fixed_point
-from ..dynamics._verdicts import phase
-from ..gains._gain import gain
-from ..plotting._mpl import require_pyplot
-from ..plotting.curves import save_figure
-from ..plotting.dynamics import phase_diagram_figure
-from ..report._text import columns
+from .. import activation, gain
+from ..dynamics import EdgeOfChaos, FixedPoint, edge_of_chaos_curve, fixed_point, phase, phase_diagram
+from ..plotting import phase_diagram_figure, require_pyplot, save_figure
+from ..report import columns
 from ._options import non_negative_real
 from .basic import add_json_flag, emit_json, prepare_output, slug
 
@@ -85,7 +80,7 @@ def _point_dict(point: FixedPoint) -> dict[str, Any]:
 
 def run_fixedpoint(args: argparse.Namespace) -> int:
     """``varprop fixedpoint``: the fixed points of the variance map as a table or JSON."""
-    act = resolve_activation(args.activation)
+    act = activation(args.activation)
     weight = float(gain(act, 1.0)) if args.weight_std is None else args.weight_std
     points = fixed_point(act, weight, args.bias_std)
     if args.json:
@@ -178,7 +173,7 @@ def _edge_dict(point: EdgeOfChaos) -> dict[str, Any]:
 
 def run_eoc(args: argparse.Namespace) -> int:
     """``varprop eoc``: edge-of-chaos table and phase-diagram figure."""
-    act = resolve_activation(args.activation)
+    act = activation(args.activation)
     biases = list(DEFAULT_BIAS_STDS if args.bias_std is None else args.bias_std)
     stem = f"eoc-{slug(act.spec)}"
     if not args.no_plot:  # before any work: matplotlib is there and the folder can be written

@@ -20,10 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .._errors import VarpropError, VarpropTypeError, VarpropValueError
-from ..plotting._mpl import require_pyplot
-from ..plotting.curves import save_figure
-from ..plotting.signal import plot_signal
+from .. import VarpropError, VarpropTypeError, VarpropValueError
+from ..plotting import plot_signal, require_pyplot, save_figure
 from ._options import count
 from .basic import add_json_flag, emit_json, prepare_output
 
@@ -226,7 +224,7 @@ def _batch(model: Any, shape: tuple[int, ...], seed: int) -> Any:
 
 
 def _stats(model: Any, shape: tuple[int, ...], seed: int, backward: bool) -> Any:
-    from ..torch._signal import signal_stats
+    from ..torch import signal_stats
 
     batch = _batch(model, shape, seed)
     try:
@@ -268,7 +266,7 @@ def run_inspect(args: argparse.Namespace) -> int:
                 compared[init] = _stats(other_model, shape, args.seed, backward)
     spectrum = None
     if args.spectrum:
-        from ..torch._jacobian import jacobian_spectrum
+        from ..torch import jacobian_spectrum
 
         batch = _batch(model, shape, args.seed)
         spectrum = jacobian_spectrum(model, batch, generator=_torch().Generator().manual_seed(args.seed))

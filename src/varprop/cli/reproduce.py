@@ -1,6 +1,6 @@
 """The ``reproduce`` subcommand: published numbers of the literature beside varprop's live values.
 
-No number is computed here: the rows come from ``varprop.reproduce_table``; this module
+No number is computed here: the rows come from ``varprop.literature.reproduce_table``; this module
 only formats them as text, JSON or the Markdown page ``docs/reproduce.md``.
 """
 
@@ -10,8 +10,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ..literature._reproduce import GROUPS, NUMERICAL_RTOL, ReproRow, ReproTable, reproduce_table
-from ..report._text import display_width
+from ..literature import GROUPS, NUMERICAL_RTOL, ReproRow, ReproTable, reproduce_table
+from ..report import display_width
 from .basic import JSON_HELP, emit_json
 
 __all__ = ["EXIT_MISMATCH", "format_markdown", "format_text", "register", "run_reproduce"]

@@ -18,9 +18,9 @@ from ._correlation import CorrelationMap, arccos_cross_moment, correlation_map, 
 from ._criticality import ODD_FIXED_POINT, CriticalPoint, critical_point
 from ._drift import DriftPrediction, PlainNetworkSimulation, escape_layers, predict_drift, simulate_plain_network
 from ._edge_of_chaos import EdgeOfChaos, PhaseDiagram, edge_of_chaos, edge_of_chaos_curve, phase_diagram
-from ._free_probability import (
+from ._free_probability import jacobian_moments
+from ._jacobian_spectrum import (
     JacobianSpectrumPrediction,
-    jacobian_moments,
     predict_jacobian_spectrum,
     sample_jacobian_singular_values,
     singular_value_percentiles,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._errors import VarpropError
+from .. import VarpropError
 
 __all__ = ["require_pyplot"]
 

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..dynamics._edge_of_chaos import EdgeOfChaos, PhaseDiagram
-from ..dynamics._variance_map import FixedPoint, Stability, VarianceMap
+from ..dynamics import EdgeOfChaos, FixedPoint, PhaseDiagram, Stability, VarianceMap
 from ._style import new_figure, style_axes, styled
 
 if TYPE_CHECKING:
@@ -35,8 +34,8 @@ def phase_diagram_figure(diagram: PhaseDiagram, edge: Sequence[EdgeOfChaos] = ()
     exact ``edge_of_chaos`` solutions. White: the variance grows without bound.
 
     Args:
-        diagram: from ``varprop.phase_diagram``.
-        edge: exact edge-of-chaos points (e.g. from ``varprop.edge_of_chaos_curve``).
+        diagram: from ``varprop.dynamics.phase_diagram``.
+        edge: exact edge-of-chaos points (e.g. from ``varprop.dynamics.edge_of_chaos_curve``).
         title: figure title (default: none).
 
     Returns:
@@ -135,7 +134,7 @@ def variance_map_figure(
     """The variance map q -> q' against the identity, with its fixed points marked by kind.
 
     Args:
-        vmap: from ``varprop.variance_map``.
+        vmap: from ``varprop.dynamics.variance_map``.
         fixed_points: from ``varprop.fixed_point`` (drawn as markers: o stable, s neutral, X unstable).
         q_max: right end of the q axis (default: 2.5 x the largest fixed point, at least 3).
         points: grid points.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from .._errors import VarpropTypeError, VarpropValueError
+from .. import VarpropTypeError, VarpropValueError
 from ._mpl import require_pyplot
 from ._style import DPI, FIGURE_WIDTH, FONT_SIZES, new_figure, style_axes, styled
 from .curves import save_figure

@@ -1,7 +1,7 @@
 """The Jacobian's singular values at init: measured histograms beside the free-probability prediction.
 
-Draws data computed by the public API (``varprop.predict_jacobian_spectrum``, and singular values from
-``varprop.sample_jacobian_singular_values`` or ``varprop.torch.jacobian_spectrum``); torch is not
+Draws data computed by the public API (``varprop.dynamics.predict_jacobian_spectrum``, and singular values from
+``varprop.dynamics.sample_jacobian_singular_values`` or ``varprop.torch.jacobian_spectrum``); torch is not
 imported here and matplotlib only on first use (``pip install 'varprop[plot]'``).
 """
 
@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from .._errors import VarpropValueError
-from ..dynamics._free_probability import JacobianSpectrumPrediction
+from .. import VarpropValueError
+from ..dynamics import JacobianSpectrumPrediction
 from ._style import new_figure, style_axes, styled
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def jacobian_spectrum_figure(
     each prediction's 10th and 90th percentiles (their ratio is the spread, in the legend).
 
     Args:
-        predicted: label -> ``varprop.predict_jacobian_spectrum(...)`` (e.g. "Gaussian", "orthogonal").
+        predicted: label -> ``varprop.dynamics.predict_jacobian_spectrum(...)`` (e.g. "Gaussian", "orthogonal").
         measured: label -> singular values (an array, or a ``varprop.torch.JacobianSpectrum``); a label
             shared with ``predicted`` gets the same colour.
         rounding_floor: measured values below this fraction of their largest are counted (the legend
@@ -79,7 +79,7 @@ def jacobian_spectrum_figure(
     Example:
         >>> import varprop
         >>> from varprop.plotting.spectrum import jacobian_spectrum_figure
-        >>> prediction = varprop.predict_jacobian_spectrum("tanh", 1.2, 5)
+        >>> prediction = varprop.dynamics.predict_jacobian_spectrum("tanh", 1.2, 5)
         >>> fig = jacobian_spectrum_figure({"Gaussian": prediction})  # doctest: +SKIP
     """
     runs = dict(measured or {})

@@ -11,13 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from .. import fixed_point, predict_drift, simulate_plain_network, stability
-from .._errors import VarpropValueError
-from .._moments import moments, monte_carlo_moments, resolve_activation
-from .._validation import check_positive_int, check_real
-from ..dynamics._qcurve import q_curve
-from ..gains._gain import gain, truncated_normal_scale, uniform_bound, weight_std
-from ..plotting._mpl import require_pyplot
+from .. import (
+    VarpropValueError,
+    gain,
+    moments,
+    monte_carlo_moments,
+    truncated_normal_scale,
+    uniform_bound,
+    weight_std,
+)
+from .. import activation as resolve_activation
+from ..dynamics import fixed_point, predict_drift, q_curve, simulate_plain_network, stability
+from ..plotting import require_pyplot
+from ..validation import check_positive_int, check_real
 from ._figures import FIGURE_NAMES, draw_figures
 from ._html import render_html
 from ._output import OutputFolder
@@ -153,7 +159,7 @@ def build_report(
         mc_samples: Monte Carlo sample sizes (empty to skip).
         svg: also write every figure as SVG (PNG is always written, and inlined in the page).
         spectrum: also draw the singular values of the plain network's Jacobian, sampled and predicted
-            by free probability for Gaussian and orthogonal weights (``varprop.predict_jacobian_spectrum``;
+            by free probability for Gaussian and orthogonal weights (``varprop.dynamics.predict_jacobian_spectrum``;
             a few seconds more).
 
     Returns:

@@ -6,12 +6,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import fixed_point, predict_jacobian_spectrum, sample_jacobian_singular_values, variance_map
-from .._errors import ConvergenceError
-from ..dynamics._qcurve import stability_slopes
-from ..plotting.curves import depth_variance_figure, moments_convergence_figure, q_curve_figure, save_figure
-from ..plotting.dynamics import variance_map_figure
-from ..plotting.spectrum import jacobian_spectrum_figure
+from .. import ConvergenceError
+from ..dynamics import (
+    fixed_point,
+    predict_jacobian_spectrum,
+    sample_jacobian_singular_values,
+    stability_slopes,
+    variance_map,
+)
+from ..plotting import (
+    depth_variance_figure,
+    jacobian_spectrum_figure,
+    moments_convergence_figure,
+    q_curve_figure,
+    save_figure,
+    variance_map_figure,
+)
 from ._summary import ReportSummary
 
 if TYPE_CHECKING:
@@ -112,8 +122,9 @@ def _variance_map_figure(summary: ReportSummary, act: Any) -> Figure:
 def _spectrum_figure(summary: ReportSummary, act: Any) -> Figure:
     """The plain net's Jacobian singular values with varprop's gain, Gaussian vs orthogonal weights.
 
-    Measured: one random net per distribution (``varprop.sample_jacobian_singular_values``, fed at q = var);
-    predicted: ``varprop.predict_jacobian_spectrum`` at q = var. A prediction that does not converge is left out.
+    Measured: one random net per distribution (``varprop.dynamics.sample_jacobian_singular_values``, fed at
+    q = var); predicted: ``varprop.dynamics.predict_jacobian_spectrum`` at q = var. A prediction that does not
+    converge is left out.
     """
     width = min(summary.width, SPECTRUM_MAX_WIDTH)
     predicted, measured = {}, {}

@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .. import __version__
 from ._figures import SEED_SAMPLED_SECOND_MOMENT, is_seed_case, pretty
 from ._summary import ReportSummary
 
@@ -233,8 +234,9 @@ def _spectrum_section(summary: ReportSummary) -> str:
         return ""
     caption = (
         "Singular values of the input-output Jacobian J = D<sub>L</sub>W<sub>L</sub>…D<sub>1</sub>W<sub>1</sub>: "
-        "one sampled net per weight distribution (<code>varprop.sample_jacobian_singular_values</code>, shaded) "
-        "and the free-probability prediction (<code>varprop.predict_jacobian_spectrum</code>, line; dotted: "
+        "one sampled net per weight distribution "
+        "(<code>varprop.dynamics.sample_jacobian_singular_values</code>, shaded) and the free-probability "
+        "prediction (<code>varprop.dynamics.predict_jacobian_spectrum</code>, line; dotted: "
         "its 10th and 90th percentiles)."
     )
     return f"""
@@ -286,7 +288,6 @@ whose standard deviation is 1/√(3·fan_in).</p>
 
 def render_html(summary: ReportSummary) -> str:
     """The report page for ``summary`` (its figures must already be written)."""
-    from .. import __version__
 
     command = (
         f"varprop report '{summary.activation}' --var {summary.var:g} --depth {summary.depth} "

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._errors import VarpropValueError
+from .. import VarpropValueError
 
 __all__ = ["OutputFolder"]
 

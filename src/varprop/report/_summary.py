@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._moments import Moments
-from ..dynamics._qcurve import QCurve
+from .. import Moments
+from ..dynamics import QCurve
 from ._text import columns
 
 __all__ = ["MonteCarloPoint", "ReportSummary", "SchemeResult", "StabilityResult"]
