@@ -163,11 +163,10 @@ def test_warning_reports_the_deep_chain_from_the_caller() -> None:
         (nn.ELU, 60, {}, "stable"),
         (nn.ReLU, 60, {}, "neutral"),  # its predicted band does leave [0.5, 2] at width 64: the class decides
         (nn.SiLU, 3, {}, "unstable"),
-        (nn.SiLU, 60, {"calibrate": "gaussian"}, "unstable"),
     ],
-    ids=["elu", "relu", "silu-3-layers", "silu-calibrated"],
+    ids=["elu", "relu", "silu-3-layers"],
 )
-def test_no_warning_when_stable_neutral_shallow_or_calibrated(
+def test_no_warning_when_stable_neutral_or_shallow(
     act: type[nn.Module], depth: int, kwargs: dict[str, object], kind: str
 ) -> None:
     report, emitted = _init(_mlp(act, depth, 64), (128, 64), **kwargs)
@@ -175,6 +174,22 @@ def test_no_warning_when_stable_neutral_shallow_or_calibrated(
     assert not any("unstable" in w for w in report.warnings), report.warnings
     (row,) = report.activations
     assert (row.kind, row.chain_depth) == (kind, depth)
+
+
+def test_calibrated_deep_unstable_chain_warns_without_suggesting_calibration() -> None:
+    """(issue 10) Calibration makes each layer exact on its batch, not the map stable: the deep SiLU chain still
+    warns, says calibration cannot hold it for other inputs and suggests what changes the map, never calibrate=.
+    (It was silent; a fresh batch measures 1.3-2.7x the target, tests/test_zoo_failures.py.)"""
+    report, emitted = _init(_mlp(nn.SiLU, 60, 64), (128, 64), calibrate="gaussian")
+    (message,) = emitted
+    (row,) = report.activations
+    assert (row.kind, row.chain_depth) == ("unstable", 60)
+    assert message.startswith(f"silu is unstable at var {float(f'{row.input_var:.3g}'):.4g} (slope "), message
+    assert "over 60 stacked layers of width 64" in message, message
+    assert "calibration made each layer's variance exact on the calibration batch only" in message, message
+    assert "normalization or residual connections" in message, message
+    assert "calibrate=" not in message and "analytic init" not in message, message
+    assert report.warnings[-1] == message
 
 
 @pytest.mark.parametrize("spec", ["silu", "gelu", "mish"])

@@ -278,12 +278,9 @@ def test_depthwise_drift_line_names_the_effective_fan_in() -> None:
 # ------------------------------------------------------------------------- warnings under calibration
 
 
-@xfail(
-    "with calibrate= given an unstable deep chain gets no warning at all, while a fresh batch measures up to "
-    "2.5x the target (layers 16-38 outside [0.9, 1.1])"
-)
 def test_unstable_activation_warning_with_calibration() -> None:
-    """The warning must exist (the fresh-batch spread is real) and must not tell a calibrated call to calibrate."""
+    """The warning must exist (the fresh-batch spread is real: 1.3-2.7x the target at the last layers over three
+    fresh batches, against 170-210x uncalibrated) and must not tell a calibrated call to calibrate."""
     case = failures.unstable_chain()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

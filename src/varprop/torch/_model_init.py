@@ -117,6 +117,24 @@ def _calibration_batch(
     return tuple(t.detach() for t in _tensors("calibrate", calibrate))
 
 
+def _note_frozen(model: nn.Module, ctx: Context, kept: dict[int, str]) -> None:
+    """A note on each row whose tensor has ``requires_grad=False`` and is redrawn (not kept): such a tensor is often a
+    fixed table of the model (Whisper's sinusoidal ``embed_positions``, which HF freezes), and training will not
+    change the new value. Redrawn by default -- after ``to_empty`` or under ``no_init_weights`` it holds no table
+    to keep -- and ``keep="frozen"`` keeps it; the note says which happened."""
+    frozen = {name for name, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    frozen -= set(kept.values())
+    if not frozen:
+        return
+    for plan in ctx.layers:
+        name = plan.param_name.split("[", 1)[0]
+        if name in frozen:
+            plan.notes.append(
+                f"{name} has requires_grad=False (a fixed table of the model?): redrawn like a trained weight, and "
+                "training will not change it; keep='frozen' keeps its value"
+            )
+
+
 def _describe_follows(graph: Graph, ctx: Context, modules: dict[str, nn.Module], residual_adds: set[str]) -> None:
     users = graph.consumers()
     nodes_by_target: dict[str, list[str]] = {}
@@ -415,6 +433,7 @@ def _initialize(
     modules = dict(model.named_modules(remove_duplicate=False))
     residual_adds = set(analyze(graph, modules, canonical).adds)
     _describe_follows(graph, ctx, modules, residual_adds)
+    _note_frozen(model, ctx, options.kept)
     if mesh is not None:
         _distributed.plain_type_names(model, ctx)
     if options.strict and ctx.unknown:
