@@ -140,6 +140,23 @@ def row(
     )
 
 
+# Why the models below the band fall outside it (the strict xfails of tests/test_zoo_*.py say the same, measured).
+WHY_OUTSIDE = (
+    "hf/whisper_encoder analytic: its `embed_positions` (requires_grad=False, HF's sinusoid table) is redrawn by "
+    "default (keep='frozen' keeps it: every layer within) and added whole to every sequence, so the 16 rows' "
+    "deviations from their per-feature mean sum to zero over the tokens (token correlation -1/15) where attention "
+    "assumes independent tokens: the out_proj rows measure below their predictions.",
+    "vision/mobilenet_v3: squeeze-excitation gates depend on their own input (not modelled): features.5 (SE + "
+    "residual) measures 0.6-0.8x analytic; calibrated, the SE blocks measure 0.89-1.19x the target on a fresh batch.",
+    "vision/convnext, vision/densenet, calibrated: one layer each (the 10-output head over 8 images; a "
+    "concatenating dense layer) measures 1.12-1.19x on a fresh batch: 95% of 15 layers leaves no layer out.",
+    "issue/elu_resnet analytic: the post-activation stream elu(skip + branch) is not Gaussian and treating it as "
+    "Gaussian at every ELU under-predicts its second moment (conv1 of blocks 4-15 measure 1.2-1.5x).",
+    "recurrent/lstm, recurrent/gru: the hidden state pooled over 32 steps is within the band; from h0 = c0 = 0 the "
+    "first steps are far below it (step 0 at 0.08-0.13 of the pooled prediction).",
+)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="replace the 'zoo' section of docs/benchmarks.md")
@@ -174,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
             except Exception as error:  # the case itself failed (its own forward, the measurement): say so
                 lines.append(f"| {name} | {mode} | | benchmark error: `{type(error).__name__}: {error}` | | | | |")
             print(lines[-1], flush=True)
+    lines += ["", "Why the rows below the band fall outside it:", "", *(f"- {why}" for why in WHY_OUTSIDE)]
     lines += ["", f"Total benchmark time {time.perf_counter() - started:.0f} s."]
     text = "\n".join(lines)
     if args.write:

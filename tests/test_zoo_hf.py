@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from conftest import NetworkAccessError  # noqa: E402
+from varprop.torch._model_init import _token_batch  # noqa: E402
 from zoo.hf import BUILDERS, hf_case  # noqa: E402
 from zoo.oracle import SHARE, Outcome, run_case  # noqa: E402
 
@@ -87,9 +88,6 @@ def test_hf_model_on_meta_device(name: str) -> None:
 
 CALIBRATED_WHY = {
     **WHY,
-    "gpt2": "issue 10: calibrated on the example ids, a fresh batch of 8 x 16 tokens measures h.1.attn.c_proj "
-    "1.11x and the tied lm_head 1.15x their targets (outside [0.9, 1.1])",
-    "llama": "issue 10: calibrated on the example ids, a fresh batch measures both o_proj 1.10-1.11x their targets",
 }
 
 
@@ -134,6 +132,18 @@ def test_frozen_table_redrawn_by_default_and_the_report_says_so() -> None:
     kept = run_case(hf_case("whisper_encoder"), keep="frozen").report
     assert kept is not None
     assert not any("requires_grad=False" in note for r in kept.layers for note in r.notes)
+
+
+def test_token_calibration_batch() -> None:
+    """(issue 10) calibrate="gaussian" on token ids: ids drawn from the example's own (none outside them), at least
+    1024 of them, the example's row length kept; seeded by the generator."""
+    ids = torch.randint(3, 40, (8, 16), generator=torch.Generator().manual_seed(0))
+    drawn = _token_batch(ids, torch.Generator().manual_seed(1))
+    assert drawn.shape == (64, 16) and drawn.dtype == ids.dtype
+    assert set(drawn.unique().tolist()) <= set(ids.unique().tolist())
+    assert torch.equal(drawn, _token_batch(ids, torch.Generator().manual_seed(1)))
+    big = torch.randint(0, 9, (128, 16))
+    assert _token_batch(big, None).shape == (128, 16)
 
 
 def test_whisper_with_its_sinusoid_table_kept() -> None:
