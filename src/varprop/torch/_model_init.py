@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
-from .._validation import check_real
+from ..validation import check_real
 from ._critical import OBJECTIVES, critical_settings, model_critical_point
 from ._keep import resolve_keep
 from .distributed import sharding as _distributed

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from .._errors import VarpropTypeError, VarpropWarning
-from .._validation import check_real
 from ..gains import MODES, gain
+from ..validation import check_real
 from .distributed import sharding
 from .graph.activations import resolve
 from .graph.modules import CONV_LAYERS, CONV_TRANSPOSE_LAYERS

@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from ..._errors import VarpropTypeError, VarpropValueError
-from ..._validation import check_positive_int
+from ...validation import check_positive_int
 
 __all__ = ["DEFAULT_INPUTS", "PERCENTILES", "JacobianSpectrum", "jacobian_spectrum", "weighted_percentile"]
 
