@@ -28,8 +28,9 @@ from hypothesis import strategies as st
 from scipy import special
 
 from varprop import activation, moments
+from varprop.activations._builtin import SELU_ALPHA, SELU_SCALE
 from varprop.moments._quadrature import gaussian_expectation
-from varprop.moments.closed_forms._factories import CLOSED_FORMS, SELU_ALPHA, SELU_SCALE, closed_form_for
+from varprop.moments.closed_forms._factories import CLOSED_FORMS, closed_form_for
 from varprop.moments.closed_forms._tails import tail_moments, tail_moments_list
 
 REFERENCE = Path(__file__).parent / "reference" / "moments_reference.json"

@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from .._errors import VarpropValueError
-from ..activations._activation import Activation
+from ..activations import Activation
 from ..dynamics import CriticalPoint, critical_point
 from .graph.activations import activation_of_function, activation_of_method, activation_of_module
 from .graph.ir import Graph

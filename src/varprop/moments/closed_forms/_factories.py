@@ -49,6 +49,7 @@ from numpy.typing import NDArray
 from scipy import special
 
 from ...activations._activation import ClosedForm, ClosedMoments, Param
+from ...activations._builtin import SELU_ALPHA, SELU_SCALE  # written once, with their source
 from ._elu import ExponentialLinear
 from ._piecewise import (
     Moments,
@@ -77,9 +78,6 @@ _EPS = 2.220446049250313e-16  # float64 machine epsilon, the unit of the magnitu
 _OWENS_T_SAFE_H = 4.5
 _OWENS_T_ULPS_LARGE_H = 1e-12 / _EPS
 _OWENS_T_ULPS = 4.0  # typical; the worst measured is 9 ulps (h = 4), inside the 20x budget
-# selu constants as in PyTorch (Klambauer et al. 2017, "Self-normalizing neural networks", eq. 14).
-SELU_ALPHA = 1.6732632423543772848170429916717
-SELU_SCALE = 1.0507009873554804934193349852946
 # rrelu defaults (torch.nn.RReLU): lower = 1/8, upper = 1/3; in eval mode the slope is their mean.
 RRELU_LOWER = 1.0 / 8.0
 RRELU_UPPER = 1.0 / 3.0

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
 from ..._errors import VarpropTypeError, VarpropValueError
-from ...activations._activation import Activation
+from ...activations import Activation, activation
 
 __all__ = [
     "ACTIVATION_MODULE_TYPES",
@@ -35,15 +35,11 @@ def _registry_activation(spec: Any, **params: Any) -> Activation:
     try:
         return _cached_activation(spec, tuple(sorted(params.items())))
     except TypeError:  # an unhashable parameter value
-        from ...activations._registry import activation
-
         return activation(spec, **params)
 
 
 @functools.lru_cache(maxsize=256)
 def _cached_activation(spec: Any, params: tuple[tuple[str, Any], ...]) -> Activation:
-    from ...activations._registry import activation
-
     return activation(spec, **dict(params))
 
 

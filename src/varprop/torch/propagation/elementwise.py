@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ...activations._activation import Activation
-from ...activations.expression._grammar import expression_activation
+from ...activations import Activation
+from ...activations.expression import expression_activation
 from ..graph.ir import Graph, Node, Ref, TensorMeta
 
 __all__ = ["Formula", "elementwise_formulas", "finite_on", "formula_activation"]

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...activations._activation import Activation
+from ...activations import Activation
 from ..graph.ir import TensorMeta
 from .plan import Context
 from .stats import Stat, channel_view, collapse, scalar_stat

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..._errors import VarpropError
-from ...activations._activation import Activation
+from ...activations import Activation
 from ..sampling.draws import LOW_PRECISION, is_dtensor
 from ..sampling.orthogonal import ORTHOGONAL_DISTRIBUTIONS
 from ..sampling.sharded_random import block_seed, draw_region, draw_rows_into, name_seed

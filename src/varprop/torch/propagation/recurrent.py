@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from ... import activation
-from ...activations._activation import Activation
+from ...activations import Activation
 from ...dynamics import arccos_cross_moment
 from ..graph.ir import TensorMeta
 from ..sampling.sharded_random import draw_region, name_seed

@@ -13,7 +13,7 @@ from warnings import warn
 import numpy as np
 
 from ..._errors import VarpropWarning
-from ...activations._activation import Activation
+from ...activations import Activation
 from ...dynamics import classify, depth_scale, escape_layers, predict_drift, stability, stability_verdict
 from ...gains import gain
 from ..propagation.plan import ActivationUse, LayerPlan
