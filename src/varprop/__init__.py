@@ -29,12 +29,10 @@ from typing import Any
 
 from . import dynamics, literature, selu
 from ._errors import ConvergenceError, VarpropError, VarpropTypeError, VarpropValueError, VarpropWarning
-from .activations._activation import Activation
-from .activations._registry import activation, registered_activations
+from .activations import Activation, activation, registered_activations
 from .dynamics import fixed_point, predict_drift, simulate_plain_network, stability
 from .gains import gain, truncated_normal_scale, uniform_bound, weight_std
-from .moments._deriv_mean import deriv_mean
-from .moments._engine import Moments, MonteCarloMoments, moments, monte_carlo_moments
+from .moments import Moments, MonteCarloMoments, deriv_mean, moments, monte_carlo_moments
 
 __all__ = [
     "Activation",
