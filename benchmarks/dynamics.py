@@ -8,7 +8,7 @@ Prints Markdown for the "Depth dynamics" section of ``docs/benchmarks.md``::
 1. The issue-3 measurement: a plain 100-layer width-1024 network (explicit Gaussian weight
    matrices) with the exact q = 1 gain on every hidden layer and a variance-preserving first layer,
    fed fresh N(0, 1) inputs: the batch variance of the last layer's pre-activations.
-2. Finite-width drift: predicted (``varprop._drift.predict_drift``) against measured
+2. Finite-width drift: predicted (``varprop.dynamics.predict_drift``) against measured
    (``simulate_plain_network``, exact per-layer sampling) 16/50/84% quantiles of the per-input
    variance, for stable, neutral and unstable activations, several depths and widths.
 3. Wall-clock cost of the core functions.
@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from varprop._correlation import cross_moment
-from varprop._drift import predict_drift, simulate_plain_network
-from varprop._dynamics import fixed_point, stability
-from varprop._edge_of_chaos import edge_of_chaos, phase_diagram
-from varprop._gains import gain
+from varprop.dynamics._correlation import cross_moment
+from varprop.dynamics._drift import predict_drift, simulate_plain_network
+from varprop.dynamics._edge_of_chaos import edge_of_chaos, phase_diagram
+from varprop.dynamics._variance_map import fixed_point, stability
+from varprop.gains._gain import gain
 
 
 def headline(depth: int, width: int, seeds: int, batch: int) -> list[str]:

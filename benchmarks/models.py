@@ -7,7 +7,7 @@ Measured, all in one run on one machine:
 1. Plain MLPs, depth 100, width 512: min and max over layers of each Linear's output (pre-activation) variance on a
    fresh N(0, 1) batch, per activation and method, and the time each method takes.
 2. Unstable activations (SiLU, GELU, Mish) after calibration: the spread over fresh batches, against the calibration
-   batch size and the target variance, beside the depth-dynamics prediction (``varprop._drift.predict_drift``).
+   batch size and the target variance, beside the depth-dynamics prediction (``varprop.dynamics.predict_drift``).
 3. A 50-layer CNN, a 50-block residual MLP and a 12-layer ``nn.TransformerEncoder``: layer, branch and residual
    stream variances, and timings as ratios to torch's own ``reset_parameters`` (and one forward pass).
 """
@@ -233,14 +233,14 @@ def _targets(
 def spread_section(
     depth: int, width: int, batch: int, sizes: list[int], targets: list[float], repeats: int
 ) -> list[str]:
-    from varprop._drift import predict_drift
+    from varprop.dynamics._drift import predict_drift
 
     out = [
         f"### Unstable activations after calibration: spread over fresh batches (depth {depth}, width {width})",
         "",
         f"Calibrated on `calibrate=<N Gaussian samples>` at `target_var`; then {repeats} fresh batches of {batch}: the "
         "cell gives the lowest min and highest max over layers and batches of the Linear outputs' variance divided "
-        "by the target. `predicted` is `varprop._drift.predict_drift` for this depth and width at the mean-field "
+        "by the target. `predicted` is `varprop.dynamics.predict_drift` for this depth and width at the mean-field "
         "gain: the 16-84% band of one input's variance at the last layer, divided by the target.",
         "",
         "| activation | target_var | predicted band | " + " | ".join(f"N = {n}" for n in sizes) + " |",

@@ -17,7 +17,7 @@ from torch import nn
 
 import varprop
 import varprop.torch as vt
-from varprop._dynamics import gaussian_rows
+from varprop.dynamics._variance_map import gaussian_rows
 
 DEPTH = 30
 WIDTH = 128

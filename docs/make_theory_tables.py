@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 from scipy.special import erfcx
 
-from varprop._criticality import critical_point
-from varprop._dynamics import fixed_point, stability
-from varprop._edge_of_chaos import edge_of_chaos
 from varprop._errors import VarpropError
-from varprop._gains import gain
 from varprop._moments import moments
 from varprop._registry import activation, registered_activations
-from varprop._selu import selu_jacobian, selu_parameters
+from varprop.dynamics._criticality import critical_point
+from varprop.dynamics._edge_of_chaos import edge_of_chaos
+from varprop.dynamics._variance_map import fixed_point, stability
+from varprop.gains._gain import gain
+from varprop.selu._fixed_point import selu_jacobian, selu_parameters
 
 # Registered activations without defaults get the example of torch.nn.Threshold's documentation.
 SPECS_WITHOUT_DEFAULTS = {"threshold": "threshold(threshold=0.1, value=20.0)"}
@@ -278,7 +278,7 @@ def phases() -> list[str]:
 
 def critical_points() -> list[str]:
     lines = [
-        "### Critical initializations (objective='critical', varprop._criticality.critical_point)",
+        "### Critical initializations (objective='critical', varprop.dynamics.critical_point)",
         "",
         "sigma_w^2 = 1 / E[phi'^2], sigma_b^2 = q* - sigma_w^2 E[phi^2] at the default q*; chi1 = 1 there.",
         "",

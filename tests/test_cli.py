@@ -133,7 +133,7 @@ def test_curve_json_without_plot(capsys: pytest.CaptureFixture[str]) -> None:
     middle = data["q"].index(1.0)
     assert data["c"][middle] == pytest.approx(ELU_SECOND_MOMENT, rel=SEED_RTOL)
     assert data["gain"][middle] == pytest.approx(ELU_STD_TIMES_SQRT_FAN, rel=SEED_RTOL)
-    assert data["stability_slope"][middle] == pytest.approx(float(varprop._dynamics.stability("elu").slope), rel=1e-12)
+    assert data["stability_slope"][middle] == pytest.approx(float(varprop.dynamics.stability("elu").slope), rel=1e-12)
     assert data["files"] == []
 
 

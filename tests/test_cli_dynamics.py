@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from varprop._dynamics import fixed_point
-from varprop._edge_of_chaos import edge_of_chaos
 from varprop.cli import main
+from varprop.dynamics._edge_of_chaos import edge_of_chaos
+from varprop.dynamics._variance_map import fixed_point
 
 
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, Any]:

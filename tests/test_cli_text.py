@@ -5,7 +5,7 @@ right-), and the numbers shown are the numbers of ``--json``. Before the fix ``v
 --mode fan_out`` printed ``1 / sqrt(E[phi'^2])1.22342855755262``.
 
 Names: generated text (every command's text, JSON and help, the report page and its figures) cites
-the public API (``varprop.simulate_plain_network``), never a private module (``varprop._drift``).
+the public API (``varprop.simulate_plain_network``), never a private module (``varprop.dynamics._drift``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ TARGET = f"{ROOT / 'examples' / 'mlp_factory.py'}:make_model"
 
 # A letter or bracket directly followed by a decimal number: a label that ran into its value.
 RUN_TOGETHER = re.compile(r"[A-Za-z\])][-+]?[0-9]+\.[0-9]")
-# A private name: varprop._drift, varprop.torch._signal, obj._field (but not a file name like ._x).
+# A private name: varprop.dynamics._drift, varprop.torch._signal, obj._field (but not a file name like ._x).
 PRIVATE = re.compile(r"varprop\._|\b[A-Za-z]\w*\._[A-Za-z]")
 CELL = re.compile(r"\S+(?: \S+)*")  # a cell: words separated by single spaces
 

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from varprop import VarpropValueError, moments
-from varprop._correlation import arccos_cross_moment, correlation_map, cross_moment
-from varprop._dynamics import variance_map
+from varprop.dynamics._correlation import arccos_cross_moment, correlation_map, cross_moment
+from varprop.dynamics._variance_map import variance_map
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "reference", "dynamics_reference.json")
 with open(REFERENCE) as _handle:

@@ -12,8 +12,8 @@ import pytest
 
 import varprop
 from varprop import VarpropValueError
-from varprop._criticality import ODD_FIXED_POINT, critical_point
-from varprop._verdicts import phase
+from varprop.dynamics._criticality import ODD_FIXED_POINT, critical_point
+from varprop.dynamics._verdicts import phase
 
 mpmath.mp.dps = 40
 

@@ -16,8 +16,8 @@ import pytest
 from scipy.stats import chi2
 
 from varprop import VarpropValueError
-from varprop._drift import predict_drift, simulate_plain_network
-from varprop._gains import gain
+from varprop.dynamics._drift import predict_drift, simulate_plain_network
+from varprop.gains._gain import gain
 
 # (activation, kind at q = 1 with the exact gain)
 ACTIVATIONS = [("elu", "stable"), ("tanh", "stable"), ("relu", "neutral"), ("silu", "unstable"), ("gelu", "unstable")]

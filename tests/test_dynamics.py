@@ -19,7 +19,8 @@ from scipy.stats import norm
 
 from varprop import VarpropValueError
 from varprop._activation import Activation
-from varprop._dynamics import (
+from varprop._roots import scan_roots
+from varprop.dynamics._variance_map import (
     NEUTRAL_TOLERANCE,
     classify,
     depth_scale,
@@ -28,8 +29,7 @@ from varprop._dynamics import (
     stability,
     variance_map,
 )
-from varprop._gains import gain
-from varprop._roots import scan_roots
+from varprop.gains._gain import gain
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "reference", "dynamics_reference.json")
 with open(REFERENCE) as _handle:
@@ -292,7 +292,7 @@ def test_classify_and_depth_scale() -> None:
 
 def test_simulated_network_settles_on_the_fixed_point() -> None:
     """A wide random tanh network started at q = 3 settles on q* and follows the map there (measured)."""
-    from varprop._drift import simulate_plain_network
+    from varprop.dynamics._drift import simulate_plain_network
 
     (_, q_star) = fixed_point("tanh", 1.5)
     sim = simulate_plain_network("tanh", 12, 2048, 1.5, input_var=3.0, batch=32, method="kernel", seed=3)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from varprop import VarpropValueError
-from varprop._dynamics import fixed_point, variance_map
-from varprop._edge_of_chaos import edge_of_chaos, edge_of_chaos_curve, phase_diagram
+from varprop.dynamics._edge_of_chaos import edge_of_chaos, edge_of_chaos_curve, phase_diagram
+from varprop.dynamics._variance_map import fixed_point, variance_map
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "reference", "dynamics_reference.json")
 with open(REFERENCE) as _handle:

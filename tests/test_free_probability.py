@@ -1,4 +1,4 @@
-"""The free-probability prediction of the Jacobian spectrum (varprop._free_probability) against oracles.
+"""The free-probability prediction of the Jacobian spectrum (varprop.dynamics._free_probability) against oracles.
 
 Oracles: Fuss-Catalan numbers (moments of a product of L Wishart matrices, exact integers), the
 Marchenko-Pastur law's percentiles (mpmath quadrature of the closed-form density, 30 digits), the
@@ -16,7 +16,7 @@ import pytest
 
 import varprop
 from varprop._errors import ConvergenceError, VarpropValueError
-from varprop._free_probability import (
+from varprop.dynamics._free_probability import (
     _Rule,
     _slope_moments,
     jacobian_moments,
@@ -162,7 +162,7 @@ def test_bad_input() -> None:
 
 def test_not_converged_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     """Newton's method that runs out of steps raises ConvergenceError with the point and the last step."""
-    from varprop import _free_probability as free
+    from varprop.dynamics import _free_probability as free
 
     monkeypatch.setattr(free, "_NEWTON_STEPS", 1)
     monkeypatch.setattr(free, "_NEWTON_FLOOR", 0.0)

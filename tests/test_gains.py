@@ -10,8 +10,8 @@ from scipy import stats
 
 import varprop
 from varprop import VarpropTypeError, VarpropValueError
-from varprop._gains import TRUNCATED_NORMAL_STD
-from varprop._table import gain_table, torch_gain
+from varprop.gains._gain import TRUNCATED_NORMAL_STD
+from varprop.gains._table import gain_table, torch_gain
 
 # shared/seed.md (40-digit quadrature): n Var[w] and std[w] sqrt(n) for ELU at q = 1, 15 digits.
 ELU_VAR_TIMES_FAN = 1.55051880806793

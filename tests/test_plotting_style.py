@@ -20,7 +20,7 @@ pytest.importorskip("matplotlib")
 
 import varprop
 import varprop.plotting as plotting
-from varprop._qcurve import q_curve, stability_slopes
+from varprop.dynamics._qcurve import q_curve, stability_slopes
 from varprop.plotting._style import DPI, FIGURE_WIDTH, FONT_SIZES
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import varprop
 from varprop._activations_builtin import SELU_ALPHA, SELU_SCALE
-from varprop._qcurve import q_curve, q_limits, stability_slopes
+from varprop.dynamics._qcurve import q_curve, q_limits, stability_slopes
 
 # (spec, lim c as q -> 0, lim c as q -> inf), from the one-sided slopes at 0 and at +-infinity:
 # c -> (phi'(0-)^2 + phi'(0+)^2) / 2 when phi(0) = 0 (else inf: None), c -> (s_-^2 + s_+^2) / 2.
@@ -69,7 +69,7 @@ def test_stability_slopes_match_dynamics() -> None:
     curve = q_curve("elu", points=5)
     slopes = stability_slopes("elu", curve)
     assert slopes is not None
-    reference = np.asarray(varprop._dynamics.stability("elu", var=curve.q).slope)
+    reference = np.asarray(varprop.dynamics.stability("elu", var=curve.q).slope)
     np.testing.assert_array_equal(slopes, reference)
 
 

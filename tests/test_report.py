@@ -79,7 +79,7 @@ def test_closed_form_and_quadrature_agree(elu_report: ReportSummary) -> None:
 def test_stability_section(elu_report: ReportSummary) -> None:
     stability = elu_report.stability
     assert stability is not None
-    reference = varprop._dynamics.stability("elu", var=1.0)
+    reference = varprop.dynamics.stability("elu", var=1.0)
     assert stability.slope == float(reference.slope) and stability.kind == "stable"
     fixed = [q for q, _, _ in stability.fixed_points]
     assert any(q == pytest.approx(1.0, rel=1e-12) for q in fixed)

@@ -1,6 +1,6 @@
 """``varprop reproduce``: every checked row within its stated tolerance, the policy, and the outputs.
 
-The published values and their sources are data in ``varprop._reproduce``; these tests check that
+The published values and their sources are data in ``varprop.literature._reproduce``; these tests check that
 varprop's live values stay within the stated tolerances of them, that the tolerances mean what the
 policy says, and that the text, JSON and Markdown outputs carry the same rows.
 """
@@ -18,8 +18,15 @@ from typing import Any
 import pytest
 
 import varprop.cli as cli
-from varprop._reproduce import GROUPS, NUMERICAL_RTOL, ReproRow, ReproTable, reproduce_table, rounding_tolerance
 from varprop.cli import reproduce as reproduce_cli
+from varprop.literature._reproduce import (
+    GROUPS,
+    NUMERICAL_RTOL,
+    ReproRow,
+    ReproTable,
+    reproduce_table,
+    rounding_tolerance,
+)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reproduce.md"
 TABLE = reproduce_table()
@@ -186,7 +193,7 @@ def test_torch_rows_skipped_without_torch(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_core_module_does_not_import_torch() -> None:
-    code = "import sys, varprop._reproduce; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, varprop.literature._reproduce; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

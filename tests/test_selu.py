@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from varprop import VarpropValueError, moments
-from varprop._dynamics import stability
-from varprop._selu import selu_jacobian, selu_moment_map, selu_parameters
+from varprop.dynamics._variance_map import stability
+from varprop.selu._fixed_point import selu_jacobian, selu_moment_map, selu_parameters
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "reference", "dynamics_reference.json")
 with open(REFERENCE) as _handle:

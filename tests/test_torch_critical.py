@@ -18,7 +18,7 @@ import varprop  # noqa: E402
 import varprop.torch as vt  # noqa: E402
 from torch_helpers import check_predictions, chunked_variances  # noqa: E402
 from varprop import VarpropValueError, VarpropWarning  # noqa: E402
-from varprop._criticality import critical_point  # noqa: E402
+from varprop.dynamics._criticality import critical_point  # noqa: E402
 
 
 def _mlp(act: type[nn.Module], depth: int, width: int, inputs: int) -> nn.Sequential:

@@ -12,8 +12,8 @@ from torch import nn
 
 import varprop
 import varprop.torch as vt
-from varprop._dynamics import gaussian_rows
 from varprop._errors import VarpropTypeError, VarpropValueError
+from varprop.dynamics._variance_map import gaussian_rows
 
 
 def plain_tanh(width: int, depth: int) -> nn.Sequential:

@@ -6,11 +6,21 @@ The public API is re-exported here; the implementation lives in private modules.
 from __future__ import annotations
 
 from ._activation import Activation
-from ._correlation import CorrelationMap, arccos_cross_moment, correlation_map, cross_moment
-from ._criticality import CriticalPoint, critical_point
 from ._deriv_mean import deriv_mean
-from ._drift import DriftPrediction, PlainNetworkSimulation, predict_drift, simulate_plain_network
-from ._dynamics import (
+from ._errors import ConvergenceError, VarpropError, VarpropTypeError, VarpropValueError, VarpropWarning
+from ._moments import Moments, MonteCarloMoments, moments, monte_carlo_moments
+from ._registry import activation, registered_activations
+from .dynamics._correlation import CorrelationMap, arccos_cross_moment, correlation_map, cross_moment
+from .dynamics._criticality import CriticalPoint, critical_point
+from .dynamics._drift import DriftPrediction, PlainNetworkSimulation, predict_drift, simulate_plain_network
+from .dynamics._edge_of_chaos import EdgeOfChaos, PhaseDiagram, edge_of_chaos, edge_of_chaos_curve, phase_diagram
+from .dynamics._free_probability import (
+    JacobianSpectrumPrediction,
+    jacobian_moments,
+    predict_jacobian_spectrum,
+    sample_jacobian_singular_values,
+)
+from .dynamics._variance_map import (
     NEUTRAL_TOLERANCE,
     FixedPoint,
     MeanVarianceMap,
@@ -21,19 +31,9 @@ from ._dynamics import (
     stability,
     variance_map,
 )
-from ._edge_of_chaos import EdgeOfChaos, PhaseDiagram, edge_of_chaos, edge_of_chaos_curve, phase_diagram
-from ._errors import ConvergenceError, VarpropError, VarpropTypeError, VarpropValueError, VarpropWarning
-from ._free_probability import (
-    JacobianSpectrumPrediction,
-    jacobian_moments,
-    predict_jacobian_spectrum,
-    sample_jacobian_singular_values,
-)
-from ._gains import gain, truncated_normal_scale, uniform_bound, weight_std
-from ._moments import Moments, MonteCarloMoments, moments, monte_carlo_moments
-from ._registry import activation, registered_activations
-from ._reproduce import ReproRow, ReproTable, reproduce_table
-from ._selu import selu_jacobian, selu_moment_map, selu_parameters
+from .gains._gain import gain, truncated_normal_scale, uniform_bound, weight_std
+from .literature._reproduce import ReproRow, ReproTable, reproduce_table
+from .selu._fixed_point import selu_jacobian, selu_moment_map, selu_parameters
 
 __all__ = [
     "NEUTRAL_TOLERANCE",

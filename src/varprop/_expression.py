@@ -498,7 +498,7 @@ class _SingularSearch:
         return self._near(self.expression._derivative_tree, point, offset)
 
 
-#: The functions whose Gaussian cross moments have closed forms (``varprop._correlation``).
+#: The functions whose Gaussian cross moments have closed forms (``varprop.dynamics._correlation``).
 EXPONENTIAL_FUNCTIONS = ("sin", "cos", "exp")
 
 

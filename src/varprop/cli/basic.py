@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from .._errors import VarpropValueError
-from .._gains import DISTRIBUTIONS, MODES, gain, truncated_normal_scale, uniform_bound, weight_std
 from .._moments import moments, resolve_activation
-from .._qcurve import QCurve, q_curve, stability_slopes
-from .._table import TableRow, gain_table
+from ..dynamics._qcurve import QCurve, q_curve, stability_slopes
+from ..gains._gain import DISTRIBUTIONS, MODES, gain, truncated_normal_scale, uniform_bound, weight_std
+from ..gains._table import TableRow, gain_table
 from ..plotting._mpl import require_pyplot
 from ..plotting.curves import q_curve_figure, save_figure
 from ..report import DEFAULT_MC_SAMPLES, REPORT_FILES, build_report

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from .._dynamics import FixedPoint, fixed_point
-from .._edge_of_chaos import EdgeOfChaos, edge_of_chaos_curve, phase_diagram
-from .._gains import gain
 from .._moments import resolve_activation
-from .._verdicts import phase
+from ..dynamics._edge_of_chaos import EdgeOfChaos, edge_of_chaos_curve, phase_diagram
+from ..dynamics._variance_map import FixedPoint, fixed_point
+from ..dynamics._verdicts import phase
+from ..gains._gain import gain
 from ..plotting._mpl import require_pyplot
 from ..plotting.curves import save_figure
 from ..plotting.dynamics import phase_diagram_figure

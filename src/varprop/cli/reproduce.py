@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from .._reproduce import GROUPS, NUMERICAL_RTOL, ReproRow, ReproTable, reproduce_table
+from ..literature._reproduce import GROUPS, NUMERICAL_RTOL, ReproRow, ReproTable, reproduce_table
 from ..report._text import display_width
 from .basic import JSON_HELP, emit_json
 

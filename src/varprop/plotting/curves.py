@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._qcurve import QCurve
+from ..dynamics._qcurve import QCurve
 from ._mpl import require_pyplot
 from ._style import DPI, FONT_SIZES, new_figure, style_axes, styled
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._dynamics import FixedPoint, Stability, VarianceMap
-from .._edge_of_chaos import EdgeOfChaos, PhaseDiagram
+from ..dynamics._edge_of_chaos import EdgeOfChaos, PhaseDiagram
+from ..dynamics._variance_map import FixedPoint, Stability, VarianceMap
 from ._style import new_figure, style_axes, styled
 
 if TYPE_CHECKING:

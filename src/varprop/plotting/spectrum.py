@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._errors import VarpropValueError
-from .._free_probability import JacobianSpectrumPrediction
+from ..dynamics._free_probability import JacobianSpectrumPrediction
 from ._style import new_figure, style_axes, styled
 
 if TYPE_CHECKING:

@@ -13,10 +13,10 @@ import numpy as np
 
 from .. import fixed_point, predict_drift, simulate_plain_network, stability
 from .._errors import VarpropValueError
-from .._gains import gain, truncated_normal_scale, uniform_bound, weight_std
 from .._moments import moments, monte_carlo_moments, resolve_activation
-from .._qcurve import q_curve
 from .._validation import check_positive_int, check_real
+from ..dynamics._qcurve import q_curve
+from ..gains._gain import gain, truncated_normal_scale, uniform_bound, weight_std
 from ..plotting._mpl import require_pyplot
 from ._figures import FIGURE_NAMES, draw_figures
 from ._html import render_html

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import fixed_point, predict_jacobian_spectrum, sample_jacobian_singular_values, variance_map
 from .._errors import ConvergenceError
-from .._qcurve import stability_slopes
+from ..dynamics._qcurve import stability_slopes
 from ..plotting.curves import depth_variance_figure, moments_convergence_figure, q_curve_figure, save_figure
 from ..plotting.dynamics import variance_map_figure
 from ..plotting.spectrum import jacobian_spectrum_figure

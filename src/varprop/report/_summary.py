@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._moments import Moments
-from .._qcurve import QCurve
+from ..dynamics._qcurve import QCurve
 from ._text import columns
 
 __all__ = ["MonteCarloPoint", "ReportSummary", "SchemeResult", "StabilityResult"]

@@ -1,6 +1,6 @@
 """``init_model(..., objective="critical")``: the activation of a traced model and its point on the edge of chaos.
 
-The core chooses the point (``varprop._criticality.critical_point``: sigma_w, sigma_b, q* with chi1 = 1); here the
+The core chooses the point (``varprop.dynamics.critical_point``: sigma_w, sigma_b, q* with chi1 = 1); here the
 model's activations are read off the traced graph before anything is drawn, and the point's settings are what
 ``init_model`` applies: every weight layer aims at the pre-activation variance q*, a layer with a bias draws it from
 N(0, sigma_b^2) (its weights then aim at q* - sigma_b^2), a layer without one aims its weights at q*.
@@ -13,8 +13,8 @@ from typing import Any
 from torch import nn
 
 from .._activation import Activation
-from .._criticality import CriticalPoint, critical_point
 from .._errors import VarpropValueError
+from ..dynamics._criticality import CriticalPoint, critical_point
 from ._activations import activation_of_function, activation_of_method, activation_of_module
 from ._graph import Graph
 

@@ -227,7 +227,7 @@ def init_model(
             realized without calibration; mean-field with it (calibration measures the drawn weights on the batch
             and replaces the correction, so computing it first would only cost time).
         objective: ``"variance"`` (every pre-activation at ``target_var``, biases 0) or ``"critical"``: the edge of
-            chaos of the model's activation (``varprop._criticality.critical_point``; Poole et al. 2016, Schoenholz
+            chaos of the model's activation (``varprop.dynamics.critical_point``; Poole et al. 2016, Schoenholz
             et al. 2017): every pre-activation at the fixed point q*, biases drawn from N(0, sigma_b^2) (a layer's
             weights then aim at q* - sigma_b^2), so that chi1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] = 1 and the
             gradient keeps its size through depth. q* is the point's (1/64 for tanh-like activations: with

@@ -13,11 +13,11 @@ from warnings import warn
 import numpy as np
 
 from .._activation import Activation
-from .._drift import escape_layers, predict_drift
-from .._dynamics import classify, depth_scale, stability
 from .._errors import VarpropWarning
-from .._gains import gain
-from .._verdicts import stability_verdict
+from ..dynamics._drift import escape_layers, predict_drift
+from ..dynamics._variance_map import classify, depth_scale, stability
+from ..dynamics._verdicts import stability_verdict
+from ..gains._gain import gain
 from ._plan import ActivationUse, LayerPlan
 
 __all__ = ["ActivationRow", "InitReport", "LayerRow", "stability_of"]
@@ -54,7 +54,7 @@ class ActivationRow:
     """One activation spec, over every place it is used, with its depth-dynamics class when available.
 
     ``input_var`` and ``input_mean`` are the medians over the uses (the representative input), the ranges their
-    min and max; ``kind``, ``slope`` and ``verdict`` are ``varprop._dynamics.stability`` at the median ``input_var``.
+    min and max; ``kind``, ``slope`` and ``verdict`` are ``varprop.dynamics.stability`` at the median ``input_var``.
     ``chain_depth`` counts the weight layers of the longest plain chain layer -> this activation -> layer -> ...
     (consecutive weight layers, in propagation order, each followed directly by it; 0 or 1 when each use sits behind
     a normalization, inside a residual branch or in attention), ``width`` the median effective fan-in of that chain's
@@ -62,7 +62,7 @@ class ActivationRow:
     than torch's fan_in where zero padding cuts kernel taps off (``padded`` is then true, and the report says
     "effective fan-in" rather than "width"). Ranges left out default to the median.
 
-    ``drift()`` is ``varprop._drift.predict_drift`` for a plain network of this activation with ``chain_depth``
+    ``drift()`` is ``varprop.dynamics.predict_drift`` for a plain network of this activation with ``chain_depth``
     layers of width ``width`` at the mean-field gain: the 16-84% band of one input's pre-activation variance after
     the last of them, relative to ``input_var`` (computed on demand; a guide to how far depth can push the signal
     without calibration, not a prediction for the realized-weights init).
@@ -115,7 +115,7 @@ class ActivationRow:
 
 
 def stability_of(act: Activation, var: float, critical: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``varprop._dynamics.stability(act, var)`` summarized (an empty dict for a variance that is not positive).
+    """``varprop.dynamics.stability(act, var)`` summarized (an empty dict for a variance that is not positive).
 
     ``critical``: the report's ``settings["critical"]`` (objective="critical"): for its activation the variance map
     is the point's, with biases (sigma_w, sigma_b), so its slope and chi1 are the point's at q*."""
@@ -251,7 +251,7 @@ def _critical_scales(act: Activation, critical: dict[str, Any] | None) -> dict[s
 # network is a factor 2 off for a sixth of the inputs on each side.
 _BAND = 2.0
 # Larger targets tried for an unstable activation (slope at 4 q and 16 q): the slope of SiLU, GELU and Mish falls
-# towards 1 as the variance grows (varprop._dynamics.stability).
+# towards 1 as the variance grows (varprop.dynamics.stability).
 _LARGER_TARGETS = (4.0, 16.0)
 _ESCAPES: dict[tuple[str, int, int, float], tuple[tuple[float, float, int | None], ...]] = {}
 

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
-from .._gains import DISTRIBUTIONS, MODES, TRUNCATED_NORMAL_STD, gain
 from .._validation import check_real
+from ..gains._gain import DISTRIBUTIONS, MODES, TRUNCATED_NORMAL_STD, gain
 from ._activations import resolve
 from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, fans
 from ._orthogonal import ORTHOGONAL_DISTRIBUTIONS, check_shape, orthogonal_unit

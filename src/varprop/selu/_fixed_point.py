@@ -27,10 +27,10 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import erfcx, ndtr
 
-from ._activation import Activation
-from ._errors import VarpropValueError
-from ._quadrature import gaussian_expectation
-from ._validation import check_real
+from .._activation import Activation
+from .._errors import VarpropValueError
+from .._quadrature import gaussian_expectation
+from .._validation import check_real
 
 __all__ = ["selu_jacobian", "selu_moment_map", "selu_parameters"]
 

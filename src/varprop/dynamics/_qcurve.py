@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._errors import VarpropValueError
-from ._moments import moments, resolve_activation
-from ._validation import check_positive_int, check_real
+from .._errors import VarpropValueError
+from .._moments import moments, resolve_activation
+from .._validation import check_positive_int, check_real
+from ._variance_map import stability
 
 __all__ = ["QCurve", "q_curve", "q_limits", "stability_slopes"]
 
@@ -164,22 +165,17 @@ def q_curve(
     )
 
 
-def stability_slopes(act: Any, curve: QCurve) -> FloatArray | None:
-    """The stability slope of the fixed point q at each q of ``curve`` (``varprop._dynamics.stability``).
+def stability_slopes(act: Any, curve: QCurve) -> FloatArray:
+    """The stability slope of the fixed point q at each q of ``curve`` (``varprop.dynamics.stability``).
 
     With the weights set to varprop's gain at q, q is a fixed point of the variance map; its slope
     there, 1 + d ln c(q) / d ln q, says whether deviations grow (> 1) or decay (< 1) with depth.
 
     Returns:
-        The slopes (NaN where E[phi^2] = 0, which no gain can fix), or ``None`` while
-        ``varprop._dynamics`` is not available.
+        The slopes (NaN where E[phi^2] = 0, which no gain can fix).
     """
-    try:
-        from . import _dynamics
-    except ImportError:  # pragma: no cover - _dynamics ships with the core
-        return None
     slopes = np.full(curve.q.shape, np.nan)
     usable = curve.second_moment > 0
     if usable.any():
-        slopes[usable] = np.asarray(_dynamics.stability(act, var=curve.q[usable]).slope, dtype=np.float64)
+        slopes[usable] = np.asarray(stability(act, var=curve.q[usable]).slope, dtype=np.float64)
     return slopes

@@ -9,9 +9,9 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ._errors import ConvergenceError, VarpropValueError
-from ._moments import Scalar, _unwrap, moments
-from ._validation import as_real_array, check_positive_int
+from .._errors import ConvergenceError, VarpropValueError
+from .._moments import Scalar, _unwrap, moments
+from .._validation import as_real_array, check_positive_int
 
 __all__ = [
     "DISTRIBUTIONS",

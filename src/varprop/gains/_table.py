@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ._activation import Activation
-from ._gains import gain
-from ._moments import moments, resolve_activation
-from ._validation import check_real
+from .._activation import Activation
+from .._moments import moments, resolve_activation
+from .._validation import check_real
+from ._gain import gain
 
 __all__ = ["TORCH_GAIN_SOURCE", "TableRow", "gain_table", "torch_gain"]
 
@@ -96,7 +96,7 @@ def _registry_specs() -> list[str]:
     ``threshold(threshold, value)`` has no defaults in torch; it is listed as
     ``threshold(threshold=0.0, value=0.0)`` (which is ReLU).
     """
-    from ._registry import activation_definition, registered_activations
+    from .._registry import activation_definition, registered_activations
 
     specs = []
     for name in registered_activations():

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ._gains import gain, weight_std
-from ._moments import moments
+from .._moments import moments
+from ..gains._gain import gain, weight_std
 
 __all__ = ["GROUPS", "NUMERICAL_RTOL", "ReproRow", "ReproTable", "reproduce_table", "rounding_tolerance"]
 
@@ -332,13 +332,13 @@ def _seed_specs() -> list[_Spec]:
 
 
 def _selu_jacobian() -> np.ndarray:
-    from ._selu import selu_jacobian
+    from ..selu._fixed_point import selu_jacobian
 
     return np.asarray(selu_jacobian(), dtype=np.float64)
 
 
 def _selu_parameters() -> tuple[float, float]:
-    from ._selu import selu_parameters
+    from ..selu._fixed_point import selu_parameters
 
     alpha, scale = selu_parameters()
     return float(alpha), float(scale)
@@ -428,13 +428,13 @@ def _klambauer_specs() -> list[_Spec]:
 
 
 def _eoc_weight_std(act: str, bias_std: float) -> float:
-    from ._edge_of_chaos import edge_of_chaos
+    from ..dynamics._edge_of_chaos import edge_of_chaos
 
     return float(edge_of_chaos(act, bias_std).weight_std)
 
 
 def _eoc_q(act: str, bias_std: float) -> float:
-    from ._edge_of_chaos import edge_of_chaos
+    from ..dynamics._edge_of_chaos import edge_of_chaos
 
     return float(edge_of_chaos(act, bias_std).q)
 

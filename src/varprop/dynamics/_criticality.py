@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from ._activation import Activation
-from ._dynamics import NEUTRAL_TOLERANCE, classify, depth_scale, gaussian_rows
+from .._activation import Activation
+from .._errors import VarpropValueError
+from .._moments import resolve_activation
+from .._validation import check_real
 from ._edge_of_chaos import edge_of_chaos
-from ._errors import VarpropValueError
-from ._moments import resolve_activation
-from ._validation import check_real
+from ._variance_map import NEUTRAL_TOLERANCE, classify, depth_scale, gaussian_rows
 from ._verdicts import phase
 
 __all__ = ["ODD_FIXED_POINT", "CriticalPoint", "critical_point"]

@@ -32,14 +32,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._activation import Activation
-from ._dynamics import check_std, fixed_point, gaussian_rows
-from ._errors import ConvergenceError, VarpropValueError
-from ._expression import exponential_form
-from ._moments import Scalar, _unwrap, resolve_activation
-from ._quadrature import gaussian_expectation
-from ._singular import refuse_singular
-from ._validation import as_real_array, check_real
+from .._activation import Activation
+from .._errors import ConvergenceError, VarpropValueError
+from .._expression import exponential_form
+from .._moments import Scalar, _unwrap, resolve_activation
+from .._quadrature import gaussian_expectation
+from .._singular import refuse_singular
+from .._validation import as_real_array, check_real
+from ._variance_map import check_std, fixed_point, gaussian_rows
 
 __all__ = ["CorrelationMap", "arccos_cross_moment", "correlation_map", "cross_moment"]
 

@@ -11,7 +11,7 @@ For a given bias_std the edge of chaos solves, for q > 0,
     q = E[phi(sqrt(q) z)^2] / E[phi'(sqrt(q) z)^2] + bias_std^2     (q is the fixed point),
 
 one equation in q, scanned on a log grid and polished with brentq; its derivative in q comes from the
-heat-equation identity, as in ``varprop._dynamics``.
+heat-equation identity, as in ``varprop.dynamics._variance_map``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._activation import Activation
-from ._dynamics import (
+from .._activation import Activation
+from .._errors import VarpropValueError
+from .._moments import resolve_activation
+from .._roots import ROOT_NOISE, scan_roots
+from .._validation import as_real_array
+from ._variance_map import (
     SEARCH_RANGE,
     _deriv_second_moment_at_zero,
     check_std,
@@ -32,10 +36,6 @@ from ._dynamics import (
     gaussian_rows,
     variance_map,
 )
-from ._errors import VarpropValueError
-from ._moments import resolve_activation
-from ._roots import ROOT_NOISE, scan_roots
-from ._validation import as_real_array
 
 __all__ = ["EdgeOfChaos", "PhaseDiagram", "edge_of_chaos", "edge_of_chaos_curve", "phase_diagram"]
 

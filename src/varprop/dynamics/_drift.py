@@ -40,11 +40,11 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import chi2
 
-from ._activation import Activation
-from ._dynamics import check_std, gaussian_rows, variance_map
-from ._errors import VarpropValueError
-from ._moments import resolve_activation
-from ._validation import check_positive_int, check_real
+from .._activation import Activation
+from .._errors import VarpropValueError
+from .._moments import resolve_activation
+from .._validation import check_positive_int, check_real
+from ._variance_map import check_std, gaussian_rows, variance_map
 
 __all__ = ["DriftPrediction", "PlainNetworkSimulation", "escape_layers", "predict_drift", "simulate_plain_network"]
 

@@ -30,13 +30,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ._activation import Activation
-from ._errors import VarpropValueError
-from ._moments import Scalar, _unwrap, resolve_activation
-from ._quadrature import gaussian_expectation
-from ._roots import ROOT_NOISE, scan_roots
-from ._singular import refuse_singular
-from ._validation import as_real_array, check_real
+from .._activation import Activation
+from .._errors import VarpropValueError
+from .._moments import Scalar, _unwrap, resolve_activation
+from .._quadrature import gaussian_expectation
+from .._roots import ROOT_NOISE, scan_roots
+from .._singular import refuse_singular
+from .._validation import as_real_array, check_real
 from ._verdicts import NEUTRAL_TOLERANCE, phase, stability_verdict
 
 __all__ = [
@@ -503,7 +503,7 @@ class Stability:
         doubling_depth: layers over which a small (say 1%) deviation from q doubles (unstable) or
             halves (stable): ln 2 / |ln slope|; ``inf`` when neutral.
         verdict: one sentence for reports: the phase (chi1, xi_c), then the variance (slope).
-        phase: ``"ordered"``, ``"critical"`` or ``"chaotic"`` (chi1 < 1, = 1, > 1; ``varprop._verdicts``).
+        phase: ``"ordered"``, ``"critical"`` or ``"chaotic"`` (chi1 < 1, = 1, > 1; ``varprop.dynamics._verdicts``).
         depth_scale_c: -1 / ln chi1, Schoenholz et al. (2017)'s xi_c of the correlation map at c = 1
             (negative in the chaotic phase, ``inf`` at the edge of chaos).
     """

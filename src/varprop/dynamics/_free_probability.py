@@ -51,12 +51,12 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ._activation import Activation
-from ._dynamics import check_std, fixed_point
-from ._errors import ConvergenceError, VarpropValueError
-from ._moments import resolve_activation
-from ._quadrature import gaussian_expectation
-from ._validation import check_positive_int, check_real
+from .._activation import Activation
+from .._errors import ConvergenceError, VarpropValueError
+from .._moments import resolve_activation
+from .._quadrature import gaussian_expectation
+from .._validation import check_positive_int, check_real
+from ._variance_map import check_std, fixed_point
 
 __all__ = [
     "DISTRIBUTIONS",
