@@ -191,15 +191,21 @@ class Context:
             self.warnings.append(message)
 
     def scratch(
-        self, numel: int, device: torch.device, dtype: torch.dtype = torch.float32, purpose: str = "squares"
+        self,
+        numel: int,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        purpose: str = "squares",
+        parameter_sized: bool = True,
     ) -> torch.Tensor:
         """A work buffer of ``numel`` elements (uninitialized; the same memory for every caller with the same
-        ``purpose``: valid until the next call). It grows to the largest request: O(largest parameter)."""
+        ``purpose``: valid until the next call). It grows to the largest request: O(largest parameter); with
+        ``parameter_sized`` it is given the size of the largest parameter of its device and dtype at once."""
         key = (purpose, device, dtype)
         buffer = self.buffers.get(key)
         if buffer is None or buffer.numel() < numel:
             self.buffers.pop(key, None)  # (freed before the larger one is allocated)
-            size = max(numel, self.largest.get((device, dtype), 0))
+            size = max(numel, self.largest.get((device, dtype), 0) if parameter_sized else 0)
             buffer = self.buffers[key] = torch.empty(size, dtype=dtype, device=device)
         return buffer[:numel]
 
