@@ -312,21 +312,25 @@ class Context:
             self.kept[key] = kept = (segment.value, value)
         return kept[1], False
 
-    def value(self, param: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def value(self, param: torch.Tensor, out: torch.Tensor | None = None, keep: bool = True) -> torch.Tensor:
         """The new value of ``param`` as planned so far, in ``out`` (contiguous, its shape and dtype) or a tensor of
-        its own."""
+        its own; with ``keep=False`` a draw not kept yet is made straight into it (and not kept: for a value that is
+        made once)."""
         recipe = self.recipes[id(param)]
         if is_dtensor(param):
             return self._make_dtensor(recipe)
         if out is None:
             out = torch.empty(param.shape, dtype=param.dtype, device=param.device)
-        self._make(recipe, out, 0, _rows_of(param))
+        self._make(recipe, out, 0, _rows_of(param), keep=keep)
         return out
 
-    def _make(self, recipe: Recipe, out: torch.Tensor, start: int, stop: int, defer: bool = False) -> float | None:
+    def _make(
+        self, recipe: Recipe, out: torch.Tensor, start: int, stop: int, defer: bool = False, keep: bool = True
+    ) -> float | None:
         """Make rows ``[start, stop)`` of the recipe's value in ``out`` (contiguous, those rows' shape). With
         ``defer``, the last multiplication of a single whole-tensor segment is not done but returned (for ``_store``
-        to fuse it into the copy into the parameter: one pass over the weights instead of two)."""
+        to fuse it into the copy into the parameter: one pass over the weights instead of two). Without ``keep``, a
+        draw that is not kept is made in ``out`` directly (and not kept)."""
         param = recipe.param
         if not recipe.covers_all():
             out.copy_(_rows_view(param.detach(), start, stop))
@@ -339,7 +343,7 @@ class Context:
             target = _rows_view(out, low - start, high - start)
             factors = list(segment.factors)
             if segment.kind == "draw":
-                operations, applied = self._draw_into(target, param, segment, low, recipe.seed)
+                operations, applied = self._draw_into(target, param, segment, low, recipe.seed, keep)
                 factors = operations + factors[applied:]
             elif segment.kind == "zero":
                 target.zero_()
@@ -361,7 +365,7 @@ class Context:
         return pending
 
     def _draw_into(
-        self, target: torch.Tensor, param: torch.Tensor, segment: _Segment, first: int, seed: int
+        self, target: torch.Tensor, param: torch.Tensor, segment: _Segment, first: int, seed: int, keep: bool = True
     ) -> tuple[list[float], int]:
         """Rows ``first...`` of the parameter's draw at ``std`` into ``target``; returns the multiplications still to
         do before the segment's factors, and how many of those factors were applied already (a kept draw is copied
@@ -372,6 +376,8 @@ class Context:
             # (a block of rows: MultiheadAttention's q, k, v; the segment too: an orthogonal block is its own draw)
             key = (id(param), first, int(target.shape[0]), segment.rows)
             kept = self.kept.get(key)
+            if (kept is None or kept[0] != std) and not keep:
+                return self._draw_fresh(target, param, segment, first, seed), 0
             if kept is None or kept[0] != std:
                 value = torch.empty(target.shape, dtype=param.dtype, device=param.device)
                 self.kept[key] = kept = (std, value)
@@ -529,7 +535,7 @@ class Context:
             _store(param, kept[1], operations[-1] if operations else None)
             return
         value = self.scratch(param.numel(), param.device, param.dtype, "work").view(param.shape)
-        factor = self._make(recipe, value, 0, _rows_of(param), defer=True)
+        factor = self._make(recipe, value, 0, _rows_of(param), defer=True, keep=False)
         _store(param, value, factor)
 
 
