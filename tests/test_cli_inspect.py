@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 import varprop.cli as cli  # noqa: E402
 import varprop.torch as varprop_torch  # noqa: E402
 from varprop.cli.inspect import parse_shape  # noqa: E402
-from varprop.torch._signal import signal_stats  # noqa: E402
+from varprop.torch.report.signal import signal_stats  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP = ROOT / "examples" / "mlp_factory.py"

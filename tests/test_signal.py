@@ -1,4 +1,4 @@
-"""``varprop.torch._signal.signal_stats`` against statistics computed by hand, and ``plot_signal``.
+"""``varprop.torch.report.signal.signal_stats`` against statistics computed by hand, and ``plot_signal``.
 
 The oracle runs the layers one by one, computes the moments with numpy in float64 and the gradients
 with ``torch.autograd.grad`` on the same loss L = sum(output * R), R from ``torch.randn`` with a
@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from varprop import VarpropTypeError, VarpropValueError  # noqa: E402
-from varprop.torch._signal import STATISTICS, LayerSignal, SignalStats, signal_stats  # noqa: E402
+from varprop.torch.report.signal import STATISTICS, LayerSignal, SignalStats, signal_stats  # noqa: E402
 
 RTOL = 1e-12  # float64 moments of identical tensors: only summation order differs
 

@@ -20,7 +20,9 @@ from torch import nn  # noqa: E402
 import test_torch_init_golden  # noqa: E402  # tests/ is on sys.path (as for torch_helpers)
 import varprop.torch as vt  # noqa: E402
 from varprop import VarpropError  # noqa: E402
-from varprop.torch import _calibrate, _model_init, _plan  # noqa: E402
+from varprop.torch import _model_init  # noqa: E402
+from varprop.torch.propagation import calibrate as _calibrate  # noqa: E402
+from varprop.torch.propagation import plan as _plan  # noqa: E402
 
 SEED = 20261203
 

@@ -13,7 +13,7 @@ from torch.nn import functional as F  # noqa: E402, N812
 
 import varprop.torch as vt  # noqa: E402
 from varprop import VarpropError, VarpropTypeError, VarpropValueError  # noqa: E402
-from varprop.torch import _layers  # noqa: E402
+from varprop.torch.propagation import layers as _layers  # noqa: E402
 
 
 def _net() -> nn.Module:

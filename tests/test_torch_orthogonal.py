@@ -14,8 +14,8 @@ import varprop  # noqa: E402
 import varprop.torch as vt  # noqa: E402
 from torch_helpers import check_predictions, chunked_variances  # noqa: E402
 from varprop import VarpropValueError  # noqa: E402
-from varprop.torch._orthogonal import haar_orthogonal, orthogonal_unit  # noqa: E402
-from varprop.torch._sharded_random import draw_region  # noqa: E402
+from varprop.torch.sampling.orthogonal import haar_orthogonal, orthogonal_unit  # noqa: E402
+from varprop.torch.sampling.sharded_random import draw_region, fresh_seed  # noqa: E402
 
 SHAPES = [(64, 64), (32, 96), (96, 32), (16, 8, 3, 3), (8, 16, 5)]
 
@@ -103,7 +103,7 @@ def test_same_seed_same_tensor_and_shard_scheme_matches_whole_tensor() -> None:
     rows = torch.arange(10, 25)
     columns = torch.tensor([3, 0, 17])
     std = float(varprop.gain("elu")) / math.sqrt(shape[1])
-    seed = vt._sharded_random.fresh_seed(torch.Generator().manual_seed(9))
+    seed = fresh_seed(torch.Generator().manual_seed(9))
     part = draw_region(
         shape,
         [rows, columns],

@@ -15,7 +15,7 @@ from torch import nn  # noqa: E402
 
 import varprop.torch as vt  # noqa: E402
 from varprop import VarpropWarning, activation, gain, predict_drift, stability  # noqa: E402
-from varprop.torch import _report  # noqa: E402
+from varprop.torch.report import init_report as _report  # noqa: E402
 
 
 def _mlp(act: type[nn.Module], depth: int, width: int, first: int | None = None, head: bool = True) -> nn.Module:

@@ -1,4 +1,5 @@
-"""Seeds and draws of ``init_model``'s weights (``varprop.torch._sharded_random``), and the meta-shape shortcut."""
+"""Seeds and draws of ``init_model``'s weights (``varprop.torch.sampling.sharded_random``), and the meta-shape
+shortcut."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from torch import nn  # noqa: E402
 
 import varprop  # noqa: E402
 from varprop.torch import init_model  # noqa: E402
-from varprop.torch._graph import Ref, _conv_output, _sequential_graph, trace_fx  # noqa: E402
-from varprop.torch._sharded_random import draw_many, draw_region, fresh_seed, name_seed  # noqa: E402
+from varprop.torch.graph.ir import Ref  # noqa: E402
+from varprop.torch.graph.shapes import _conv_output  # noqa: E402
+from varprop.torch.graph.trace import _sequential_graph, trace_fx  # noqa: E402
+from varprop.torch.sampling.sharded_random import draw_many, draw_region, fresh_seed, name_seed  # noqa: E402
 
 DISTRIBUTIONS = ["normal", "truncated_normal", "uniform"]
 OPTIONS: dict[str, Any] = {"dtype": torch.float32, "device": torch.device("cpu")}
@@ -254,7 +257,7 @@ def test_sequential_graph_is_the_traced_graph(model: nn.Module, shape: tuple[int
 def test_transformer_shapes_by_formula(norm_first: bool) -> None:
     """A transformer encoder (layer) as the whole model: its output shape is its input's, by formula, as running it
     gives; the formula declines inputs of the wrong width."""
-    from varprop.torch._graph import output_shape
+    from varprop.torch.graph.shapes import output_shape
 
     layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, norm_first=norm_first)
     encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
@@ -268,7 +271,7 @@ def test_elementwise_shapes_on_meta_match_running_them() -> None:
     """Residual adds and scalings get their meta output by the broadcasting rule; other cases run as before."""
     import operator
 
-    from varprop.torch._graph import _elementwise_meta
+    from varprop.torch.graph.shapes import elementwise_meta as _elementwise_meta
 
     shapes = [((3, 1, 4), (5, 4)), ((2, 3), (3,)), ((1,), (4, 5)), ((), (2, 2)), ((0, 3), (1, 3))]
     for target in (operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.mul):

@@ -576,7 +576,7 @@ _INDEX_PATTERNS = {
 @pytest.mark.parametrize("pattern", list(_INDEX_PATTERNS))
 def test_draw_region_equals_the_same_part_of_the_whole_draw(pattern: str) -> None:
     """What a rank holding those rows / columns draws is exactly that part of the whole tensor."""
-    from varprop.torch._sharded_random import draw_region, rows_per_block
+    from varprop.torch.sampling.sharded_random import draw_region, rows_per_block
 
     assert rows_per_block((ROWS, COLS)) == _PER_BLOCK
     rows, cols = _INDEX_PATTERNS[pattern]

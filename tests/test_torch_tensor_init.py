@@ -57,7 +57,7 @@ def test_calculate_gain_closed_forms(nonlinearity: str, param: float | None, exp
     ids=lambda m: repr(m),
 )
 def test_calculate_gain_of_module_equals_registry_gain(spec: nn.Module) -> None:
-    from varprop.torch._activations import activation_of_module
+    from varprop.torch.graph.activations import activation_of_module
 
     act = activation_of_module(spec)
     assert act is not None

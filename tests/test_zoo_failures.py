@@ -363,7 +363,7 @@ def test_addmm_weight_layers_gelu_formula_and_rms_norm_code() -> None:
 
 
 def test_only_an_exact_rms_norm_is_recognized() -> None:
-    from varprop.torch._foreign_modules import rms_norm_proxy
+    from varprop.torch.graph.foreign_modules import rms_norm_proxy
 
     norm = TensorCodeRMSNorm(16, eps=1e-5)
     proxy = rms_norm_proxy(norm)
@@ -454,8 +454,8 @@ def test_attention_token_correlation_closed_forms() -> None:
     sequence mean (correlation 1); a common part rho of the values adds rho + (1 - rho) / max to the covariance."""
     import numpy as np
 
-    from varprop.torch._attention import attention_output, attention_token_correlation
-    from varprop.torch._stats import scalar_stat
+    from varprop.torch.propagation.attention import attention_output, attention_token_correlation
+    from varprop.torch.propagation.stats import scalar_stat
 
     zero = scalar_stat(0.0, 0.0)  # (queries of zero second moment: logit variance 0)
     rel = 1e-6  # (E[sum p^2] comes from softmax in float32 (``_ops.collision``): 1/n to ~1e-7 here)

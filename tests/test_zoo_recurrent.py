@@ -14,7 +14,7 @@ from torch import nn  # noqa: E402
 import varprop  # noqa: E402
 import varprop.torch as vt  # noqa: E402
 from varprop import VarpropValueError  # noqa: E402
-from varprop.torch import _recurrent  # noqa: E402
+from varprop.torch.propagation import recurrent as _recurrent  # noqa: E402
 from zoo.oracle import ANALYTIC_BAND, run_case  # noqa: E402
 from zoo.recurrent import RECURRENT, STEPS, gate_blocks, recurrent_case, step_variances  # noqa: E402
 

@@ -226,7 +226,7 @@ def _batch(model: Any, shape: tuple[int, ...], seed: int) -> Any:
 
 
 def _stats(model: Any, shape: tuple[int, ...], seed: int, backward: bool) -> Any:
-    from ..torch._signal import signal_stats
+    from ..torch.report.signal import signal_stats
 
     batch = _batch(model, shape, seed)
     try:
@@ -268,7 +268,7 @@ def run_inspect(args: argparse.Namespace) -> int:
                 compared[init] = _stats(other_model, shape, args.seed, backward)
     spectrum = None
     if args.spectrum:
-        from ..torch._jacobian import jacobian_spectrum
+        from ..torch.report.jacobian import jacobian_spectrum
 
         batch = _batch(model, shape, args.seed)
         spectrum = jacobian_spectrum(model, batch, generator=_torch().Generator().manual_seed(args.seed))

@@ -19,15 +19,15 @@ import warnings
 from typing import Any
 
 from ..plotting import signal as _plotting_signal
-from ._calibrate import measure_variances
-from ._fans import Fans, conv_coverage, fans
-from ._jacobian import JacobianSpectrum, jacobian_spectrum
 from ._model_init import init_model
-from ._plan import InitWriteError
-from ._report import ActivationRow, InitReport, LayerRow
-from ._residual import RESIDUAL_POLICIES
-from ._signal import LayerSignal, SignalStats, signal_stats
 from ._tensor_init import calculate_gain, init_, init_module_
+from .propagation.calibrate import measure_variances
+from .propagation.plan import InitWriteError
+from .propagation.residual import RESIDUAL_POLICIES
+from .report.init_report import ActivationRow, InitReport, LayerRow
+from .report.jacobian import JacobianSpectrum, jacobian_spectrum
+from .report.signal import LayerSignal, SignalStats, signal_stats
+from .sampling.fans import Fans, conv_coverage, fans
 
 __all__ = [
     "RESIDUAL_POLICIES",

@@ -14,9 +14,9 @@ from torch import nn
 
 from .._activation import Activation
 from .._errors import VarpropValueError
-from ..dynamics._criticality import CriticalPoint, critical_point
-from ._activations import activation_of_function, activation_of_method, activation_of_module
-from ._graph import Graph
+from ..dynamics import CriticalPoint, critical_point
+from .graph.activations import activation_of_function, activation_of_method, activation_of_module
+from .graph.ir import Graph
 
 __all__ = ["OBJECTIVES", "critical_settings", "model_critical_point"]
 

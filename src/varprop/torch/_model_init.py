@@ -17,20 +17,29 @@ from torch import nn
 
 from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
 from .._validation import check_real
-from . import _distributed
-from ._calibrate import calibrate as run_calibration
 from ._critical import OBJECTIVES, critical_settings, model_critical_point
-from ._graph import Graph, build_graph
 from ._keep import resolve_keep
-from ._layers import DROPOUT_TYPES, input_stat
-from ._plan import Context, keeps_draws
-from ._propagate import canonical, output_stats, propagate
-from ._recurrent import FORGET_BIAS
-from ._report import InitReport
-from ._residual import RESIDUAL_POLICIES, STREAM_OPS
-from ._sharded_random import fresh_seed
-from ._tensor_init import TORCH_DISTRIBUTIONS, check_choice, check_generator
-from ._tied import measure_tied_uses
+from .distributed import sharding as _distributed
+from .graph.ir import Graph
+from .graph.modules import DROPOUT_TYPES
+from .graph.trace import build_graph
+from .propagation.calibrate import calibrate as run_calibration
+from .propagation.layers import input_stat
+from .propagation.plan import Context, keeps_draws
+from .propagation.propagate import canonical, output_stats, propagate
+from .propagation.recurrent import FORGET_BIAS
+from .propagation.residual import RESIDUAL_POLICIES, STREAM_OPS, analyze
+from .propagation.tied import measure_tied_uses
+from .report.init_report import InitReport
+from .sampling.draws import (
+    TORCH_DISTRIBUTIONS,
+    check_choice,
+    check_generator,
+    check_materialized,
+    is_dtensor,
+    is_sharded,
+)
+from .sampling.sharded_random import fresh_seed
 
 __all__ = ["init_model"]
 
@@ -183,30 +192,30 @@ def init_model(
     Var[w] = target / (fan * E[x^2]) (He et al. 2015) and a zero bias; normalizations get (gamma, beta) = (1, 0).
     With ``realized=True`` each drawn matrix is then rescaled so that the expected output variance *for the drawn
     weights* is exactly the target, propagating per-unit means and variances (removes most of the finite-width
-    drift of deep networks). Residual branches follow ``residual`` (see ``varprop.torch._residual``).
+    drift of deep networks). Residual branches follow ``residual`` (see ``varprop.torch.propagation.residual``).
 
     Calibration (optional): one forward pass on a batch in which every Linear/Conv/ConvTranspose/Embedding (and the
     output projection of attention) is rescaled, as its output appears, to output variance ``target_var`` on that
     batch (LSUV, Mishkin & Matas 2016, in one pass instead of one per layer).
 
-    Tied weights (one tensor used by several layers, ``tie_word_embeddings``): the first use in the forward pass
-    chooses the value; each later use gets its own row, with its output variance measured with the planned weights
-    in one forward pass (see ``varprop.torch._tied``). An operation without a rule is named in a ``VarpropWarning``
-    and the rows downstream of it have no prediction (``predicted_output_var`` is ``None``) until a normalization;
-    their weights are still written.
+    Tied weights (one tensor used by several layers, ``tie_word_embeddings``): the first use in the forward pass chooses
+    the value; each later use gets its own row, with its output variance measured with the planned weights in one
+    forward pass (see ``varprop.torch.propagation.tied``). An operation without a rule is named in a ``VarpropWarning``
+    and the rows downstream of it have no prediction (``predicted_output_var`` is ``None``) until a normalization; their
+    weights are still written.
 
-    Atomic, in the memory of the model: every scale, statistic and calibration factor is found, and every check
-    made, before the first write, from a plan that holds no weights (each new value is the parameter's seeded draw
-    times its scales, made again from the seed where needed; see ``varprop.torch._plan``): an error during planning
+    Atomic, in the memory of the model: every scale, statistic and calibration factor is found, and every check made,
+    before the first write, from a plan that holds no weights (each new value is the parameter's seeded draw times its
+    scales, made again from the seed where needed; see ``varprop.torch.propagation.plan``): an error during planning
     leaves the model untouched. Then each parameter in turn is made whole in a work buffer and stored by one tensor
-    operation: a failure there (out of memory, an interrupt) raises ``InitWriteError`` (a ``VarpropError``) that
-    names the parameters already written; none is half-written, and rerunning with the same seed (generator
-    state) writes the same values. Peak memory: the model plus O(largest parameter) plus per-unit statistics (and,
-    with calibration, the forward pass's activations); models of at most 64 MiB of parameters keep their draws
-    between planning and writing instead of drawing twice. Buffers (BatchNorm statistics and counters), train/eval
-    modes, ``requires_grad``, devices and dtypes are kept; with a ``generator`` the global RNG is not consumed.
-    Python's cyclic garbage collector is paused for the call (and restored after it): the propagation's many
-    short-lived objects would otherwise trigger full collections.
+    operation: a failure there (out of memory, an interrupt) raises ``InitWriteError`` (a ``VarpropError``) that names
+    the parameters already written; none is half-written, and rerunning with the same seed (generator state) writes the
+    same values. Peak memory: the model plus O(largest parameter) plus per-unit statistics (and, with calibration, the
+    forward pass's activations); models of at most 64 MiB of parameters keep their draws between planning and writing
+    instead of drawing twice. Buffers (BatchNorm statistics and counters), train/eval modes, ``requires_grad``, devices
+    and dtypes are kept; with a ``generator`` the global RNG is not consumed. Python's cyclic garbage collector is
+    paused for the call (and restored after it): the propagation's many short-lived objects would otherwise trigger full
+    collections.
 
     Args:
         model: the ``nn.Module``.
@@ -238,7 +247,7 @@ def init_model(
             xi_q, xi_c and chi1^depth. Not for sharded models yet, nor with ``calibrate`` (which assumes zero
             biases).
         forget_bias: the bias of every ``nn.LSTM`` forget gate (1.0: Jozefowicz et al. 2015; 0 for all-zero
-            biases). Recurrent layers: see ``varprop.torch._recurrent``.
+            biases). Recurrent layers: see ``varprop.torch.propagation.recurrent``.
         keep: parameters to leave at their values: qualified names (``model.named_parameters()``), a predicate
             ``keep(name, parameter) -> bool``, or ``"frozen"`` (those with ``requires_grad=False``, such as Whisper's
             sinusoidal position table). They are listed in ``report.settings["kept_parameters"]``; a kept embedding
@@ -248,8 +257,8 @@ def init_model(
 
     Random numbers: one seed is drawn from ``generator`` (the global RNG when ``None``); each parameter's values
     depend only on that seed and the parameter's qualified name, drawn in seeded blocks of rows
-    (``varprop.torch._sharded_random``). So a sharded copy of the model gets the same global weights on any number
-    of ranks, and the global RNG is not consumed when a generator is given.
+    (``varprop.torch.sampling.sharded_random``). So a sharded copy of the model gets the same global weights on any
+    number of ranks, and the global RNG is not consumed when a generator is given.
 
     Sharded and meta-device models: for a model whose parameters are DTensors (sharded with FSDP2's
     ``fully_shard`` after ``to_empty``), every rank calls ``init_model`` with its own part of the batch (as in data
@@ -302,7 +311,10 @@ def init_model(
     if not isinstance(strict, bool) or not isinstance(realized, (bool, type(None))):
         raise VarpropTypeError(f"strict must be a bool and realized a bool or None, got {strict!r} and {realized!r}")
     kept = resolve_keep(model, keep)
-    mesh = _distributed.prepare_model(model)  # None unless sharded (DTensor parameters)
+    for name, param in model.named_parameters():
+        check_materialized(param, f"parameter {name!r}")
+    # A sharded model (DTensor parameters, FSDP2 modules) takes the distributed path; an unsharded one never does.
+    mesh = _distributed.prepare_model(model) if is_sharded(model) else None
     seed = fresh_seed(generator) if mesh is None else _distributed.agreed_seed(generator, mesh)
     example, synthetic = _example(model, example_input, input_variance, generator)
     batch = _calibration_batch(calibrate, example, input_variance, generator)
@@ -373,12 +385,12 @@ def _initialize(
         residual=options.residual,
         param_names=names,
         seed=seed,
-        mesh=mesh,
+        sharding=None if mesh is None else _distributed.MeshSharding(mesh),
         forget_bias=options.forget_bias,
     )
     ctx.keep_draws = keeps_draws(list(model.parameters()))
     for param in model.parameters():
-        if not _distributed.is_dtensor(param):
+        if not is_dtensor(param):
             where = (param.device, param.dtype)
             ctx.largest[where] = max(ctx.largest.get(where, 0), param.numel())
     point, critical_warning = None, None
@@ -402,8 +414,6 @@ def _initialize(
     ]
     output = propagate(graph, model, ctx, inputs, options.strict, frozenset(options.kept))
     modules = dict(model.named_modules(remove_duplicate=False))
-    from ._residual import analyze
-
     residual_adds = set(analyze(graph, modules, canonical).adds)
     _describe_follows(graph, ctx, modules, residual_adds)
     if mesh is not None:

@@ -9,21 +9,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
+from .._errors import VarpropTypeError, VarpropWarning
 from .._validation import check_real
-from ..gains._gain import DISTRIBUTIONS, MODES, TRUNCATED_NORMAL_STD, gain
-from ._activations import resolve
-from ._fans import CONV_LAYERS, CONV_TRANSPOSE_LAYERS, fans
-from ._orthogonal import ORTHOGONAL_DISTRIBUTIONS, check_shape, orthogonal_unit
+from ..gains import MODES, gain
+from .distributed import sharding
+from .graph.activations import resolve
+from .graph.modules import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
+from .sampling.draws import TORCH_DISTRIBUTIONS, check_choice, check_generator, check_materialized, draw, is_dtensor
+from .sampling.fans import fans
+from .sampling.orthogonal import ORTHOGONAL_DISTRIBUTIONS, check_shape
+from .sampling.sharded_random import draw_region, fresh_seed
 
 __all__ = [
-    "LOW_PRECISION",
-    "TORCH_DISTRIBUTIONS",
     "calculate_gain",
-    "check_choice",
-    "check_generator",
-    "draw",
-    "fill",
     "init_",
     "init_module_",
     "std_for_fans",
@@ -38,24 +36,6 @@ _TORCH_GAIN_ROWS: tuple[tuple[str, str], ...] = (
     ("leaky_relu", "sqrt(2/(1+0.01^2))"),
     ("selu", "3/4"),
 )
-# A uniform distribution on (-a, a) has standard deviation a / sqrt(3).
-_UNIFORM_BOUND_PER_STD = math.sqrt(3.0)
-LOW_PRECISION = (torch.float16, torch.bfloat16)
-# The core's distributions and the convolution-only delta-orthogonal kernel (its std is the normal's, too).
-TORCH_DISTRIBUTIONS: tuple[str, ...] = (*DISTRIBUTIONS, "delta_orthogonal")
-
-
-def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    """Raise ``VarpropValueError`` naming ``value`` and the valid ``choices`` unless ``value`` is one of them."""
-    if not isinstance(value, str) or value not in choices:
-        raise VarpropValueError(f"unknown {name} {value!r}; valid choices: {', '.join(map(repr, choices))}")
-
-
-def check_generator(generator: Any) -> torch.Generator | None:
-    """``None`` or a ``torch.Generator``; anything else is a ``VarpropTypeError``."""
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise VarpropTypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    return generator
 
 
 def gain_table() -> str:
@@ -132,48 +112,6 @@ def std_for_fans(act: Any, fan_in: float, fan_out: float, var: float, mode: str)
     backward = float(gain(act, var=var, mode="fan_out"))
     # Glorot & Bengio's compromise, as varprop.weight_std defines fan_avg.
     return math.sqrt(2.0 / (fan_in / forward**2 + fan_out / backward**2))
-
-
-def draw(
-    shape: torch.Size | tuple[int, ...],
-    std: float,
-    *,
-    dtype: torch.dtype,
-    device: torch.device,
-    distribution: str = "normal",
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """A new tensor of zero-mean weights with standard deviation ``std`` (half precision sampled in float32).
-
-    ``normal``: N(0, std^2). ``truncated_normal``: N(0, (std / 0.8796...)^2) cut at +-2 of its own std, whose realized
-    std is ``std``. ``uniform``: U(-a, a) with a = sqrt(3) std. ``orthogonal``/``delta_orthogonal``: ``std`` times
-    the unit tensor that ``varprop.torch._orthogonal.orthogonal_unit`` makes of a standard normal draw. float16 and
-    bfloat16 draw in float32 and round once, so the realized std is right up to the format's rounding (torch's
-    samplers for them are coarser).
-    """
-    work_dtype = torch.float32 if dtype in LOW_PRECISION else dtype
-    out = torch.empty(shape, dtype=work_dtype, device=device)
-    if out.numel() == 0:
-        return out.to(dtype)
-    fill(out, std, distribution, generator)
-    return out if work_dtype == dtype else out.to(dtype)
-
-
-def fill(out: torch.Tensor, std: float, distribution: str, generator: torch.Generator | None) -> None:
-    """Fill ``out`` in place with zero-mean values of standard deviation ``std`` (see ``draw``)."""
-    if distribution == "normal":
-        out.normal_(0.0, std, generator=generator)
-    elif distribution == "truncated_normal":
-        base = std / TRUNCATED_NORMAL_STD
-        torch.nn.init.trunc_normal_(out, 0.0, base, -2.0 * base, 2.0 * base, generator=generator)
-    elif distribution == "uniform":
-        bound = std * _UNIFORM_BOUND_PER_STD
-        out.uniform_(-bound, bound, generator=generator)
-    elif distribution in ORTHOGONAL_DISTRIBUTIONS:
-        out.normal_(0.0, 1.0, generator=generator)
-        out.copy_(orthogonal_unit(out, distribution)).mul_(std)
-    else:  # pragma: no cover - callers validate
-        check_choice("distribution", distribution, TORCH_DISTRIBUTIONS)
 
 
 def _check_tensor(tensor: Any) -> torch.Tensor:
@@ -264,11 +202,20 @@ def init_(
         return tensor
     fan_in, fan_out = fans(tensor, module)
     std = std_for_fans(act_value, fan_in, fan_out, var_value, mode)
-    from . import _distributed  # imports this module
-
-    _distributed.check_materialized(tensor, "tensor")
-    if rank_invariant or _distributed.is_dtensor(tensor):
-        new = _distributed.rank_invariant_value(tensor, std, distribution, generator)
+    check_materialized(tensor, "tensor")
+    if is_dtensor(tensor):
+        new = sharding.rank_invariant_value(tensor, std, distribution, generator)
+    elif rank_invariant:
+        shape = tuple(tensor.shape)
+        new = draw_region(
+            shape,
+            [None] * len(shape),
+            std,
+            dtype=tensor.dtype,
+            device=tensor.device,
+            distribution=distribution,
+            seed=fresh_seed(generator),
+        )
     else:
         new = draw(
             tensor.shape, std, dtype=tensor.dtype, device=tensor.device, distribution=distribution, generator=generator
@@ -310,10 +257,11 @@ def init_module_(
     if isinstance(module, nn.Embedding):
         init_(weight, "identity", var, "fan_in", distribution, generator, module=module, rank_invariant=rank_invariant)
         if module.padding_idx is not None:
-            from ._distributed import zero_row_
-
             with torch.no_grad():
-                zero_row_(weight, module.padding_idx)
+                if is_dtensor(weight):
+                    sharding.zero_row_(weight, module.padding_idx)
+                else:
+                    weight[module.padding_idx].zero_()
         return module
     init_(weight, act, var, mode, distribution, generator, module=module, rank_invariant=rank_invariant)
     bias = getattr(module, "bias", None)
