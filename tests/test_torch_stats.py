@@ -12,7 +12,7 @@ from torch.nn import functional as F  # noqa: E402, N812
 
 import varprop  # noqa: E402
 from varprop.torch.propagation.attention import tilt_variance  # noqa: E402
-from varprop.torch.propagation.ops import _max_moments, collision, reshape_stat  # noqa: E402
+from varprop.torch.propagation.ops import _max_moments, _standard_logits, collision, reshape_stat  # noqa: E402
 from varprop.torch.propagation.stats import Stat, UnitMoments, apply_activation  # noqa: E402
 
 REGIMES = [
@@ -92,6 +92,19 @@ def test_collision_against_simulation(count: int, logit_var: float) -> None:
     standard_error = float(sample.std()) / math.sqrt(sample.numel())
     internal = 0.005 * collision(count, logit_var)  # collision's own Monte Carlo error, < 0.5% (2^18 logits)
     assert collision(count, logit_var) == pytest.approx(float(sample.mean()), abs=5 * standard_error + internal)
+
+
+@pytest.mark.parametrize("count", [2, 3, 64, 1000])
+@pytest.mark.parametrize("logit_var", [0.0, 1e-12, 0.37, 2.5, 1e6])
+def test_collision_is_the_softmax_of_its_own_logits_bit_for_bit(count: int, logit_var: float) -> None:
+    """collision subtracts precomputed row maxima (s * max x = max s * x under monotone rounding): the same float as
+    the softmax written out on its logits, with each row's maximum searched."""
+    weights = _standard_logits(count) * np.float32(math.sqrt(logit_var))
+    weights -= weights.max(axis=1, keepdims=True)
+    np.exp(weights, out=weights)
+    weights /= weights.sum(axis=1, keepdims=True)
+    expected = float(np.mean(np.einsum("ij,ij->i", weights, weights), dtype=np.float64))
+    assert collision.__wrapped__(count, logit_var) == expected
 
 
 @pytest.mark.parametrize("count", [1, 2, 4, 9])

@@ -89,7 +89,7 @@ def _example(
         if isinstance(first, nn.Embedding):
             return (torch.randint(0, first.num_embeddings, shape, generator=generator, device=device),), True
         sample = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
-        return ((sample * math.sqrt(1.0 if input_var is None else input_var)).to(dtype),), True
+        return (sample.mul_(math.sqrt(1.0 if input_var is None else input_var)).to(dtype),), True  # (in place)
     return tuple(t.detach().clone() for t in _tensors("example_input", example_input)), False
 
 
@@ -133,8 +133,9 @@ def _calibration_batch(
             data = tensor.double()
             mean = float(data.mean())
             var = input_var if input_var is not None else (float(data.var()) if data.numel() > 1 else 1.0)
+            del data  # (freed before the noise is drawn; the noise scaled in place: the same bits, no temporaries)
             noise = torch.randn(tensor.shape, generator=generator, device=tensor.device, dtype=torch.float32)
-            batch.append((noise * math.sqrt(var) + mean).to(tensor.dtype))
+            batch.append(noise.mul_(math.sqrt(var)).add_(mean).to(tensor.dtype))
         return tuple(batch)
     return tuple(t.detach() for t in _tensors("calibrate", calibrate))
 

@@ -138,10 +138,18 @@ _TILT_ELEMENTS = 1 << 17
 
 
 def _realized_tilt(
-    query: Stat, source: Stat, key_weight: torch.Tensor, value_weight: torch.Tensor, heads: int, scale: float
+    ctx: Context,
+    query: Stat,
+    source: Stat,
+    key_weight: torch.Tensor,
+    value_weight: torch.Tensor,
+    heads: int,
+    scale: float,
 ) -> np.ndarray:
     """``tilt_variance`` for drawn weights: per value feature f of head h, scale^2 sum_d B[f, d]^2 E[q_d^2] with
-    B = Wv_h diag(Var[x]) Wk_h^T (per-unit variances of the shared input x)."""
+    B = Wv_h diag(Var[x]) Wk_h^T (per-unit variances of the shared input x). The float64 copies of each batch of
+    heads go into two work buffers of the context, the same for every batch and layer (fresh ones, freed batch by
+    batch, would stay in the process's heap: ~20 MB for a 100M-parameter transformer)."""
     embed = key_weight.shape[0]
     head_dim = embed // heads
     fan = key_weight.shape[1]
@@ -159,8 +167,15 @@ def _realized_tilt(
     for index, first in enumerate(starts):
         last = starts[index + 1] if index + 1 < len(starts) else heads
         rows = slice(first * head_dim, last * head_dim)
-        wk = key_weight[rows].detach().double().cpu().reshape(last - first, head_dim, fan)
-        wv = value_weight[rows].detach().double().cpu().reshape(last - first, head_dim, fan)
+        count = (last - first) * head_dim * fan
+        wk = ctx.scratch(count, torch.device("cpu"), torch.float64, "tilt keys", False).view(
+            last - first, head_dim, fan
+        )
+        wv = ctx.scratch(count, torch.device("cpu"), torch.float64, "tilt values", False).view(
+            last - first, head_dim, fan
+        )
+        wk.copy_(key_weight[rows].detach().reshape(wk.shape))
+        wv.copy_(value_weight[rows].detach().reshape(wv.shape))
         parts.append(torch.einsum("hfe,e,hde->hfd", wv, x_var_t, wk))  # (heads, value feature, query feature)
     product = parts[0] if len(parts) == 1 else torch.cat(parts)
     weights = torch.as_tensor(q_second.reshape(heads, 1, head_dim), dtype=torch.float64)
@@ -235,7 +250,9 @@ def multihead_attention(
     if same_key_value:
         if ctx.realized and module._qkv_same_embed_dim:
             drawn = ctx.read(module.in_proj_weight)
-            tilt = _realized_tilt(q, key_stat, drawn[embed : 2 * embed], drawn[2 * embed :], module.num_heads, scale)
+            tilt = _realized_tilt(
+                ctx, q, key_stat, drawn[embed : 2 * embed], drawn[2 * embed :], module.num_heads, scale
+            )
         else:
             tilt = tilt_variance(q.second_moment, k.variance, v.variance, module.head_dim, scale, embed)
     attended = attention_output(q, k, v, module.head_dim, scale, counts, tilt)

@@ -255,7 +255,9 @@ def calibrate(model: nn.Module, ctx: Context, batch: tuple[torch.Tensor, ...]) -
     # ~0.1 ms per operation, as much as a small layer's whole forward); larger ones: stand-ins.
     made: dict[int, torch.Tensor] = {}
     if ctx.sharding is None and ctx.keep_draws:
-        made = {key: ctx.value(recipe.param) for key, recipe in ctx.recipes.items() if key in ctx.param_names}
+        made = {
+            key: ctx.value(recipe.param, keep=False) for key, recipe in ctx.recipes.items() if key in ctx.param_names
+        }
 
     def rescaler(weight: torch.Tensor) -> Callable[[float], None]:
         def rescale(factor: float) -> None:

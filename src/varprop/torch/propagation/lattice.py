@@ -65,14 +65,23 @@ def _interpolation_rows(local: FloatArray, count: int) -> FloatArray:
     nodes, weights = _unit_nodes(count)
     terms = local[:, None] - nodes
     exact = terms == 0.0
-    hit = exact.any(axis=1)
-    if hit.any():
+    any_exact = bool(exact.any())  # (rare: a unit on a node)
+    if any_exact:
         terms[exact] = 1.0
     np.divide(weights, terms, out=terms)
-    terms /= terms @ np.ones(count)[:, None]
-    if hit.any():
+    terms /= terms @ _ones_column(count)
+    if any_exact:
+        hit = exact.any(axis=1)
         terms[hit] = exact[hit]
     return terms
+
+
+@functools.cache
+def _ones_column(count: int) -> FloatArray:
+    """A ``(count, 1)`` column of ones (the row sums of ``_interpolation_rows``' terms as one matrix product)."""
+    column = np.ones((count, 1))
+    column.flags.writeable = False
+    return column
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,9 @@ class Lattice:
                 return None
         order = np.argsort(key, kind="stable")
         sorted_key = key[order]
-        starts = np.flatnonzero(np.diff(sorted_key, prepend=-1))
+        # (where the key changes; the first unit starts a run: np.diff(sorted_key, prepend=-1) without its copies)
+        starts = np.flatnonzero(sorted_key[1:] != sorted_key[:-1])
+        starts = np.concatenate((np.zeros(1, np.intp), starts + 1))
         visited = [(low_i + k // span_j, low_j + k % span_j) for k in sorted_key[starts].tolist()]
         return Placement(scaled_mean - mean_panel, scaled_var - var_panel, order, starts, visited)
 

@@ -73,10 +73,11 @@ _FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32
 
 
 def _realized_output(
-    x: Stat, weight: torch.Tensor, layout: str, groups: int, fraction: float
+    x: Stat, weight: torch.Tensor, layout: str, groups: int, fraction: float, squares_into: torch.Tensor | None = None
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Per-unit output means and variances, and the unknown-offset variance, for the drawn weights. ``weight`` is a
-    work buffer (``Context.read``): a float32 one is squared in place (no second weight-sized tensor)."""
+    work buffer (``Context.read``): a float32 one is squared in place (no second weight-sized tensor), unless
+    ``squares_into`` (a buffer of its size) is given for the squares (``weight`` is then only read)."""
     w = weight.detach().float()
     total, as_matrix = _sums_over_taps(w, layout, groups)
     out_units, in_per_group = total.shape
@@ -97,7 +98,10 @@ def _realized_output(
     mean_out = product(total, mean_in)
     # (of W summed over taps: for a Linear the squares below, for a convolution a small matrix of its own)
     total_squares = None if layout in ("linear", "matmul") or x.shared <= 0.0 else total * total
-    squares = w.mul_(w)  # W is no longer needed: its squares in its place
+    if squares_into is None or weight.dtype != torch.float32:  # (other dtypes: w is a float32 copy)
+        squares = w.mul_(w)  # W is no longer needed: its squares in its place
+    else:
+        squares = torch.mul(w, w, out=squares_into.view(w.shape))
     total_sq = as_matrix(squares)
     var_out = product(total_sq, var_in)
     mean_np, var_np = torch.stack([mean_out, var_out]).cpu().numpy().astype(np.float64)
@@ -185,11 +189,19 @@ def weight_layer(
             return _spatial_output(x_in, block, in_channels, spatial[0], spatial[1])
         return _realized_output(x_in, block, layout, groups, fraction)
 
+    def realized_drawn() -> tuple[np.ndarray, np.ndarray, float]:
+        """``realized`` of the weights as planned (a kept draw read where it is, its squares in the work buffer)."""
+        block, writable = ctx.read_shared(weight, rows)
+        if writable or spatial is not None or ctx.sharding_of(block) is not None:
+            return realized(block)
+        squares = ctx.scratch(block.numel(), block.device, block.dtype, "work")
+        return _realized_output(x_in, block, layout, groups, fraction, squares)
+
     effective_fan = fan_in * fraction
     plan = ctx.plan_of.get(plan_key)
     if plan is not None:
         plan.calls += 1
-        mean, within, shared = realized(ctx.read(weight, rows))
+        mean, within, shared = realized_drawn()
         return Stat(mean, within, shared, out_axis, out_ndim, out_spatial)
     target = ctx.target_for(key)
     second = x_in.second_moment
@@ -228,7 +240,7 @@ def weight_layer(
     if std == 0.0:
         out = Stat(np.zeros(1), np.zeros(1), 0.0, None, out_ndim)
     elif ctx.realized:
-        mean, within, shared = realized(ctx.read(weight, rows))
+        mean, within, shared = realized_drawn()
         pooled = (float(mean @ mean) + float(within.sum())) / mean.size + shared
         factor = math.sqrt((target - bias_var) / pooled) if pooled > 0.0 else std
         ctx.scale(weight, factor, rows)

@@ -382,14 +382,24 @@ def _standard_logits(count: int) -> np.ndarray:
     return draws
 
 
+@functools.lru_cache(maxsize=8)
+def _standard_logits_max(count: int) -> np.ndarray:
+    """The row maxima of ``_standard_logits(count)``, as a column: for s >= 0 the maximum of the rounded products
+    s * x_j is s times the maximum (rounding is monotone), so ``collision`` need not search each row again."""
+    maxima: np.ndarray = _standard_logits(count).max(axis=1, keepdims=True)
+    maxima.flags.writeable = False
+    return maxima
+
+
 @functools.lru_cache(maxsize=512)
 def collision(count: int, logit_var: float) -> float:
     """E[sum_j p_j^2] for p = softmax of ``count`` i.i.d. N(0, logit_var) logits (Monte Carlo, seed 0, the same
     standard normal draws for every variance: a smooth function of ``logit_var``)."""
     if count <= 1:
         return 1.0
-    weights = _standard_logits(count) * np.float32(math.sqrt(max(logit_var, 0.0)))
-    weights -= weights.max(axis=1, keepdims=True)
+    scale = np.float32(math.sqrt(max(logit_var, 0.0)))
+    weights = _standard_logits(count) * scale
+    weights -= _standard_logits_max(count) * scale  # (= weights.max(axis=1, keepdims=True), bit for bit)
     np.exp(weights, out=weights)
     weights /= weights.sum(axis=1, keepdims=True)
     return float(np.mean(np.einsum("ij,ij->i", weights, weights), dtype=np.float64))

@@ -163,9 +163,12 @@ class Sharding(Protocol):
         ...
 
 
-def _store(param: torch.Tensor, value: torch.Tensor, factor: float | None) -> None:
-    """The one operation that writes ``param``: ``value`` (times ``factor``) copied into it."""
-    if factor is None:
+def _store(param: torch.Tensor, value: torch.Tensor | float, factor: float | None) -> None:
+    """The one operation that writes ``param``: ``value`` (times ``factor``) copied into it; a float ``value``: that
+    constant in every element."""
+    if isinstance(value, float):
+        param.fill_(value)
+    elif factor is None:
         param.copy_(value)
     else:
         torch.mul(value, factor, out=param)
@@ -240,15 +243,21 @@ class Context:
             self.warnings.append(message)
 
     def scratch(
-        self, numel: int, device: torch.device, dtype: torch.dtype = torch.float32, purpose: str = "squares"
+        self,
+        numel: int,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        purpose: str = "squares",
+        parameter_sized: bool = True,
     ) -> torch.Tensor:
         """A work buffer of ``numel`` elements (uninitialized; the same memory for every caller with the same
-        ``purpose``: valid until the next call). It grows to the largest request: O(largest parameter)."""
+        ``purpose``: valid until the next call). It grows to the largest request: O(largest parameter); with
+        ``parameter_sized`` it is given the size of the largest parameter of its device and dtype at once."""
         key = (purpose, device, dtype)
         buffer = self.buffers.get(key)
         if buffer is None or buffer.numel() < numel:
             self.buffers.pop(key, None)  # (freed before the larger one is allocated)
-            size = max(numel, self.largest.get((device, dtype), 0))
+            size = max(numel, self.largest.get((device, dtype), 0) if parameter_sized else 0)
             buffer = self.buffers[key] = torch.empty(size, dtype=dtype, device=device)
         return buffer[:numel]
 
@@ -325,22 +334,57 @@ class Context:
         self._make(recipe, out, start, stop)
         return out
 
-    def value(self, param: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def read_shared(self, param: torch.Tensor, rows: slice | None = None) -> tuple[torch.Tensor, bool]:
+        """``read``, but without the copy into the work buffer where the value is a draw kept as it is (a small
+        model's unit-std draw with no scale yet: the realized-weight statistics of a layer): ``(value, writable)``,
+        where a value that is not ``writable`` is the kept draw itself, to be read and not modified."""
+        recipe = self.recipes[id(param)]
+        wanted = None if rows is None else _bounds(rows)
+        segment = recipe.segments[-1] if recipe.segments else None
+        if (
+            not self.keep_draws
+            or segment is None
+            or param.dim() == 0
+            or is_dtensor(param)
+            or segment.kind != "draw"
+            or segment.factors
+            or recipe.zero_rows
+            or (segment.value != 1.0 and param.dtype not in LOW_PRECISION)
+            or segment.rows != wanted
+            or any(other.rows is None or _overlap(other.rows, wanted) for other in recipe.segments[:-1])
+        ):
+            return self.read(param, rows), True
+        start, stop = (0, _rows_of(param)) if wanted is None else wanted
+        shape = (stop - start, *param.shape[1:])
+        key = (id(param), start, stop - start, segment.rows)
+        kept = self.kept.get(key)
+        if kept is None or kept[0] != segment.value:
+            value = torch.empty(shape, dtype=param.dtype, device=param.device)
+            operations = self._draw_fresh(value, param, segment, start, recipe.seed)
+            assert not operations  # (a unit-std draw, or one of a low precision drawn at its std)
+            self.kept[key] = kept = (segment.value, value)
+        return kept[1], False
+
+    def value(self, param: torch.Tensor, out: torch.Tensor | None = None, keep: bool = True) -> torch.Tensor:
         """The new value of ``param`` as planned so far, in ``out`` (contiguous, its shape and dtype) or a tensor of
-        its own."""
+        its own; with ``keep=False`` a draw not kept yet is made straight into it (and not kept: for a value that is
+        made once)."""
         recipe = self.recipes[id(param)]
         sharding = self.sharding_of(param)
         if sharding is not None:
             return sharding.make(self, recipe)
         if out is None:
             out = torch.empty(param.shape, dtype=param.dtype, device=param.device)
-        self._make(recipe, out, 0, _rows_of(param))
+        self._make(recipe, out, 0, _rows_of(param), keep=keep)
         return out
 
-    def _make(self, recipe: Recipe, out: torch.Tensor, start: int, stop: int, defer: bool = False) -> float | None:
+    def _make(
+        self, recipe: Recipe, out: torch.Tensor, start: int, stop: int, defer: bool = False, keep: bool = True
+    ) -> float | None:
         """Make rows ``[start, stop)`` of the recipe's value in ``out`` (contiguous, those rows' shape). With
         ``defer``, the last multiplication of a single whole-tensor segment is not done but returned (for ``_store``
-        to fuse it into the copy into the parameter: one pass over the weights instead of two)."""
+        to fuse it into the copy into the parameter: one pass over the weights instead of two). Without ``keep``, a
+        draw that is not kept is made in ``out`` directly (and not kept)."""
         param = recipe.param
         if not recipe.covers_all():
             out.copy_(_rows_view(param.detach(), start, stop))
@@ -353,7 +397,8 @@ class Context:
             target = _rows_view(out, low - start, high - start)
             factors = list(segment.factors)
             if segment.kind == "draw":
-                factors = self._draw_into(target, param, segment, low, recipe.seed) + factors
+                operations, applied = self._draw_into(target, param, segment, low, recipe.seed, keep)
+                factors = operations + factors[applied:]
             elif segment.kind == "zero":
                 target.zero_()
             elif segment.kind == "value" and segment.tensor is not None:
@@ -383,25 +428,35 @@ class Context:
         return pending
 
     def _draw_into(
-        self, target: torch.Tensor, param: torch.Tensor, segment: _Segment, first: int, seed: int
-    ) -> list[float]:
+        self, target: torch.Tensor, param: torch.Tensor, segment: _Segment, first: int, seed: int, keep: bool = True
+    ) -> tuple[list[float], int]:
         """Rows ``first...`` of the parameter's draw at ``std`` into ``target``; returns the multiplications still to
-        do. float32/float64: the unit-std draw, then times ``std``; float16/bfloat16: drawn at ``std`` in float32
-        before their one rounding (see _tensor_init.draw)."""
+        do before the segment's factors, and how many of those factors were applied already (a kept draw is copied
+        and scaled by the first in one pass). float32/float64: the unit-std draw, then times ``std``;
+        float16/bfloat16: drawn at ``std`` in float32 before their one rounding (see _tensor_init.draw)."""
         std = segment.value
         if self.keep_draws and param.dim():
             # (a block of rows: MultiheadAttention's q, k, v; the segment too: an orthogonal block is its own draw)
             key = (id(param), first, int(target.shape[0]), segment.rows)
             kept = self.kept.get(key)
+            if (kept is None or kept[0] != std) and not keep:
+                return self._draw_fresh(target, param, segment, first, seed), 0
             if kept is None or kept[0] != std:
                 value = torch.empty(target.shape, dtype=param.dtype, device=param.device)
                 self.kept[key] = kept = (std, value)
                 operations = self._draw_fresh(value, param, segment, first, seed)
             else:
                 operations = [] if param.dtype in LOW_PRECISION or std == 1.0 else [std]
+            # (the copy and the first multiplication as one pass: the same bits as the copy, then the product)
+            if operations:
+                torch.mul(kept[1], operations[0], out=target)
+                return operations[1:], 0
+            if segment.factors:
+                torch.mul(kept[1], segment.factors[0], out=target)
+                return [], 1
             target.copy_(kept[1])
-            return operations
-        return self._draw_fresh(target, param, segment, first, seed)
+            return operations, 0
+        return self._draw_fresh(target, param, segment, first, seed), 0
 
     def _draw_fresh(
         self, target: torch.Tensor, param: torch.Tensor, segment: _Segment, first: int, seed: int
@@ -493,6 +548,16 @@ class Context:
         if final is not None:
             _store(param, final, None)
             return
+        only = recipe.segments[0] if len(recipe.segments) == 1 else None
+        if (
+            only is not None
+            and only.kind in ("zero", "fill")
+            and only.rows is None
+            and not only.factors
+            and not recipe.zero_rows
+        ):  # (a bias, a norm's gamma: no work buffer)
+            _store(param, float(only.value), None)
+            return
         whole = (id(param), 0, _rows_of(param), None)
         kept = self.kept.get(whole)
         segment = recipe.segments[0] if len(recipe.segments) == 1 else None
@@ -512,7 +577,7 @@ class Context:
             _store(param, kept[1], operations[-1] if operations else None)
             return
         value = self.scratch(param.numel(), param.device, param.dtype, "work").view(param.shape)
-        factor = self._make(recipe, value, 0, _rows_of(param), defer=True)
+        factor = self._make(recipe, value, 0, _rows_of(param), defer=True, keep=False)
         _store(param, value, factor)
 
 
@@ -531,6 +596,11 @@ def keeps_draws(params: list[torch.Tensor]) -> bool:
 
 def _bounds(rows: slice) -> tuple[int, int]:
     return int(rows.start or 0), int(rows.stop)
+
+
+def _overlap(rows: tuple[int, int], other: tuple[int, int] | None) -> bool:
+    """Whether the row ranges ``rows`` and ``other`` (``None``: every row) share a row."""
+    return other is None or (rows[0] < other[1] and other[0] < rows[1])
 
 
 def _rows_of(tensor: torch.Tensor) -> int:

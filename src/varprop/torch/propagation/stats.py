@@ -178,7 +178,9 @@ class UnitMoments:
     engine_points: int = 0
 
     def __call__(self, act: Activation, mean: FloatArray, var: FloatArray) -> tuple[FloatArray, FloatArray]:
-        mean, var = np.broadcast_arrays(np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64))
+        mean, var = np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64)
+        if mean.shape != var.shape:
+            mean, var = np.broadcast_arrays(mean, var)
         mean, var = mean.copy(), np.maximum(var, 0.0)
         if mean.size <= _DIRECT_LIMIT:
             # Cache key at 10 significant digits: repeated blocks of a deep network hit it.
@@ -188,7 +190,8 @@ class UnitMoments:
                 self.engine_points += int(mean.size)
                 cached = self.cache[key] = evaluate(act, mean, var)
             return cached[0].copy(), cached[1].copy()
-        kinked = self._kink_inside(act, mean, var)
+        mean_low, mean_high = float(mean.min()), float(mean.max())
+        kinked = self._kink_inside(act, mean_low, mean_high, float(var.max()))
         width = 2.0
         if kinked:
             # A kink blurred by sqrt(var): mean panels no wider than 4 times the blur, a power of 2 (so that slowly
@@ -196,7 +199,7 @@ class UnitMoments:
             # activations, 6e-5 at 8 times the blur), a bounded number of them, else direct evaluation.
             blur = math.sqrt(float(var.min()))
             width = 2.0 ** math.floor(math.log2(min(2.0, 4.0 * blur))) if blur > 0.0 else 0.0
-            if width <= 0.0 or max(float(mean.max() - mean.min()), 1.0) / width > _MAX_PANELS:
+            if width <= 0.0 or max(mean_high - mean_low, 1.0) / width > _MAX_PANELS:
                 exact = _closed_form(act, mean, var)
                 if exact is not None:
                     return exact
@@ -231,9 +234,12 @@ class UnitMoments:
         return np.concatenate(firsts), np.concatenate(seconds)
 
     @staticmethod
-    def _kink_inside(act: Activation, mean: FloatArray, var: FloatArray) -> bool:
-        reach = 8.0 * math.sqrt(float(var.max()))
-        low, high = float(mean.min()) - reach, float(mean.max()) + reach
+    def _kink_inside(act: Activation, mean_low: float, mean_high: float, var_high: float) -> bool:
+        """Whether a kink lies within 8 std of the units' means (given by their extremes)."""
+        if not act.kinks:
+            return False
+        reach = 8.0 * math.sqrt(var_high)
+        low, high = mean_low - reach, mean_high + reach
         return any(low <= kink <= high for kink in act.kinks)
 
 
