@@ -2,20 +2,21 @@
 
 Each round starts one worker process per tree (``PYTHONPATH=<tree>``) in alternating order (old then new, new then
 old, ...), so that a change of the machine's load falls on both alike. A worker times every case as the fastest of a
-few calls (the least disturbed measurement on a shared machine) and prints them as JSON; the ratio of a case is
-median(new) / median(old) over the rounds, with the range of the per-round ratios beside it. Only public names are
-called, so the same worker code runs on both trees; the models are those of ``benchmarks/models.py``.
+few calls, in wall-clock and in CPU seconds, and prints them as JSON; the ratio of a case is median(new) /
+median(old) over the rounds. Only public names are called, so the same worker code runs on both trees; the models
+are built by ``benchmarks/models.py``.
 
 Cases:
 
 - ``moments``: ``varprop.moments(act, var=v)`` with a new v each call (*scalar*), the same call repeated (*cached*),
   one call over 1,000 variances, per point (*vectorized*), for closed-form and table-backed activations;
-- ``models``: ``varprop.torch.init_model`` on the plain MLP of ``benchmarks/models.py`` (depth 100, width 512):
-  the process's first call for an activation (it fills that activation's moment lattice) and the fastest of the
-  next three; ``calibrate='gaussian'`` on 512 rows; the 50-layer CNN, the 50-block residual MLP and the 12-layer
-  transformer encoder of ``benchmarks/models.py``, analytic and calibrated.
+- ``models``: ``varprop.torch.init_model`` on the plain MLP of ``benchmarks/models.py`` (depth 100, width 512) for
+  ELU, ReLU and GELU: the process's first call for the activation (it fills the activation's moment lattice) and
+  the fastest of the next three; ``calibrate='gaussian'`` on 512 rows; the 50-layer CNN, the 50-block residual MLP
+  and the 12-layer transformer encoder of ``benchmarks/models.py``, analytic and calibrated. One torch thread by
+  default (``--threads``), so that CPU time is the work itself.
 
-Run (about 10 minutes on 2 shared cores with the default 5 rounds)::
+Run (the models suite takes about 20 s a worker on an idle 2-core machine)::
 
     git worktree add ../old c3d4775      # the tree to compare with
     python benchmarks/versus.py --old ../old/src              # prints the markdown section
@@ -31,12 +32,15 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "2")
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import platform
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,26 +49,34 @@ from _docs import replace_section  # benchmarks/_docs.py (the script's directory
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SUITES = ("moments", "models")
-# Closed forms (relu, elu, selu, tanh's odd table aside) and table-backed activations of the registry.
+# Closed forms (relu, elu, selu) and table-backed activations (the others) of the registry.
 MOMENT_SPECS = ("relu", "elu", "selu", "tanh", "sigmoid", "gelu", "silu", "softplus", "mish")
-MODEL_ACTIVATIONS = ("elu", "relu", "tanh", "gelu", "silu")
+MODEL_ACTIVATIONS = ("elu", "relu", "gelu")  # a closed form with its lattice, a piecewise-linear one, a table
 DEPTH, WIDTH, ROWS, CALIBRATION_ROWS = 100, 512, 128, 512  # as benchmarks/models.py's plain MLP section
 
+Timing = tuple[float, float]  # (wall-clock seconds, CPU seconds of the process)
 
-def fastest(function: Callable[[], object], repeat: int) -> float:
-    """Seconds of the fastest of ``repeat`` calls."""
-    best = math.inf
+
+def fastest(function: Callable[[], object], repeat: int, per: int = 1) -> Timing:
+    """The fastest of ``repeat`` calls, in wall-clock and in CPU seconds (each its own minimum), divided by ``per``.
+
+    CPU time counts the work of this process only, so it moves less than the wall clock when other jobs share the
+    cores (with one torch thread it is the work itself; with more it adds their spinning)."""
+    wall, cpu = math.inf, math.inf
     for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            function()
+        wall = min(wall, time.perf_counter() - wall_start)
+        cpu = min(cpu, time.process_time() - cpu_start)
+    return wall / per, cpu / per
 
 
 # ------------------------------------------------------------------------------------------------- workers
 
 
-def moments_cases() -> dict[str, float]:
+def moments_cases() -> dict[str, Timing]:
     import numpy as np
 
     import varprop
@@ -72,41 +84,40 @@ def moments_cases() -> dict[str, float]:
     rng = np.random.default_rng(0)
     fresh = iter(10.0 ** rng.uniform(-2, 2, size=100_000))
     grid = np.logspace(-2, 2, 1000)
-    found: dict[str, float] = {}
+    found: dict[str, Timing] = {}
     for spec in MOMENT_SPECS:
         act = varprop.activation(spec)
         varprop.moments(act, var=1.0)
         found[f"moments {spec}: scalar"] = fastest(lambda act=act: varprop.moments(act, var=next(fresh)), 200)
         found[f"moments {spec}: cached"] = fastest(lambda act=act: varprop.moments(act, var=1.0), 2000)
-        found[f"moments {spec}: vectorized, per point"] = (
-            fastest(lambda act=act: varprop.moments(act, var=grid), 5) / grid.size
+        found[f"moments {spec}: vectorized, per point"] = fastest(
+            lambda act=act: varprop.moments(act, var=grid), 5, per=grid.size
         )
     return found
 
 
-def models_cases() -> dict[str, float]:
+def models_cases(threads: int) -> dict[str, Timing]:
     import torch
     from torch import nn
 
     import varprop.torch as vt
-    from models import ACTIVATIONS, ResidualMLP, cnn, mlp, timed, warm_up_process  # benchmarks/models.py
+    from models import ACTIVATIONS, ResidualMLP, cnn, mlp, warm_up_process  # benchmarks/models.py
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     warm_up_process()
     generator = torch.Generator().manual_seed(0)
-    found: dict[str, float] = {}
+    found: dict[str, Timing] = {}
     for name in MODEL_ACTIVATIONS:
         model = mlp(ACTIVATIONS[name], DEPTH, WIDTH)
         label = f"MLP {DEPTH} x {WIDTH}, {name}"
-        found[f"{label}: analytic, first call"] = timed(lambda model=model: vt.init_model(model, (ROWS, WIDTH)))
-        found[f"{label}: analytic"] = min(
-            timed(lambda model=model: vt.init_model(model, (ROWS, WIDTH), generator=generator)) for _ in range(3)
+        found[f"{label}: analytic, first call"] = fastest(lambda model=model: vt.init_model(model, (ROWS, WIDTH)), 1)
+        found[f"{label}: analytic"] = fastest(
+            lambda model=model: vt.init_model(model, (ROWS, WIDTH), generator=generator), 3
         )
-    model = mlp(ACTIVATIONS["elu"], DEPTH, WIDTH)
-    found[f"MLP {DEPTH} x {WIDTH}, elu: calibrated"] = min(
-        timed(lambda: vt.init_model(model, (CALIBRATION_ROWS, WIDTH), calibrate="gaussian", generator=generator))
-        for _ in range(3)
+    elu_model = mlp(ACTIVATIONS["elu"], DEPTH, WIDTH)
+    found[f"MLP {DEPTH} x {WIDTH}, elu: calibrated"] = fastest(
+        lambda: vt.init_model(elu_model, (CALIBRATION_ROWS, WIDTH), calibrate="gaussian", generator=generator), 2
     )
     layer = nn.TransformerEncoderLayer(256, 4, 1024, batch_first=True, norm_first=True)
     structured: list[tuple[str, Callable[[], nn.Module], tuple[int, ...]]] = [
@@ -120,32 +131,29 @@ def models_cases() -> dict[str, float]:
     ]
     for title, build, shape in structured:
         model = build()
-        found[f"{title}: analytic"] = min(
-            timed(lambda model=model, shape=shape: vt.init_model(model, shape, generator=generator)) for _ in range(3)
+        found[f"{title}: analytic"] = fastest(
+            lambda model=model, shape=shape: vt.init_model(model, shape, generator=generator), 2
         )
-        found[f"{title}: calibrated"] = min(
-            timed(
-                lambda model=model, shape=shape: vt.init_model(model, shape, calibrate="gaussian", generator=generator)
-            )
-            for _ in range(2)
+        found[f"{title}: calibrated"] = fastest(
+            lambda model=model, shape=shape: vt.init_model(model, shape, calibrate="gaussian", generator=generator), 2
         )
     return found
 
 
-def worker(suite: str) -> None:
+def worker(suite: str, threads: int) -> None:
     import varprop
 
-    cases = moments_cases() if suite == "moments" else models_cases()
+    cases = moments_cases() if suite == "moments" else models_cases(threads)
     print(json.dumps({"varprop": str(Path(varprop.__file__).parent), "cases": cases}))
 
 
 # ------------------------------------------------------------------------------------------------- driver
 
 
-def run_worker(tree: Path, suite: str) -> dict[str, float]:
+def run_worker(tree: Path, suite: str, threads: int) -> dict[str, Timing]:
     environment = {**os.environ, "PYTHONPATH": str(tree), "PYTHONWARNINGS": "ignore"}
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", suite],
+        [sys.executable, str(Path(__file__).resolve()), "--worker", suite, "--threads", str(threads)],
         env=environment,
         capture_output=True,
         text=True,
@@ -156,7 +164,7 @@ def run_worker(tree: Path, suite: str) -> dict[str, float]:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if Path(result["varprop"]).resolve() != (tree / "varprop").resolve():
         raise SystemExit(f"the worker for {tree} imported varprop from {result['varprop']}")
-    return {name: float(seconds) for name, seconds in result["cases"].items()}
+    return {name: (float(wall), float(cpu)) for name, (wall, cpu) in result["cases"].items()}
 
 
 def median(values: list[float]) -> float:
@@ -166,8 +174,10 @@ def median(values: list[float]) -> float:
 
 
 def duration(seconds: float) -> str:
+    if seconds < 1e-5:
+        return f"{seconds * 1e6:.2f} us"
     if seconds < 1e-3:
-        return f"{seconds * 1e6:.2f} us" if seconds < 1e-5 else f"{seconds * 1e6:.1f} us"
+        return f"{seconds * 1e6:.1f} us"
     return f"{seconds * 1e3:.1f} ms" if seconds < 1.0 else f"{seconds:.2f} s"
 
 
@@ -187,34 +197,37 @@ def commit(tree: Path) -> str:
     return done.stdout.strip() or "?"
 
 
-def render(
-    results: dict[str, dict[str, list[float]]], suites: list[str], command: str, old: Path, new: Path, load: str
-) -> str:
+def render(results: dict[str, dict[str, list[Timing]]], command: str, trees: dict[str, Path], load: str) -> str:
+    """The markdown section: per case the medians over the rounds, wall clock and CPU, and new / old."""
+    rounds = len(next(iter(results["old"].values())))
     lines = [
         "## Before and after: the same calls under two commits",
         "",
-        f"Command: `{command}`; old = {commit(old)}, new = {commit(new)} (its working tree). Machine: {machine()}; "
-        f"shared with other jobs (1-minute load average {load}), which is why the two trees run alternately, "
-        f"{len(results['old'][next(iter(results['old']))])} rounds, and each figure is the fastest of a few calls.",
+        f"Command: `{command}`. old = {commit(trees['old'])}, new = {commit(trees['new'])} (the working tree of the "
+        f"run). Machine: {machine()}, shared with other jobs while it ran (1-minute load average {load}): the two "
+        f"trees ran alternately, {rounds} worker processes each, and each figure is the fastest of a few calls in a "
+        "worker, then the median over the workers. *CPU* is the process's CPU time, which the other jobs disturb "
+        "less than the wall clock; *range*: the lowest and highest new / old of the rounds (CPU).",
         "",
-        "| case | old (median) | new (median) | new / old | per-round range |",
-        "|---|---|---|---|---|",
+        "| case | old wall | new wall | new / old (wall) | old CPU | new CPU | new / old (CPU) | range (CPU) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    ratios = []
+    ratios: list[tuple[float, str]] = []
     for case, old_times in results["old"].items():
         new_times = results["new"][case]
-        ratio = median(new_times) / median(old_times)
-        ratios.append((ratio, case))
-        rounds = [n / o for n, o in zip(new_times, old_times, strict=True)]
+        wall = [median([t[0] for t in times]) for times in (old_times, new_times)]
+        cpu = [median([t[1] for t in times]) for times in (old_times, new_times)]
+        per_round = [n[1] / o[1] for n, o in zip(new_times, old_times, strict=True)]
+        ratios.append((cpu[1] / cpu[0], case))
         lines.append(
-            f"| {case} | {duration(median(old_times))} | {duration(median(new_times))} | {ratio:.2f} | "
-            f"{min(rounds):.2f} - {max(rounds):.2f} |"
+            f"| {case} | {duration(wall[0])} | {duration(wall[1])} | {wall[1] / wall[0]:.2f} | {duration(cpu[0])} | "
+            f"{duration(cpu[1])} | {cpu[1] / cpu[0]:.2f} | {min(per_round):.2f} - {max(per_round):.2f} |"
         )
-    slowest = max(ratios)
+    largest = max(ratios)
     lines += [
         "",
-        f"Suites: {', '.join(suites)}. Largest ratio: {slowest[0]:.2f} ({slowest[1]}); median ratio "
-        f"{median([ratio for ratio, _ in ratios]):.2f}.",
+        f"CPU new / old: median {median([ratio for ratio, _ in ratios]):.2f} over the {len(ratios)} cases, largest "
+        f"{largest[0]:.2f} ({largest[1]}).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -224,31 +237,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--old", type=Path, help="the old tree's src folder (the one that holds varprop/)")
     parser.add_argument("--new", type=Path, default=ROOT / "src", help="the new tree's src folder (default: this one)")
     parser.add_argument("--suite", choices=SUITES, nargs="+", default=list(SUITES), help="what to time (default all)")
-    parser.add_argument("--rounds", type=int, default=5, help="worker processes per tree (default 5)")
+    parser.add_argument("--rounds", type=int, default=5, help="worker processes per tree and suite (default 5)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the models suite (default 1)")
     parser.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
     parser.add_argument("--worker", choices=SUITES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
-        worker(args.worker)
+        worker(args.worker, args.threads)
         return 0
     if args.old is None or args.rounds < 1:
         parser.error("give --old <src folder of the tree to compare with> and --rounds >= 1")
     trees = {"old": args.old.resolve(), "new": args.new.resolve()}
-    results: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
+    results: dict[str, dict[str, list[Timing]]] = {"old": {}, "new": {}}
     load_before = os.getloadavg()[0]
     for round_index in range(args.rounds):
         order = ("old", "new") if round_index % 2 == 0 else ("new", "old")
         for suite in args.suite:
             for label in order:
-                for case, seconds in run_worker(trees[label], suite).items():
-                    results[label].setdefault(case, []).append(seconds)
+                for case, timing in run_worker(trees[label], suite, args.threads).items():
+                    results[label].setdefault(case, []).append(timing)
         print(f"round {round_index + 1} of {args.rounds} done", file=sys.stderr, flush=True)
     load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
-    suites = " ".join(args.suite)
-    command = f"python benchmarks/versus.py --old <{commit(trees['old'])}>/src --suite {suites} --rounds {args.rounds}"
-    section = render(
-        results, args.suite, command + (" --write" if args.write else ""), trees["old"], trees["new"], load
+    command = (
+        f"python benchmarks/versus.py --old <checkout of {commit(trees['old'])}>/src --suite {' '.join(args.suite)} "
+        f"--rounds {args.rounds} --threads {args.threads}" + (" --write" if args.write else "")
     )
+    section = render(results, command, trees, load)
     print(section)
     if args.write:
         replace_section("versus", section)
