@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .._validation import check_real
+from ..activations import activation as resolve_activation
 from ..activations._activation import Activation
-from ..gaussian._engine import moments, resolve_activation
+from ..gaussian import moments
 from ._gain import gain
 
 __all__ = ["TORCH_GAIN_SOURCE", "TableRow", "gain_table", "torch_gain"]
