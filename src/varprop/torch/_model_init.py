@@ -438,6 +438,8 @@ def _initialize(
         )
         ctx.warn(message)
         warnings.warn(message, VarpropWarning, stacklevel=3)  # (_initialize <- init_model <- the user's call)
+    if ctx.step_variances:
+        settings["step_variances"] = {key: list(values) for key, values in ctx.step_variances.items()}
     if options.kept:
         settings["kept_parameters"] = list(options.kept.values())
     outputs = [(s.pooled_mean, s.variance) for s in (measured_uses.get(id(s), s) for s in output_stats(output))]
