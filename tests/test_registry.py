@@ -4,10 +4,12 @@ autograd derivatives, float64) and mpmath at 30 digits; spec parsing, aliases, e
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import mpmath as mp
@@ -336,6 +338,20 @@ def test_torch_module_class_names() -> None:
         if name != "threshold":
             assert activation(module_name) is activation(name)
     assert ACTIVATION_ALIASES == {"swish": "silu", "linear": "identity"}
+
+
+def test_reference_generator_covers_the_registry() -> None:
+    """Adding an activation means adding its 40-digit reference too: the generator (which does not import varprop)
+    defines every registered activation again in mpmath, and the committed JSON holds what it generates."""
+    sys.path.insert(0, str(Path(__file__).parent / "reference"))
+    try:
+        import generate_moments
+    finally:
+        sys.path.pop(0)
+    specs = [reference.spec for reference in generate_moments.build_references()]
+    assert {activation(spec).name for spec in specs} == set(registered_activations())
+    entries = json.loads((Path(__file__).parent / "reference" / "moments_reference.json").read_text())["entries"]
+    assert {entry["spec"] for entry in entries} == set(specs)
 
 
 def test_registered_activations_is_sorted_and_complete() -> None:

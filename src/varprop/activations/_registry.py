@@ -50,9 +50,10 @@ FloatArray = NDArray[np.float64]
 #: Alternative names of registered activations (besides case, underscores and torch class names).
 ACTIVATION_ALIASES: dict[str, str] = {"swish": "silu", "linear": "identity"}
 
-#: torch.nn module class name -> canonical activation name (for the torch adapter).
+#: torch.nn module class name -> canonical activation name: these class names are accepted as spec names
+#: (``"LeakyReLU"``). Derived from the definitions; the torch adapter derives its own tables from them too.
 TORCH_MODULE_NAMES: dict[str, str] = {
-    definition.torch_module: name for name, definition in DEFINITIONS.items() if definition.torch_module is not None
+    definition.torch.module: name for name, definition in DEFINITIONS.items() if definition.torch.module is not None
 }
 
 _CUSTOM_OPTIONS = ("derivative", "kinks", "features", "name", "description")
@@ -150,7 +151,7 @@ def _bind(definition: ActivationDefinition, positional: list[Any], keywords: dic
             missing = [s.name for s in definition.params if s.default is None and s.name not in given]
             example = ", ".join(f"{name}=0.0" for name in names)
             raise VarpropValueError(
-                f"{definition.name} requires the parameter(s) {', '.join(missing)} (torch.nn.{definition.torch_module} "
+                f"{definition.name} requires the parameter(s) {', '.join(missing)} (torch.nn.{definition.torch.module} "
                 f"has no defaults), e.g. '{definition.name}({example})'"
             )
         else:
@@ -161,7 +162,7 @@ def _bind(definition: ActivationDefinition, positional: list[Any], keywords: dic
 
 
 # ----------------------------------------------------------------------------------------------
-# Closed forms (optional module written separately)
+# Building an activation from its definition
 
 
 @functools.lru_cache(maxsize=512)
@@ -179,7 +180,7 @@ def _build(name: str, params: tuple[tuple[str, Param], ...]) -> Activation:
         features=tuple(parts.features),
         closed_form=factory(param_dict) if factory is not None else None,
         description=definition.description,
-        extra={"torch_module": definition.torch_module},
+        extra={"torch_module": definition.torch.module},
     )
 
 
