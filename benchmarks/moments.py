@@ -14,7 +14,7 @@ AnyInit 0.4.0's ``ActivationProfile(name, fn).moments(mu, var)`` (E[phi] and E[p
 
 Speed: time per (activation, variance) point: varprop scalar call (first call with new values, and
 a repeated call served by its cache), varprop vectorized over 1,000 points (for the activations without
-closed forms served by the precomputed tables of ``varprop.moments._moment_tables``), and each peer.
+closed forms served by the precomputed tables of ``varprop.gaussian._moment_tables``), and each peer.
 
 Run (about 3 minutes on 2 cores)::
 
@@ -305,7 +305,7 @@ def render(acc: list[tuple[str, str, float, str]], times: list[list[str]], comma
         f"shared; 1-minute load average {load}). *scalar*: `moments(act, var=v)` with a new v each call; "
         "*cached*: the same call repeated (served by the result cache); *vectorized*: one call over 1,000 "
         "variances, per point (*served by*: its `Moments.method`; *table*: the precomputed tables of "
-        "`varprop.moments._moment_tables`; cos and hardsigmoid: closed forms, the variance from their tables where "
+        "`varprop.gaussian._moment_tables`; cos and hardsigmoid: closed forms, the variance from their tables where "
         "E[phi^2] - E[phi]^2 cancels); *quadrature*: the same forcing `method='quadrature'`; peers per point. "
         "The last two columns are AnyInit's per-point time over varprop's (target >= 50x for the vectorized call).",
         "",

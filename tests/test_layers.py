@@ -129,3 +129,36 @@ def test_no_import_cycle_outside_the_torch_adapter() -> None:
     for start in sorted(graph):
         if start not in state and (cycle := visit(start)) is not None:
             pytest.fail("import cycle: " + " -> ".join(cycle))
+
+
+def _core_package(name: str) -> str | None:
+    parts = name.split(".")
+    if len(parts) < 3 or _layer(name) is not None:  # the root's own modules (_errors, ...) are below every package
+        return None
+    return parts[1]
+
+
+def test_core_packages_depend_one_way() -> None:
+    """No cycle among the core's packages (``activations``, ``gaussian``, ``dynamics``, ...), counting
+    ``varprop.a.x`` -> ``varprop.b.y`` as ``a`` -> ``b``. Importing any submodule runs its package's
+    ``__init__``, so a cycle of packages is a cycle at run time even where the modules form none (before issue 9:
+    ``activations.expression`` imported ``moments._singular``, whose package imported the engine, which imported
+    ``activations._registry``; the engine dodged it with a function-level import)."""
+    graph: dict[str, set[str]] = {}
+    for name in MODULES:
+        package = _core_package(name)
+        if package is None:
+            continue
+        graph.setdefault(package, set())
+        for target, _ in _imports(name):
+            other = _core_package(target) if target in MODULES else None
+            if other is not None and other != package:
+                graph[package].add(other)
+    order: list[str] = []
+    while graph:
+        leaves = sorted(p for p in graph if not graph[p] - set(order))
+        assert leaves, f"cycle among core packages: {graph}"
+        order += leaves
+        for leaf in leaves:
+            del graph[leaf]
+    assert order.index("activations") < order.index("gaussian") < order.index("dynamics"), order

@@ -108,7 +108,7 @@ def test_no_import_cycles_in_the_adapter() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 9: varprop.moments.closed_forms._piecewise <-> _closed_forms_piecewise_point (the core's scalar "
+    reason="issue 9: varprop.activations.closed_forms._piecewise <-> _closed_forms_piecewise_point (the core's scalar "
     "copies, being removed); drop this mark when they are gone",
 )
 def test_no_import_cycles() -> None:

@@ -467,7 +467,7 @@ def test_errors_are_standard_exception_subclasses() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Closed forms: wired through varprop.moments.closed_forms._factories.CLOSED_FORMS[name](params)
+# Closed forms: wired through varprop.activations.closed_forms._factories.CLOSED_FORMS[name](params)
 
 
 def test_closed_forms_are_looked_up_in_the_closed_form_table(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -495,11 +495,11 @@ def test_closed_forms_are_looked_up_in_the_closed_form_table(monkeypatch: pytest
 
 
 def test_missing_closed_forms_module_means_no_closed_form(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "varprop.moments.closed_forms._factories", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "varprop.activations.closed_forms._factories", None)  # makes the import fail
     _build.cache_clear()
     try:
         with pytest.raises(ImportError):
-            __import__("varprop.moments.closed_forms._factories")
+            __import__("varprop.activations.closed_forms._factories")
         # A None entry raises ModuleNotFoundError named after the module, which means "none yet".
         assert activation("tanh").closed_form is None
     finally:

@@ -31,10 +31,10 @@ from numpy.typing import NDArray
 
 from .._errors import VarpropTypeError, VarpropValueError
 from .._validation import check_real
-from ..moments.closed_forms._factories import CLOSED_FORMS
 from ._activation import Activation, Param
 from ._builtin import DEFINITIONS, ActivationDefinition, ParamSpec
 from ._derivative import numerical_derivative
+from .closed_forms._factories import CLOSED_FORMS
 from .expression._grammar import EXPRESSION_PREFIX, MAX_LENGTH, canonical_expression, expression_activation
 
 __all__ = [

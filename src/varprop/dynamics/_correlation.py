@@ -36,9 +36,9 @@ from .._errors import ConvergenceError, VarpropValueError
 from .._validation import as_real_array, check_real
 from ..activations._activation import Activation
 from ..activations.expression._grammar import exponential_form
-from ..moments._engine import Scalar, _unwrap, resolve_activation
-from ..moments._quadrature import gaussian_expectation
-from ..moments._singular import refuse_singular
+from ..gaussian._engine import Scalar, _unwrap, resolve_activation
+from ..gaussian._quadrature import gaussian_expectation
+from ..gaussian._singular import refuse_singular
 from ._variance_map import check_std, fixed_point, gaussian_rows
 
 __all__ = ["CorrelationMap", "arccos_cross_moment", "correlation_map", "cross_moment"]

@@ -43,7 +43,7 @@ from scipy.stats import chi2
 from .._errors import VarpropValueError
 from .._validation import check_positive_int, check_real
 from ..activations._activation import Activation
-from ..moments._engine import resolve_activation
+from ..gaussian._engine import resolve_activation
 from ._variance_map import check_std, gaussian_rows, variance_map
 
 __all__ = ["DriftPrediction", "PlainNetworkSimulation", "escape_layers", "predict_drift", "simulate_plain_network"]

@@ -26,8 +26,8 @@ from numpy.typing import NDArray
 from .._errors import VarpropValueError
 from .._validation import as_real_array
 from ..activations._activation import Activation
-from ..moments._engine import resolve_activation
-from ..moments._roots import ROOT_NOISE, scan_roots
+from ..gaussian._engine import resolve_activation
+from ..gaussian._roots import ROOT_NOISE, scan_roots
 from ._variance_map import (
     SEARCH_RANGE,
     _deriv_second_moment_at_zero,

@@ -17,7 +17,7 @@ from the heat-equation identity (the Gaussian density's own derivative in the va
 valid for any g with finite moments, including discontinuous ones. With the gain that makes q the
 fixed point, slope(q) = q F'(q) / F(q) = 1 + d ln c(q) / d ln q, c(q) = E[phi(sqrt(q) z)^2] / q.
 
-Every expectation goes through the graded Gauss-Legendre engine ``varprop.moments._quadrature``.
+Every expectation goes through the graded Gauss-Legendre engine ``varprop.gaussian._quadrature``.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from numpy.typing import NDArray
 from .._errors import VarpropValueError
 from .._validation import as_real_array, check_real
 from ..activations._activation import Activation
-from ..moments._engine import Scalar, _unwrap, resolve_activation
-from ..moments._quadrature import gaussian_expectation
-from ..moments._roots import ROOT_NOISE, scan_roots
-from ..moments._singular import refuse_singular
+from ..gaussian._engine import Scalar, _unwrap, resolve_activation
+from ..gaussian._quadrature import gaussian_expectation
+from ..gaussian._roots import ROOT_NOISE, scan_roots
+from ..gaussian._singular import refuse_singular
 from ._verdicts import NEUTRAL_TOLERANCE, phase, stability_verdict
 
 __all__ = [

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from .._errors import ConvergenceError, VarpropValueError
 from .._validation import as_real_array, check_positive_int
-from ..moments._engine import Scalar, _unwrap, moments
+from ..gaussian._engine import Scalar, _unwrap, moments
 
 __all__ = [
     "DISTRIBUTIONS",

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._validation import check_real
 from ..activations._activation import Activation
-from ..moments._engine import moments, resolve_activation
+from ..gaussian._engine import moments, resolve_activation
 from ._gain import gain
 
 __all__ = ["TORCH_GAIN_SOURCE", "TableRow", "gain_table", "torch_gain"]

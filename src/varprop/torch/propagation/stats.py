@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ...activations._activation import Activation
-from ...moments._engine import first_two_moments
+from ...gaussian._engine import first_two_moments
 from .lattice import lattice
 
 __all__ = ["IndexStat", "Stat", "UnitMoments", "collapse", "scalar_stat"]

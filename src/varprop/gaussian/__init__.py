@@ -5,9 +5,9 @@ tables for array input, and the graded Gauss-Legendre quadrature otherwise (with
 the singular points of formulas). ``deriv_mean`` gives E[phi'(y)]; ``monte_carlo_moments`` a sampling check.
 
 Implementation: ``_engine`` (the dispatch), ``_quadrature`` (Gaussian expectations of any function),
-``_singular`` and ``_singular_search`` (poles of formulas), ``_moment_tables`` with ``_tables/`` (the
-precomputed tables and their generator), ``_roots`` (root scans of moment maps), ``_deriv_mean``, and
-``closed_forms/`` (the exact formulas, one module per family).
+``_singular`` (integrating through the poles of formulas), ``_moment_tables`` with ``_tables/`` (the
+precomputed tables and their generator), ``_roots`` (root scans of moment maps) and ``_deriv_mean``. The closed
+forms are part of each activation's definition: ``varprop.activations.closed_forms``.
 """
 
 from __future__ import annotations

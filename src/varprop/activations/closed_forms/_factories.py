@@ -48,8 +48,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from ...activations._activation import ClosedForm, ClosedMoments, Param
-from ...activations._builtin import SELU_ALPHA, SELU_SCALE  # written once, with their source
+from .._activation import ClosedForm, ClosedMoments, Param
+from .._builtin import SELU_ALPHA, SELU_SCALE  # written once, with their source
 from ._elu import ExponentialLinear
 from ._piecewise import (
     Moments,

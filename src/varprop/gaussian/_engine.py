@@ -13,10 +13,12 @@ from numpy.typing import NDArray
 from .._errors import ConvergenceError, VarpropValueError
 from .._validation import as_real_array, check_positive_int, check_real
 from ..activations._activation import Activation, ClosedForm
+from ..activations._registry import activation
+from ..activations.expression._singular_points import NearFunction, SingularPoint, SingularSearch
+from ..activations.expression._singular_search import REACH_STD as _REACH_STD
 from ._moment_tables import TableMoments, table_moments
 from ._quadrature import DEFAULT_ORDER, _scalar_expectation, gaussian_expectation
-from ._singular import DIVERGENT_EXPONENT, NearFunction, SingularPoint, SingularSearch, singular_expectation
-from ._singular_search import REACH_STD as _REACH_STD
+from ._singular import DIVERGENT_EXPONENT, singular_expectation
 
 __all__ = ["Moments", "MonteCarloMoments", "moments", "monte_carlo_moments", "resolve_activation"]
 
@@ -30,8 +32,6 @@ def resolve_activation(act: Any) -> Activation:
     """Turn a spec string, callable or ``Activation`` into an ``Activation`` (see ``varprop.activation``)."""
     if isinstance(act, Activation):
         return act
-    from ..activations._registry import activation
-
     return activation(act)
 
 
@@ -54,7 +54,7 @@ class Moments:
             tests/test_error_estimates.py). Closed-form values get 128 ulps of rounding (of E[|phi|]
             for E[phi], whose terms may cancel).
         method: ``"closed form"``, ``"quadrature"``, ``"table"`` (array input served by the precomputed tables of
-            ``varprop.moments._moment_tables``) or ``"mixed"`` (array input using several).
+            ``varprop.gaussian._moment_tables``) or ``"mixed"`` (array input using several).
     """
 
     mean: Scalar
@@ -124,13 +124,13 @@ def moments(
     For y ~ N(mean, var). He et al. (2015) show that a layer y' = W phi(y) with zero-mean weights
     has Var[y'] = n Var[w] E[phi(y)^2]; ``second_moment`` is that E[phi(y)^2]. Closed forms are used
     where they exist and are well conditioned; elsewhere a graded composite Gauss-Legendre rule split
-    at the activation's kinks (relative error ~1e-15; see ``varprop.moments._quadrature``). Formulas with poles
+    at the activation's kinks (relative error ~1e-15; see ``varprop.gaussian._quadrature``). Formulas with poles
     or other unbounded points (``1/abs(x)**0.4``, ``log(abs(x))``) are split there and integrated by a
-    tanh-sinh transform in the distance to the point (``varprop.moments._singular``); where E[phi^2] diverges
+    tanh-sinh transform in the distance to the point (``varprop.gaussian._singular``); where E[phi^2] diverges
     (``1/x``: |phi| ~ |x|^-b with b >= 1/2) ``ConvergenceError`` names the point. Array calls with
     ``method="auto"`` for the registered activations without closed forms (at their default parameters) use
     precomputed Chebyshev tables inside |mean| <= 6, 1e-4 <= var <= 1e3 (<= 1e-13 relative, well under a
-    microsecond per point; ``varprop.moments._moment_tables``, ``Moments.method == "table"``); scalar calls, user
+    microsecond per point; ``varprop.gaussian._moment_tables``, ``Moments.method == "table"``); scalar calls, user
     formulas and callables always integrate.
 
     Args:
@@ -408,8 +408,9 @@ def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray,
     E[phi^2] must converge (|phi| ~ d^-b with 2 b < 1 at every singular point), else the moments are
     undefined and ``ConvergenceError`` says where; a divergent E[phi'^2] alone is returned as inf. Formulas
     with non-affine denominators, log or sqrt arguments (``1/(x**2 - 1)``) carry ``extra["singular_search"]``:
-    their singular points are found anew over each Gaussian's reach (``varprop.moments._singular_search``), and a
-    formula that is not real there (``log(x)`` at mean 0) raises ``VarpropValueError``.
+    their singular points are found anew over each Gaussian's reach
+    (``varprop.activations.expression._singular_search``), and a formula that is not real there (``log(x)`` at
+    mean 0) raises ``VarpropValueError``.
     """
     search: SingularSearch | None = activation.extra.get("singular_search")
     static: tuple[SingularPoint, ...] = activation.extra.get("singular_points", ())

@@ -35,9 +35,10 @@ from .._errors import ConvergenceError
 from .._validation import as_real_array
 from ..activations._activation import Activation
 from ..activations._builtin import SELU_ALPHA, SELU_SCALE
+from ..activations.expression._singular_points import SingularPoint
 from ._engine import Scalar, _unwrap, resolve_activation
 from ._quadrature import gaussian_expectation
-from ._singular import DIVERGENT_EXPONENT, SingularPoint, singular_expectation
+from ._singular import DIVERGENT_EXPONENT, singular_expectation
 
 __all__ = ["deriv_mean"]
 
@@ -172,7 +173,7 @@ def deriv_mean(
     Closed forms for piecewise-linear activations, the ELU family, exact GELU, hardswish, sin, cos and
     erf (see the module docstring); graded Gauss-Legendre quadrature of phi' (split at the kinks) for
     every other activation; for formulas with singular points the exact transform of
-    ``varprop.moments._singular`` (E[phi'] diverges where |phi'| ~ d^-b with b >= 1, e.g. log(abs(x))).
+    ``varprop.gaussian._singular`` (E[phi'] diverges where |phi'| ~ d^-b with b >= 1, e.g. log(abs(x))).
 
     Args:
         act: activation spec, ``Activation`` or numpy callable.
