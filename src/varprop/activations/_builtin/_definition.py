@@ -1,9 +1,10 @@
-"""The shape of a built-in activation's definition: parameters, builder, and how PyTorch spells it.
+"""The shape of a built-in activation's definition: parameters, builder, closed form, and how PyTorch spells it.
 
 An :class:`ActivationDefinition` is the one entry an activation has: its parameters (torch's names, order and
 defaults), a builder that maps validated parameters to the numpy function, derivative, kinks and features
-(:class:`Parts`), and its PyTorch names (:class:`TorchNames`, strings only: the core never imports torch; the
-adapter ``varprop.torch.graph.activations`` derives its lookup tables from them).
+(:class:`Parts`), the factory of its closed-form moments if it has any (``varprop.activations.closed_forms``), and
+its PyTorch names (:class:`TorchNames`, strings only: the core never imports torch; the adapter
+``varprop.torch.graph.activations`` derives its lookup tables from them).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._activation import Param
+from ..closed_forms import ClosedFormFactory
 
 __all__ = [
     "ActivationDefinition",
@@ -105,6 +107,8 @@ class ActivationDefinition:
         build: maps the validated parameters to the function, derivative, kinks and features.
         check: cross-parameter and range checks (raise VarpropValueError); None if any value goes.
         torch: its PyTorch module, functions and tensor methods (none for an activation torch lacks).
+        closed_form: its closed-form moments: a factory ``(all parameters) -> closed form or None``
+            (``varprop.activations.closed_forms``); None: quadrature or a moment table.
     """
 
     name: str
@@ -113,6 +117,7 @@ class ActivationDefinition:
     build: Callable[[Mapping[str, Param]], Parts]
     check: Callable[[Mapping[str, Param]], None] | None = None
     torch: TorchNames = TorchNames()
+    closed_form: ClosedFormFactory | None = None
 
     @property
     def torch_module(self) -> str | None:

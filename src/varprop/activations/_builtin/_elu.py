@@ -9,6 +9,7 @@ import numpy as np
 from ..._errors import VarpropValueError
 from .._activation import Param
 from .._constants import SELU_ALPHA, SELU_SCALE
+from ..closed_forms import celu_closed_form, elu_closed_form, selu_closed_form
 from ._definition import ActivationDefinition, FloatArray, Parts, TorchNames, functional, real, real_param
 
 __all__ = ["EXPONENTIAL_LINEAR"]
@@ -54,6 +55,7 @@ EXPONENTIAL_LINEAR: tuple[ActivationDefinition, ...] = (
         (real_param("alpha", 1.0),),
         _elu,
         torch=TorchNames("ELU", functional("elu", "elu_")),
+        closed_form=elu_closed_form,
     ),
     ActivationDefinition(
         "celu",
@@ -62,6 +64,7 @@ EXPONENTIAL_LINEAR: tuple[ActivationDefinition, ...] = (
         _celu,
         _check_celu,
         torch=TorchNames("CELU", functional("celu", "celu_")),
+        closed_form=celu_closed_form,
     ),
     ActivationDefinition(
         "selu",
@@ -69,5 +72,6 @@ EXPONENTIAL_LINEAR: tuple[ActivationDefinition, ...] = (
         (),
         _selu,
         torch=TorchNames("SELU", (*functional("selu"), "torch.selu", *functional("selu_"))),
+        closed_form=selu_closed_form,
     ),
 )

@@ -9,6 +9,20 @@ import numpy as np
 
 from ..._errors import VarpropValueError
 from .._activation import Param
+from ..closed_forms import (
+    hardshrink_closed_form,
+    hardsigmoid_closed_form,
+    hardswish_closed_form,
+    hardtanh_closed_form,
+    identity_closed_form,
+    leaky_relu_closed_form,
+    prelu_closed_form,
+    relu6_closed_form,
+    relu_closed_form,
+    rrelu_closed_form,
+    softshrink_closed_form,
+    threshold_closed_form,
+)
 from ._definition import ActivationDefinition, Function, Parts, TorchNames, as_float, functional, real, real_param
 
 __all__ = ["PIECEWISE_LINEAR"]
@@ -139,14 +153,23 @@ PIECEWISE_LINEAR: tuple[ActivationDefinition, ...] = (
             (*functional("relu"), "torch.relu", *functional("relu_"), "torch.relu_"),
             methods=("relu", "relu_"),
         ),
+        closed_form=relu_closed_form,
     ),
-    ActivationDefinition("relu6", "min(max(0, x), 6)", (), _relu6, torch=TorchNames("ReLU6", functional("relu6"))),
+    ActivationDefinition(
+        "relu6",
+        "min(max(0, x), 6)",
+        (),
+        _relu6,
+        torch=TorchNames("ReLU6", functional("relu6")),
+        closed_form=relu6_closed_form,
+    ),
     ActivationDefinition(
         "leaky_relu",
         "x for x > 0, negative_slope * x otherwise",
         (real_param("negative_slope", 0.01),),
         _leaky_relu,
         torch=TorchNames("LeakyReLU", functional("leaky_relu", "leaky_relu_")),
+        closed_form=leaky_relu_closed_form,
     ),
     ActivationDefinition(
         "prelu",
@@ -155,6 +178,7 @@ PIECEWISE_LINEAR: tuple[ActivationDefinition, ...] = (
         _prelu,
         # nn.PReLU's slopes are its weight (one per channel or one for all): their mean is the slope.
         torch=TorchNames("PReLU", functional("prelu"), arguments=(("init", "weight"),)),
+        closed_form=prelu_closed_form,
     ),
     ActivationDefinition(
         "rrelu",
@@ -163,6 +187,7 @@ PIECEWISE_LINEAR: tuple[ActivationDefinition, ...] = (
         _rrelu,
         _check_rrelu,
         torch=TorchNames("RReLU", functional("rrelu", "rrelu_")),
+        closed_form=rrelu_closed_form,
     ),
     ActivationDefinition(
         "hardtanh",
@@ -171,6 +196,7 @@ PIECEWISE_LINEAR: tuple[ActivationDefinition, ...] = (
         _hardtanh,
         _check_hardtanh,
         torch=TorchNames("Hardtanh", functional("hardtanh", "hardtanh_")),
+        closed_form=hardtanh_closed_form,
     ),
     ActivationDefinition(
         "hardswish",
@@ -178,6 +204,7 @@ PIECEWISE_LINEAR: tuple[ActivationDefinition, ...] = (
         (),
         _hardswish,
         torch=TorchNames("Hardswish", functional("hardswish")),
+        closed_form=hardswish_closed_form,
     ),
     ActivationDefinition(
         "hardsigmoid",
@@ -185,6 +212,7 @@ PIECEWISE_LINEAR: tuple[ActivationDefinition, ...] = (
         (),
         _hardsigmoid,
         torch=TorchNames("Hardsigmoid", functional("hardsigmoid")),
+        closed_form=hardsigmoid_closed_form,
     ),
     ActivationDefinition(
         "softshrink",
@@ -193,6 +221,7 @@ PIECEWISE_LINEAR: tuple[ActivationDefinition, ...] = (
         _softshrink,
         _check_lambd,
         torch=TorchNames("Softshrink", functional("softshrink")),
+        closed_form=softshrink_closed_form,
     ),
     ActivationDefinition(
         "hardshrink",
@@ -201,6 +230,7 @@ PIECEWISE_LINEAR: tuple[ActivationDefinition, ...] = (
         _hardshrink,
         _check_lambd,
         torch=TorchNames("Hardshrink", functional("hardshrink")),
+        closed_form=hardshrink_closed_form,
     ),
     ActivationDefinition(
         "threshold",
@@ -208,6 +238,7 @@ PIECEWISE_LINEAR: tuple[ActivationDefinition, ...] = (
         (real_param("threshold", None), real_param("value", None)),
         _threshold,
         torch=TorchNames("Threshold", functional("threshold", "threshold_")),
+        closed_form=threshold_closed_form,
     ),
     ActivationDefinition(
         "identity",
@@ -215,5 +246,6 @@ PIECEWISE_LINEAR: tuple[ActivationDefinition, ...] = (
         (),
         _identity,
         torch=TorchNames("Identity", gain_names=_LINEAR_LAYER_GAIN_NAMES),
+        closed_form=identity_closed_form,
     ),
 )

@@ -12,6 +12,7 @@ import scipy.special as sc
 from ..._errors import VarpropValueError
 from .._activation import Param
 from .._constants import GELU_TANH_BETA, GELU_TANH_KAPPA
+from ..closed_forms import cos_closed_form, erf_closed_form, gelu_closed_form, sin_closed_form
 from ._definition import ActivationDefinition, FloatArray, ParamSpec, Parts, TorchNames, functional, real, real_param
 
 __all__ = ["SMOOTH"]
@@ -182,6 +183,7 @@ SMOOTH: tuple[ActivationDefinition, ...] = (
         (ParamSpec("approximate", "none", choices=("none", "tanh")),),
         _gelu,
         torch=TorchNames("GELU", functional("gelu")),
+        closed_form=gelu_closed_form,
     ),
     ActivationDefinition(
         "silu", "x * sigmoid(x) (swish; Elfwing et al., 2017)", (), _silu, torch=TorchNames("SiLU", functional("silu"))
@@ -228,9 +230,22 @@ SMOOTH: tuple[ActivationDefinition, ...] = (
     ActivationDefinition(
         "tanhshrink", "x - tanh(x)", (), _tanhshrink, torch=TorchNames("Tanhshrink", functional("tanhshrink"))
     ),
-    ActivationDefinition("sin", "sine", (), _sin, torch=TorchNames(functions=("torch.sin",), methods=("sin", "sin_"))),
+    # sin, cos, erf: no torch.nn module.
     ActivationDefinition(
-        "cos", "cosine", (), _cos, torch=TorchNames(functions=("torch.cos",), methods=("cos", "cos_"))
+        "sin",
+        "sine",
+        (),
+        _sin,
+        torch=TorchNames(None, ("torch.sin",), ("sin", "sin_")),
+        closed_form=sin_closed_form,
+    ),
+    ActivationDefinition(
+        "cos",
+        "cosine",
+        (),
+        _cos,
+        torch=TorchNames(None, ("torch.cos",), ("cos", "cos_")),
+        closed_form=cos_closed_form,
     ),
     ActivationDefinition(
         "erf",
@@ -238,5 +253,6 @@ SMOOTH: tuple[ActivationDefinition, ...] = (
         (),
         _erf,
         torch=TorchNames(None, ("torch.erf", "torch.special.erf"), ("erf", "erf_")),
+        closed_form=erf_closed_form,
     ),
 )
