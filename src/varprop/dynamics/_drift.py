@@ -281,13 +281,8 @@ def predict_drift(
     approximate: it uses ln E[K] - ln median[K] ~ eta^2/2 of a log-normal step.
 
     Args:
-        act: activation spec, ``Activation`` or callable.
-        depth: number of layers L.
-        width: units per layer n.
-        weight_std: sigma_w of layers 2..L (e.g. ``varprop.gain(act, var)``).
-        bias_std: sigma_b.
-        input_var: variance of the inputs.
-        input_weight_std: sigma of the first layer (see ``simulate_plain_network``).
+        act, depth, width, weight_std, bias_std, input_var, input_weight_std: the network, as in
+            ``simulate_plain_network``.
 
     Returns:
         ``DriftPrediction`` (arrays over layers 1..L).

@@ -172,11 +172,7 @@ def uniform_bound(act: Any, fan_in: int, fan_out: int | None = None, var: Any = 
     a = sqrt(6 / fan_in); ``torch.nn.init.kaiming_uniform_``'s bound).
 
     Args:
-        act: activation spec, ``Activation`` or callable.
-        fan_in: inputs per output unit.
-        fan_out: outputs per input unit; required for ``fan_out`` and ``fan_avg``.
-        var: pre-activation variance to preserve.
-        mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
+        act, fan_in, fan_out, var, mode: as in ``weight_std``.
 
     Returns:
         The bound a (a float, or an array for array ``var``).
@@ -197,11 +193,7 @@ def truncated_normal_scale(
     JAX's ``variance_scaling`` uses), so s = weight_std / 0.87962566103423978.
 
     Args:
-        act: activation spec, ``Activation`` or callable.
-        fan_in: inputs per output unit.
-        fan_out: outputs per input unit; required for ``fan_out`` and ``fan_avg``.
-        var: pre-activation variance to preserve.
-        mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
+        act, fan_in, fan_out, var, mode: as in ``weight_std``.
 
     Returns:
         The scale s (a float, or an array for array ``var``).

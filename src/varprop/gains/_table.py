@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .._validation import check_real
-from ..activations._activation import Activation
+from ..activations import Activation, activation_definition, registered_activations
 from ..gaussian._engine import moments, resolve_activation
 from ._gain import gain
 
@@ -96,8 +96,6 @@ def _registry_specs() -> list[str]:
     ``threshold(threshold, value)`` has no defaults in torch; it is listed as
     ``threshold(threshold=0.0, value=0.0)`` (which is ReLU).
     """
-    from ..activations._registry import activation_definition, registered_activations
-
     specs = []
     for name in registered_activations():
         required = [param.name for param in activation_definition(name).params if param.default is None]

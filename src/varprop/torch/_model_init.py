@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
+from .. import VarpropTypeError, VarpropValueError, VarpropWarning
 from ..validation import check_real
 from ._critical import OBJECTIVES, critical_settings, model_critical_point
 from ._keep import resolve_keep

@@ -12,7 +12,7 @@ from warnings import warn
 
 import numpy as np
 
-from ..._errors import VarpropWarning
+from ... import VarpropWarning
 from ...activations import Activation
 from ...dynamics import classify, depth_scale, escape_layers, predict_drift, stability, stability_verdict
 from ...gains import gain
