@@ -132,8 +132,10 @@ def test_no_import_cycle_outside_the_torch_adapter() -> None:
 
 
 def _core_package(name: str) -> str | None:
+    """The core package holding module ``name`` (``varprop.gaussian._engine`` and ``varprop.gaussian`` give
+    ``gaussian``); ``None`` for the layers and for the root's own modules (``_errors``, ...: below every package)."""
     parts = name.split(".")
-    if len(parts) < 3 or _layer(name) is not None:  # the root's own modules (_errors, ...) are below every package
+    if len(parts) < 2 or _layer(name) is not None or (len(parts) == 2 and MODULES[name].name != "__init__.py"):
         return None
     return parts[1]
 

@@ -42,8 +42,8 @@ from scipy.stats import chi2
 
 from .._errors import VarpropValueError
 from .._validation import check_positive_int, check_real
+from ..activations import activation as resolve_activation
 from ..activations._activation import Activation
-from ..gaussian._engine import resolve_activation
 from ._variance_map import check_std, gaussian_rows, variance_map
 
 __all__ = ["DriftPrediction", "PlainNetworkSimulation", "escape_layers", "predict_drift", "simulate_plain_network"]

@@ -37,9 +37,9 @@ from numpy.typing import NDArray
 
 from .._errors import VarpropValueError
 from .._validation import check_positive_int, check_real
+from ..activations import activation as resolve_activation
 from ..activations._activation import Activation
-from ..gaussian._engine import resolve_activation
-from ..gaussian._quadrature import gaussian_expectation
+from ..gaussian import gaussian_expectation
 from ._variance_map import check_std, fixed_point
 
 __all__ = ["DISTRIBUTIONS", "SpectrumSetup", "jacobian_moment_series", "jacobian_moments", "spectrum_setup"]

@@ -13,7 +13,8 @@ from typing import Any
 
 from .._validation import check_real
 from ..activations import Activation, activation_definition, registered_activations
-from ..gaussian._engine import moments, resolve_activation
+from ..activations import activation as resolve_activation
+from ..gaussian import moments
 from ._gain import gain
 
 __all__ = ["TORCH_GAIN_SOURCE", "TableRow", "gain_table", "torch_gain"]

@@ -33,10 +33,11 @@ from scipy.special import erfcx, ndtr
 
 from .._errors import ConvergenceError
 from .._validation import as_real_array
+from ..activations import activation as resolve_activation
 from ..activations._activation import Activation
 from ..activations._builtin import SELU_ALPHA, SELU_SCALE
 from ..activations.expression._singular_points import SingularPoint
-from ._engine import Scalar, _unwrap, resolve_activation
+from ._engine import Scalar, float_or_array
 from ._quadrature import gaussian_expectation
 from ._singular import DIVERGENT_EXPONENT, singular_expectation
 
@@ -229,8 +230,8 @@ def deriv_mean(
             "finite (phi' overflows or is undefined there)"
         )
     if with_error:
-        return _unwrap(values.reshape(shape)), _unwrap(errors.reshape(shape))
-    return _unwrap(values.reshape(shape))
+        return float_or_array(values.reshape(shape)), float_or_array(errors.reshape(shape))
+    return float_or_array(values.reshape(shape))
 
 
 def _singular_deriv_mean(

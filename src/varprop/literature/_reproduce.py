@@ -27,7 +27,7 @@ import numpy as np
 
 from ..dynamics import edge_of_chaos
 from ..gains import gain, weight_std
-from ..gaussian._engine import moments
+from ..gaussian import moments
 from ..selu import selu_jacobian, selu_parameters
 
 __all__ = ["GROUPS", "NUMERICAL_RTOL", "ReproRow", "ReproTable", "reproduce_table", "rounding_tolerance"]

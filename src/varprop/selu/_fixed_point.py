@@ -30,7 +30,7 @@ from scipy.special import erfcx, ndtr
 from .._errors import VarpropValueError
 from .._validation import check_real
 from ..activations._activation import Activation
-from ..gaussian._quadrature import gaussian_expectation
+from ..gaussian import gaussian_expectation
 
 __all__ = ["selu_jacobian", "selu_moment_map", "selu_parameters"]
 
