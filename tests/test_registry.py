@@ -545,6 +545,20 @@ def test_attached_closed_form_matches_quadrature(name: str) -> None:
     np.testing.assert_allclose(deriv[valid], quad.deriv_second_moment[valid], rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("spec", ["elu", "elu(alpha=0.5)", "celu(alpha=0.3)", "celu(alpha=3.0)", "selu"])
+def test_elu_family_closed_form_point_values_are_the_definitions_function(spec: str) -> None:
+    """ELU's function is written once (``activations._kernels``): at var == 0 the closed form gives phi(mean) and
+    phi'(mean)^2 of the definition itself, to the rounding of selu's scale factored out and back in (an ulp)."""
+    act = activation(spec)
+    assert act.closed_form is not None
+    x = np.linspace(-5.0, 3.0, 2001)
+    first, second, deriv, valid = act.closed_form(x, np.zeros_like(x))
+    assert valid.all()
+    np.testing.assert_allclose(first, act(x), rtol=5e-16, atol=0)
+    np.testing.assert_allclose(second, act(x) ** 2, rtol=5e-16, atol=0)
+    np.testing.assert_allclose(deriv, act.derivative(x) ** 2, rtol=5e-16, atol=0)
+
+
 def test_registry_does_not_import_torch() -> None:
     code = "import sys, varprop.activations._registry, varprop.activations._builtin; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

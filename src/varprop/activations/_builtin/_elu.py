@@ -4,30 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
-
 from ..._errors import VarpropValueError
 from .._activation import Param
 from .._constants import SELU_ALPHA, SELU_SCALE
+from .._kernels import exponential_linear
 from ..closed_forms import celu_closed_form, elu_closed_form, selu_closed_form
-from ._definition import ActivationDefinition, FloatArray, Parts, TorchNames, functional, real, real_param
+from ._definition import ActivationDefinition, Parts, TorchNames, functional, real, real_param
 
 __all__ = ["EXPONENTIAL_LINEAR"]
 
 
 def _elu_family(scale: float, alpha: float, input_scale: float) -> Parts:
-    """torch's ELU kernel: x > 0 ? scale x : scale alpha expm1(input_scale x); gradient at 0 from the left."""
-
-    def function(x: FloatArray) -> FloatArray:
-        negative = scale * alpha * np.expm1(input_scale * np.minimum(x, 0.0))
-        return np.where(x > 0.0, scale * x, negative)
-
-    def derivative(x: FloatArray) -> FloatArray:
-        negative = scale * alpha * input_scale * np.exp(input_scale * np.minimum(x, 0.0))
-        return np.where(x > 0.0, scale, negative)
-
-    width = abs(1.0 / input_scale)
-    return Parts(function, derivative, kinks=(0.0,), features=((0.0, width),))
+    """torch's ELU kernel (``_kernels.exponential_linear``), a kink at 0 and a bend of width 1 / input_scale."""
+    function, derivative = exponential_linear(scale, alpha, input_scale)
+    return Parts(function, derivative, kinks=(0.0,), features=((0.0, abs(1.0 / input_scale)),))
 
 
 def _elu(params: Mapping[str, Param]) -> Parts:
