@@ -6,8 +6,9 @@ optional closed-form moments); ``registered_activations()`` lists the built-in n
 
 Implementation: ``_activation`` (the value), ``_builtin/`` (the built-in definitions, one entry per activation:
 function, derivative, kinks, parameters, closed form, PyTorch names; one module per family), ``closed_forms/``
-(the exact moments they name), ``_constants`` and ``_kernels`` (written once, shared by both), ``_registry`` (spec parsing and lookup; the tables derived from
-the definitions), ``_derivative`` (numerical derivatives of user functions), ``expression/`` (formulas).
+(the exact moments they name), ``_constants`` and ``_kernels`` (written once, shared by both), ``_registry``
+(spec parsing and lookup; the tables derived from the definitions), ``_derivative`` (numerical derivatives of
+user functions), ``expression/`` (formulas).
 """
 
 from __future__ import annotations
