@@ -111,7 +111,12 @@ def measure(name: str, calibrate: str | None) -> tuple[Outcome, int, float, floa
     if case.kind == "recurrent" and outcome.report is not None and outcome.report.outputs:
         measured = step_variances(case.model, case.fresh(torch.Generator().manual_seed(7)))  # (before re-inits)
         ratio = statistics.fmean(measured) / outcome.report.outputs[0][1]
-        hidden = f"per-gate rows: output hidden state over {len(measured)} steps, measured / predicted {ratio:.3g}"
+        (per_step,) = outcome.report.settings["step_variances"].values()
+        steps = [value / step for value, step in zip(measured, per_step, strict=True)]
+        hidden = (
+            f"per-gate rows: output hidden state over {len(measured)} steps, measured / predicted {ratio:.3g} "
+            f"pooled, {min(steps):.3g}-{max(steps):.3g} per step"
+        )
     ours = median_seconds(
         lambda: __import__("varprop.torch").torch.init_model(case.model, case.example, calibrate=calibrate)
     )
