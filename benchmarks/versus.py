@@ -13,8 +13,10 @@ Cases:
 - ``models``: ``varprop.torch.init_model`` on the plain MLP of ``benchmarks/models.py`` (depth 100, width 512) for
   ELU, ReLU and GELU: the process's first call for the activation (it fills the activation's moment lattice) and
   the fastest of the next three; ``calibrate='gaussian'`` on 512 rows; the 50-layer CNN, the 50-block residual MLP
-  and the 12-layer transformer encoder of ``benchmarks/models.py``, analytic and calibrated. One torch thread by
-  default (``--threads``), so that CPU time is the work itself.
+  and the 12-layer transformer encoder of ``benchmarks/models.py``, analytic, calibrated (``'gaussian'``: synthetic
+  rows, as many as the example's batch, or at least 64 since issue 10) and calibrated on a given batch of the
+  example's shape (the same rows under both trees). One torch thread by default (``--threads``), so that CPU time
+  is the work itself.
 
 Run (the models suite takes about 20 s a worker on an idle 2-core machine)::
 
@@ -136,6 +138,10 @@ def models_cases(threads: int) -> dict[str, Timing]:
         )
         found[f"{title}: calibrated"] = fastest(
             lambda model=model, shape=shape: vt.init_model(model, shape, calibrate="gaussian", generator=generator), 2
+        )
+        batch = torch.randn(shape, generator=generator)
+        found[f"{title}: calibrated on its {shape[0]}-row batch"] = fastest(
+            lambda model=model, batch=batch: vt.init_model(model, batch, calibrate=batch, generator=generator), 2
         )
     return found
 
