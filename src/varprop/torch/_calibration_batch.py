@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import VarpropTypeError, VarpropValueError
+from .. import VarpropTypeError, VarpropValueError
 
 __all__ = ["calibration_batch", "example_tensors", "token_batch"]
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..._errors import VarpropTypeError, VarpropValueError
+from ... import VarpropTypeError, VarpropValueError
 from ...activations import Activation, activation, activation_definition, registered_activations
 
 __all__ = [

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..._errors import VarpropError
+from ... import VarpropError
 from ...activations import Activation
 from ..sampling.draws import LOW_PRECISION, is_dtensor
 from ..sampling.orthogonal import ORTHOGONAL_DISTRIBUTIONS

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..._errors import VarpropTypeError
+from ... import VarpropTypeError
 from ..graph.activations import activation_of_function, activation_of_method, activation_of_module
 from ..graph.foreign_modules import rms_norm_proxy
 from ..graph.ir import Graph, Node, Ref, TensorMeta, iter_refs, map_refs
