@@ -4,6 +4,14 @@ error estimates) and ``monte_carlo_moments`` (sampling).
 One dispatcher serves both exact entries (``_closed_then_quadrature``): an activation's closed form wherever it is
 trusted, the graded quadrature elsewhere (only the rows asked for); ``moments`` adds the precomputed tables for
 arrays of registered activations without closed forms, and the cancellation-free variance.
+
+A scalar ``moments`` call takes the same path with 0-d arrays (``_scalar_moments`` adds only a result cache). The
+one scalar path is underneath, in the two rules that would otherwise pay numpy's per-call overhead on 1-element
+arrays: the closed forms' point functions (``PiecewisePolynomial.point``, ``ExponentialLinear.point``, with
+``_tails.tail_moments_list``) and the quadrature's one-point rule (``_quadrature._scalar_expectation``), each the
+same arithmetic as its array code on Python floats. Without them a scalar call would be several times slower; with
+them it stays within 2x of the engine's former scalar copies (removed in issue 9) and gives the same bits (``python
+benchmarks/moments.py --scalar c3d4775 3838eb2``, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -20,11 +28,11 @@ from numpy.typing import NDArray
 from .._errors import ConvergenceError, VarpropValueError
 from .._validation import as_real_array, check_positive_int, check_real
 from ..activations import activation as resolve_activation
-from ..activations._activation import Activation, ClosedForm
+from ..activations._activation import Activation
 from ..activations.expression._singular_points import NearFunction, SingularPoint, SingularSearch
 from ..activations.expression._singular_search import REACH_STD as _REACH_STD
 from ._moment_tables import TableMoments, table_moments
-from ._quadrature import DEFAULT_ORDER, _scalar_expectation, gaussian_expectation
+from ._quadrature import gaussian_expectation
 from ._singular import DIVERGENT_EXPONENT, singular_expectation
 
 __all__ = [
@@ -130,9 +138,14 @@ def _closed_then_quadrature(
             use_closed = np.asarray(valid, dtype=bool).reshape(-1)
         else:
             use_closed[:] = True
+        every = bool(use_closed.all())  # (the common case, and a scalar call's: no masked copies)
         for index, row in enumerate(rows):
-            values[index, use_closed] = np.asarray(closed[row], dtype=np.float64).reshape(-1)[use_closed]
-        errors[:, use_closed] = _CLOSED_ROUNDING * np.abs(values[:, use_closed])
+            column = np.asarray(closed[row], dtype=np.float64).reshape(-1)
+            values[index, use_closed] = column if every else column[use_closed]
+        if with_error:
+            errors[:, use_closed] = _CLOSED_ROUNDING * np.abs(values[:, use_closed])
+        if every:
+            return values, errors, use_closed
     elif method == "closed_form":
         raise VarpropValueError(f"activation {act.spec!r} has no closed form; use method='auto' or 'quadrature'")
     if not use_closed.any():
@@ -243,7 +256,7 @@ def _centred_variance(
     act: Activation, mean: FloatArray, var: FloatArray, with_error: bool
 ) -> tuple[FloatArray, FloatArray]:
     """Var[phi] = E[s^2] - E[s]^2 with s = phi(y) - phi(mean), which does not cancel when E[phi]^2 ~ E[phi^2]."""
-    centre = act.function(mean)
+    centre = np.atleast_1d(act.function(mean)).reshape(-1)  # by flattened point (0-d: the one point)
 
     def integrand(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
         shifted = act.function(y) - centre[point]
@@ -335,72 +348,19 @@ _SCALAR_CACHE_SIZE = 4096
 
 
 def _scalar_moments(activation: Activation, mean: float, var: float, method: Method) -> Moments:
+    """``moments`` at one point, through the same dispatch as arrays (0-d arrays, no tables: a scalar call
+    integrates), with a result cache. The single-point speed comes from the two rules underneath, which take one
+    point with Python floats: the closed forms' point functions and ``gaussian_expectation``'s one-point rule."""
     key = (*activation.key, mean, var, method)
     cached = _SCALAR_CACHE.get(key)
     if cached is not None:
         _SCALAR_CACHE.move_to_end(key)
         return cached
-    closed_form = activation.closed_form
-    if var > 0 and method != "quadrature" and closed_form is not None:
-        result = _scalar_closed_moments(activation, closed_form, mean, var, method)
-    elif var > 0 and (method == "quadrature" or activation.closed_form is None):
-        result = _scalar_quadrature_moments(activation, mean, var)
-    else:
-        result = _array_moments(activation, np.asarray(mean), np.asarray(var), method, False)
+    result = _array_moments(activation, np.asarray(mean), np.asarray(var), method, False, tables=False)
     _SCALAR_CACHE[key] = result
     if len(_SCALAR_CACHE) > _SCALAR_CACHE_SIZE:
         _SCALAR_CACHE.popitem(last=False)
     return result
-
-
-def _scalar_quadrature_moments(activation: Activation, mean: float, var: float) -> Moments:
-    """The quadrature path of ``moments`` for one (mean, var > 0), with Python floats throughout."""
-    sigma = math.sqrt(var)
-    function, derivative = activation.function, activation.derivative
-
-    def integrand(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
-        value, slope = function(y), derivative(y)
-        return [value, value * value, slope * slope]
-
-    order, kinks, features = DEFAULT_ORDER, activation.kinks, activation.features
-    (first, second, deriv), _ = _scalar_expectation(integrand, mean, sigma, kinks, features, order, True)
-    variance = max(second - first * first, 0.0)
-    if _cancels(first, second):  # recompute around phi(mean), as _centred_variance does
-        variance = _scalar_centred_variance(activation, mean, sigma)
-    return Moments(mean=first, second_moment=second, variance=variance, deriv_second_moment=deriv, method="quadrature")
-
-
-def _scalar_centred_variance(activation: Activation, mean: float, sigma: float) -> float:
-    """``_centred_variance`` for one (mean, sigma > 0) with the scalar quadrature."""
-    function = activation.function
-    centre = float(function(np.array(mean)))
-
-    def centred(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
-        shifted = function(y) - centre
-        return [shifted, shifted * shifted]
-
-    order, kinks, features = DEFAULT_ORDER, activation.kinks, activation.features
-    (shift, shifted_second), _ = _scalar_expectation(centred, mean, sigma, kinks, features, order, False)
-    return max(shifted_second - shift * shift, 0.0)
-
-
-def _scalar_closed_moments(
-    activation: Activation, closed_form: ClosedForm, mean: float, var: float, method: Method
-) -> Moments:
-    """The closed-form path of ``moments`` for one (mean, var > 0), as ``_array_moments`` would take it.
-
-    One closed-form call gives the three moments and their validity; where they are not trusted
-    (``method="auto"``) the scalar quadrature takes over. The variance follows ``_array_moments``.
-    """
-    first_row, second_row, deriv_row, valid = closed_form(np.array([mean]), np.array([var]))
-    if method == "auto" and not valid[0]:
-        return _scalar_quadrature_moments(activation, mean, var)
-    first, second, deriv = float(first_row[0]), float(second_row[0]), float(deriv_row[0])
-    _check_finite(activation, np.array([mean]), np.array([var]), np.array([[first], [second], [deriv]]))
-    variance = max(second - first * first, 0.0)
-    if _cancels(first, second):
-        variance = _scalar_centred_variance(activation, mean, math.sqrt(var))
-    return Moments(mean=first, second_moment=second, variance=variance, deriv_second_moment=deriv, method="closed form")
 
 
 def _check_finite(activation: Activation, mean: FloatArray, var: FloatArray, values: FloatArray) -> None:
@@ -424,7 +384,8 @@ def _array_moments(
     with_error: bool,
     tables: bool = True,
 ) -> Moments:
-    mean_b, var_b = np.broadcast_arrays(mean_array, var_array)
+    same = mean_array.shape == var_array.shape
+    mean_b, var_b = (mean_array, var_array) if same else np.broadcast_arrays(mean_array, var_array)
     shape = mean_b.shape
     mean_f, var_f = mean_b.ravel(), var_b.ravel()
     if tables and method == "auto" and activation.closed_form is None and mean_f.size:
@@ -437,7 +398,9 @@ def _array_moments(
     values[:3], errors[:3], use_closed = _closed_then_quadrature(
         activation, mean_b, var_b, (0, 1, 2), method, with_error
     )
-    if with_error and use_closed.any():
+    closed_all = bool(use_closed.all())
+    closed_any = closed_all or bool(use_closed.any())
+    if with_error and closed_any:
         # The rounding of a closed-form E[phi] is taken of E[|phi|], since its terms cancel where E[phi] << E[|phi|]
         # (ELU at var 1e-6 loses 1e-13 of E[phi], SELU's E[phi] = 0 at var 1 is 1e-16); E[|phi|] by quadrature.
         function = activation.function
@@ -452,18 +415,16 @@ def _array_moments(
     _check_finite(activation, mean_f, var_f, values[:3])
     first, second = values[0], values[1]
     values[3] = np.maximum(second - first * first, 0.0)
-    errors[3] = errors[1] + 2 * np.abs(first) * errors[0]
+    if with_error:
+        errors[3] = errors[1] + 2 * np.abs(first) * errors[0]
     cancelling = _cancels(first, second)
     if cancelling.any():
+        # A single point stays 0-d, so that the quadrature takes its one-point rule.
+        at_mean, at_var = (mean_b, var_b) if not shape else (mean_f[cancelling], var_f[cancelling])
         values[3, cancelling], errors[3, cancelling] = _cancelling_variance(
-            activation, mean_f[cancelling], var_f[cancelling], with_error, tables and method == "auto"
+            activation, at_mean, at_var, with_error, tables and method == "auto"
         )
-    if use_closed.all():
-        method_name = "closed form"
-    elif not use_closed.any():
-        method_name = "quadrature"
-    else:
-        method_name = "mixed"
+    method_name = "closed form" if closed_all else "mixed" if closed_any else "quadrature"
     return _from_rows(values, errors, shape, with_error, method_name)
 
 

@@ -19,12 +19,12 @@ on Python floats, since numpy's per-call overhead would dominate on 1-element ar
 
 Where the formulas live:
 
-* relu and its slopes (leaky_relu, prelu, rrelu), any mean: ``_closed_forms_piecewise.leaky_moments``;
+* relu and its slopes (leaky_relu, prelu, rrelu), any mean: ``_piecewise.leaky_moments``;
   identity: mean, mean^2 + var, 1;
 * the other piecewise polynomials (relu6, hardtanh, hardsigmoid, hardswish, softshrink, hardshrink,
-  threshold), any mean: ``_closed_forms_piecewise.PiecewisePolynomial`` (Gaussian tail moments from
-  ``_closed_forms_tails``);
-* the ELU family (elu, celu, selu), any mean: ``_closed_forms_elu``;
+  threshold), any mean: ``_piecewise.PiecewisePolynomial`` (Gaussian tail moments from
+  ``_tails``);
+* the ELU family (elu, celu, selu), any mean: ``_elu``;
 * gelu (exact, not the tanh approximation), erf, sin, cos: this module.
 
 Support for nonzero means: all of them. ``valid`` is False only where a formula cancels:
