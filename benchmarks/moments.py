@@ -283,7 +283,7 @@ def scalar_call_times(repeat: int) -> dict[str, float]:
     return times
 
 
-def scalar_versions(revisions: list[str], quick: bool) -> tuple[list[str], dict[str, dict[str, float]], str]:
+def scalar_versions(revisions: list[str], rounds: int) -> tuple[list[str], dict[str, dict[str, float]], str]:
     """Scalar-call times of this tree and of each git revision, one process per version per round."""
     labels = [*revisions, "this tree"]
     best: dict[str, dict[str, float]] = {label: {} for label in labels}
@@ -297,7 +297,7 @@ def scalar_versions(revisions: list[str], quick: bool) -> tuple[list[str], dict[
             subprocess.run(["tar", "-x", "-C", target], input=archive.stdout, check=True)
             sources[revision] = os.path.join(target, "src")
         sources["this tree"] = os.path.join(ROOT, "src")
-        for round_index in range(2 if quick else SCALAR_ROUNDS):
+        for round_index in range(rounds):
             order = labels[round_index % len(labels) :] + labels[: round_index % len(labels)]
             for label in order:
                 env = {**os.environ, "PYTHONPATH": sources[label]}
@@ -309,7 +309,7 @@ def scalar_versions(revisions: list[str], quick: bool) -> tuple[list[str], dict[
     return labels, best, load
 
 
-def render_scalar(labels: list[str], best: dict[str, dict[str, float]], command: str, load: str) -> str:
+def render_scalar(labels: list[str], best: dict[str, dict[str, float]], rounds: int, command: str, load: str) -> str:
     new = best["this tree"]
     served = {spec: moments(spec, var=1.0).method for spec in SCALAR_SPECS}
     head = " | ".join(f"{label} (us)" for label in labels)
@@ -319,7 +319,7 @@ def render_scalar(labels: list[str], best: dict[str, dict[str, float]], command:
         "",
         f"Machine: {machine()}.  ",
         f"Command: `{command}` (one run; every figure below comes from it). Each version in its own process, "
-        f"{SCALAR_ROUNDS} rounds interleaved, the fastest of 300 calls `moments(act, var=v)` (a new v drawn from "
+        f"{rounds} rounds interleaved, the fastest of 300 calls `moments(act, var=v)` (a new v drawn from "
         f"[1e-2, 1e2] each call, so the result cache does not serve it) per round and the fastest round kept; "
         f"the machine is shared (1-minute load average {load} the timings). Target: no ratio above 2.",
         "",
@@ -433,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.scalar:
         command = "python benchmarks/moments.py --scalar " + " ".join(args.scalar)
         command += (" --quick" if args.quick else "") + (" --write" if args.write else "")
-        labels, best, load = scalar_versions(args.scalar, args.quick)
-        section = render_scalar(labels, best, command, load)
+        rounds = 2 if args.quick else SCALAR_ROUNDS
+        labels, best, load = scalar_versions(args.scalar, rounds)
+        section = render_scalar(labels, best, rounds, command, load)
         print(section)
         if args.write:
             replace_section("moments-scalar", section)

@@ -118,18 +118,22 @@ def _quadrature_rows(
 
 
 def _closed_then_quadrature(
-    act: Activation, mean: FloatArray, var: FloatArray, rows: Sequence[int], method: Method, with_error: bool
-) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
+    act: Activation,
+    mean: FloatArray,
+    var: FloatArray,
+    rows: Sequence[int],
+    method: Method,
+    with_error: bool,
+    values: FloatArray,
+    errors: FloatArray,
+) -> NDArray[np.bool_]:
     """The dispatch: the moment rows ``rows`` at each broadcast (mean, var) from the closed form where it is trusted
     (everywhere for ``method="closed_form"``), by quadrature elsewhere (everywhere for ``method="quadrature"``).
 
-    Returns:
-        values and errors (``len(rows)`` x points, flattened; a closed form's error is 128 ulps of its value) and
-        where the closed form was used.
+    Writes ``values`` and, with ``with_error``, ``errors`` (``len(rows)`` x points, flattened; a closed form's error
+    is 128 ulps of its value) and returns where the closed form was used.
     """
     mean_f, var_f = mean.ravel(), var.ravel()
-    values = np.empty((len(rows), mean_f.size))
-    errors = np.zeros((len(rows), mean_f.size))
     use_closed = np.zeros(mean_f.size, dtype=bool)
     if method != "quadrature" and act.closed_form is not None:
         # One pass: the three moments and where they are trusted.
@@ -145,19 +149,20 @@ def _closed_then_quadrature(
         if with_error:
             errors[:, use_closed] = _CLOSED_ROUNDING * np.abs(values[:, use_closed])
         if every:
-            return values, errors, use_closed
+            return use_closed
     elif method == "closed_form":
         raise VarpropValueError(f"activation {act.spec!r} has no closed form; use method='auto' or 'quadrature'")
     if not use_closed.any():
         # Whole arrays (0-d for scalar input) keep the engine's single-point fast path.
         quad_values, quad_errors = _quadrature_rows(act, mean, var, rows, with_error)
         values[:], errors[:] = quad_values.reshape(len(rows), -1), quad_errors.reshape(len(rows), -1)
+        return use_closed
     elif not use_closed.all():
         quadrature = ~use_closed
         values[:, quadrature], errors[:, quadrature] = _quadrature_rows(
             act, mean_f[quadrature], var_f[quadrature], rows, with_error
         )
-    return values, errors, use_closed
+    return use_closed
 
 
 def _rows_of(need: Sequence[str]) -> list[int]:
@@ -222,7 +227,8 @@ def expectations(
         columns = (exact.mean, exact.second_moment, exact.deriv_second_moment)
         return tuple(np.asarray(columns[row], dtype=np.float64).reshape(mean_b.shape) for row in rows)
     ordered = sorted(set(rows))
-    values, _, _ = _closed_then_quadrature(activation, mean_b, var_b, ordered, method, False)
+    values = np.empty((len(ordered), mean_b.size))
+    _closed_then_quadrature(activation, mean_b, var_b, ordered, method, False, values, np.empty_like(values))
     return tuple(values[ordered.index(row)].reshape(mean_b.shape) for row in rows)
 
 
@@ -395,9 +401,8 @@ def _array_moments(
             return _table_merged(activation, tabled, mean_f, var_f, shape, with_error)
     values = np.empty((4, mean_f.size))  # rows: E[phi], E[phi^2], E[phi'^2], Var[phi]
     errors = np.zeros((4, mean_f.size))
-    values[:3], errors[:3], use_closed = _closed_then_quadrature(
-        activation, mean_b, var_b, (0, 1, 2), method, with_error
-    )
+    moment_rows = (values[:3], errors[:3])  # views: the dispatcher writes E[phi], E[phi^2], E[phi'^2] in place
+    use_closed = _closed_then_quadrature(activation, mean_b, var_b, (0, 1, 2), method, with_error, *moment_rows)
     closed_all = bool(use_closed.all())
     closed_any = closed_all or bool(use_closed.any())
     if with_error and closed_any:
@@ -434,7 +439,10 @@ def _from_rows(
     """``Moments`` of rows E[phi], E[phi^2], E[phi'^2], Var[phi] (``values``, ``errors``: 4 x points), each reshaped
     to ``shape``; ``Moments`` orders the variance third."""
     order = (0, 1, 3, 2)
-    first, second, variance, deriv = (float_or_array(values[i].reshape(shape)) for i in order)
+    if not shape:  # one point: Python floats
+        first, second, variance, deriv = (float(values[i, 0]) for i in order)
+    else:
+        first, second, variance, deriv = (values[i].reshape(shape) for i in order)
     error = tuple(float_or_array(errors[i].reshape(shape)) for i in order) if with_error else None
     return Moments(
         mean=first,
