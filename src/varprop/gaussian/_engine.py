@@ -422,8 +422,9 @@ def _array_moments(
         errors[3] = errors[1] + 2 * np.abs(first) * errors[0]
     cancelling = _cancels(first, second)
     if cancelling.any():
-        # A single point stays 0-d, so that the quadrature takes its one-point rule.
-        at_mean, at_var = (mean_b, var_b) if not shape else (mean_f[cancelling], var_f[cancelling])
+        # A scalar call's point stays 0-d, so that the quadrature takes its one-point rule (as it did before).
+        one_point = not shape and not tables
+        at_mean, at_var = (mean_b, var_b) if one_point else (mean_f[cancelling], var_f[cancelling])
         values[3, cancelling], errors[3, cancelling] = _cancelling_variance(
             activation, at_mean, at_var, with_error, tables and method == "auto"
         )
