@@ -29,7 +29,7 @@ from scipy import special
 
 from varprop import activation, moments
 from varprop.activations._builtin import SELU_ALPHA, SELU_SCALE
-from varprop.activations.closed_forms._factories import CLOSED_FORMS, closed_form_for
+from varprop.activations._registry import CLOSED_FORMS, closed_form_for
 from varprop.activations.closed_forms._tails import tail_moments, tail_moments_list
 from varprop.gaussian._quadrature import gaussian_expectation
 
@@ -196,7 +196,7 @@ def test_elu_overflow_regime_is_finite_and_exact() -> None:
 def test_zero_variance_gives_point_values(name: str) -> None:
     params = {"threshold": {"threshold": 0.5, "value": -1.0}}.get(name, {})
     phi, dphi, _ = NUMPY_ACTIVATIONS[name]
-    closed_form = CLOSED_FORMS[name](params)
+    closed_form = closed_form_for(name, params)
     assert closed_form is not None
     for mean in (-2.0, -0.25, 0.1, 0.7, 4.0):  # not at a kink, where phi' is a convention
         *values, valid = closed_form(np.array(mean), np.array(0.0))
@@ -525,7 +525,7 @@ def test_closed_form_matches_engine(name: str, mean: float, log_var: float) -> N
     var = 10.0**log_var
     if name in ("sin", "cos"):
         var = min(var, 1.0)  # the engine's mesh does not resolve sqrt(var)/pi oscillations per unit z beyond
-    closed_form = CLOSED_FORMS[name](ENGINE_PARAMS.get(name, {}))
+    closed_form = closed_form_for(name, ENGINE_PARAMS.get(name, {}))
     assert closed_form is not None
     *got, valid = closed_form(np.array([mean]), np.array([var]))
     if not valid[0]:
