@@ -355,7 +355,8 @@ def _initialize(
     options: _Options,
     started: float,
 ) -> InitReport:
-    names = {id(p): name for name, p in model.named_parameters()}
+    named = list(model.named_parameters())  # (one walk over the modules for the three uses below)
+    names = {id(p): name for name, p in named}
     graph = build_graph(model, example) if mesh is None else _distributed.build_graph(model, example)
     traced = time.perf_counter()
     ctx = Context(
@@ -368,8 +369,8 @@ def _initialize(
         sharding=None if mesh is None else _distributed.MeshSharding(mesh),
         forget_bias=options.forget_bias,
     )
-    ctx.keep_draws = keeps_draws(list(model.parameters()))
-    for param in model.parameters():
+    ctx.keep_draws = keeps_draws([param for _, param in named])
+    for _, param in named:
         if not is_dtensor(param):
             where = (param.device, param.dtype)
             ctx.largest[where] = max(ctx.largest.get(where, 0), param.numel())
