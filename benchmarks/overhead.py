@@ -91,10 +91,9 @@ METHODS = ("reset", "draws", "forward", "analytic", "mean-field", "calibrated")
 def draw_weights(model: nn.Module) -> None:
     """What sampling alone costs ``init_model``: the unit-std rank-invariant normal draw (``sharded_random``) of every
     parameter of two or more dimensions, straight into it (the draws an analytic call makes, without the rest)."""
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if param.dim() >= 2:
-                draw_rows_into(param, tuple(param.shape), 0, 1.0, "normal", name_seed(0, name))
+    for name, param in model.named_parameters():
+        if param.dim() >= 2:  # (detached: the sampler threads run outside this thread's no_grad)
+            draw_rows_into(param.detach(), tuple(param.shape), 0, 1.0, "normal", name_seed(0, name))
 
 
 def _methods(model: nn.Module, shape: tuple[int, ...], batch: torch.Tensor) -> dict[str, Callable[[], Any]]:
