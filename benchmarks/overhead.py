@@ -44,6 +44,7 @@ from torch import nn
 import varprop.torch as vt
 from _docs import replace_section  # benchmarks/_docs.py (the script's directory is on sys.path)
 from models import ResidualMLP, cnn, machine, mlp, reset, warm_up_process
+from varprop.torch._calibration_batch import calibration_batch
 from varprop.torch.sampling.sharded_random import draw_rows_into, name_seed
 
 
@@ -130,7 +131,8 @@ class Measured:
 def measure(case: Case, rounds: int, clock: Callable[[], float]) -> Measured:
     torch.manual_seed(0)
     model = case.build()
-    batch = torch.randn(case.shape)
+    # the forward pass on the batch that calibrate='gaussian' makes (at least 64 rows: calibration_batch)
+    batch = calibration_batch(model, "gaussian", (torch.randn(case.shape),), None, None)[0]
     methods = _methods(model, case.shape, batch)
     report = None
     for function in methods.values():  # warm-up
