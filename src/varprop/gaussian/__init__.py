@@ -13,8 +13,8 @@ For the other core packages: ``scan_roots`` (roots of a moment map over a grid, 
 
 Implementation: ``_engine`` (the dispatch), ``_quadrature`` (Gaussian expectations of any function),
 ``_singular`` (integrating through the poles of formulas), ``_moment_tables`` with ``_tables/`` (the
-precomputed tables and their generator), ``_roots`` (root scans of moment maps) and ``_deriv_mean``. The closed
-forms are part of each activation's definition: ``varprop.activations.closed_forms``.
+precomputed tables and their generator), ``_roots`` (root scans of moment maps), ``_deriv_mean`` and
+``_monte_carlo``. The closed forms are part of each activation's definition: ``varprop.activations.closed_forms``.
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ from ._deriv_mean import deriv_mean
 from ._engine import (
     MOMENT_NAMES,
     Moments,
-    MonteCarloMoments,
     Scalar,
     closed_form_expectations,
     expectations,
     float_or_array,
     moments,
-    monte_carlo_moments,
 )
+from ._monte_carlo import MonteCarloMoments, monte_carlo_moments
 from ._quadrature import QuadratureResult, gaussian_expectation
 from ._roots import ROOT_NOISE, scan_roots
 from ._singular import refuse_singular

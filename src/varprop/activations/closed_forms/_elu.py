@@ -9,7 +9,7 @@ With y ~ N(mean, sigma^2) and w = y / lam ~ N(m, s^2), m = mean / lam, s = sigma
     E[phi'^2] / scale^2 = P(y > 0)      + (c/lam)^2 F(2),
 
 where F(k) = E[e^{k w}; w < 0] = e^{k m + k^2 s^2 / 2} Phi(a - k s) (complete the square). The
-positive parts are relu's (``_closed_forms_piecewise.relu_parts``). For mean 0 these reduce to the
+positive parts are relu's (``_piecewise.relu_parts``). For mean 0 these reduce to the
 seed's corrected formulas: with A = erfcx(s/sqrt 2)/2 and B = erfcx(sqrt 2 s)/2, F(1) = A, F(2) = B,
 N1 = A - 1/2 and N2 = B - 2A + 1/2 (seed.md, notes).
 
