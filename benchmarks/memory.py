@@ -64,6 +64,7 @@ from torch import nn
 import varprop.torch as vt
 from _docs import replace_section  # benchmarks/_docs.py (the script's directory is on sys.path)
 from models import machine, reset
+from varprop.torch._calibration_batch import calibration_batch
 from varprop.torch.propagation.calibrate import NoDropout
 
 MB = 1e6
@@ -122,7 +123,7 @@ ROUTES: dict[str, tuple[str, bool]] = {
     "reset": ("build + `reset_parameters`", False),
     "analytic": ("build + `init_model(model, shape)`", False),
     "calibrated": ("build + `init_model(model, shape, calibrate='gaussian')`", False),
-    "forward": ("build + `reset_parameters` + one forward pass (the calibration batch's shape)", False),
+    "forward": ("build + `reset_parameters` + one forward pass (on the calibration batch)", False),
     "meta-reset": ("meta build + `to_empty` + `reset_parameters`", True),
     "meta-forward": ("meta build + `to_empty` + `reset_parameters` + one forward pass", True),
     "meta-analytic": ("meta build + `to_empty` + `init_model(model, shape)`", True),
@@ -307,11 +308,12 @@ def _parameter_bytes(model: nn.Module) -> int:
 
 def _reset_and_forward(model: nn.Module, shape: tuple[int, ...]) -> None:
     """``reset_parameters``, then one forward pass as calibration makes it (no gradients, dropout off) on a batch of
-    ``shape``."""
+    ``shape`` made as ``calibrate='gaussian'`` makes it."""
     reset(model)
-    batch = torch.randn(shape, device=next(model.parameters()).device)
+    example = torch.randn(shape, device=next(model.parameters()).device)
+    batch = calibration_batch(model, "gaussian", (example,), None, None)  # (calibration's: at least 64 rows)
     with torch.no_grad(), NoDropout():
-        model(batch)
+        model(*batch)
 
 
 def _step(route: str, model: nn.Module, shape: tuple[int, ...]) -> Callable[[], Any]:

@@ -44,6 +44,7 @@ from torch import nn
 import varprop.torch as vt
 from _docs import replace_section  # benchmarks/_docs.py (the script's directory is on sys.path)
 from models import ResidualMLP, cnn, machine, mlp, reset, warm_up_process
+from varprop.torch._calibration_batch import calibration_batch
 from varprop.torch.sampling.sharded_random import draw_rows_into, name_seed
 
 
@@ -91,10 +92,9 @@ METHODS = ("reset", "draws", "forward", "analytic", "mean-field", "calibrated")
 def draw_weights(model: nn.Module) -> None:
     """What sampling alone costs ``init_model``: the unit-std rank-invariant normal draw (``sharded_random``) of every
     parameter of two or more dimensions, straight into it (the draws an analytic call makes, without the rest)."""
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if param.dim() >= 2:
-                draw_rows_into(param, tuple(param.shape), 0, 1.0, "normal", name_seed(0, name))
+    for name, param in model.named_parameters():
+        if param.dim() >= 2:  # (detached: the sampler threads run outside this thread's no_grad)
+            draw_rows_into(param.detach(), tuple(param.shape), 0, 1.0, "normal", name_seed(0, name))
 
 
 def _methods(model: nn.Module, shape: tuple[int, ...], batch: torch.Tensor) -> dict[str, Callable[[], Any]]:
@@ -131,7 +131,8 @@ class Measured:
 def measure(case: Case, rounds: int, clock: Callable[[], float]) -> Measured:
     torch.manual_seed(0)
     model = case.build()
-    batch = torch.randn(case.shape)
+    # the forward pass on the batch that calibrate='gaussian' makes (at least 64 rows: calibration_batch)
+    batch = calibration_batch(model, "gaussian", (torch.randn(case.shape),), None, None)[0]
     methods = _methods(model, case.shape, batch)
     report = None
     for function in methods.values():  # warm-up
