@@ -1,9 +1,9 @@
 """Peak memory of initializing a large model (reset_parameters, init_model, meta + to_empty), one process per route.
 
-Routes: build + reset_parameters, build + init_model (analytic, calibrated), meta + to_empty + init_model, and
-init_model on meta parameters (a plan), each measured in its own fresh process.
+Routes: build + reset_parameters (and + one forward pass), build + init_model (analytic, calibrated), the same three
+after a meta build + to_empty, and init_model on meta parameters (a plan), each measured in its own fresh process.
 
-Run: ``python benchmarks/memory.py`` (about 4 minutes on 2 CPU cores); ``--device cuda`` on a GPU machine (skips
+Run: ``python benchmarks/memory.py`` (about 6 minutes on 2 CPU cores); ``--device cuda`` on a GPU machine (skips
 cleanly without one); ``--write`` replaces the "Memory" section of docs/benchmarks.md (``memory`` for the CPU,
 ``memory-cuda`` for CUDA). Prints that section (markdown) on stdout.
 
@@ -17,6 +17,10 @@ varprop.torch). What is measured in it:
 - baseline: the same measure in a process that only imports (and, with CUDA, creates its context);
 - extra peak = peak - (baseline + parameter bytes), also as a % of the parameter bytes: what the route holds beyond
   the model itself (0% is the floor: the parameters must be resident at the end);
+- over the peer = peak - the peak of the route a user runs instead (``PEERS``: reset_parameters, and for calibration
+  one forward pass more; built the same way): what init_model holds beyond the one-time costs that initializing and
+  running the model pay anyway (a first forward pass's kernel code pages and BLAS work space, a first meta
+  operation's imports);
 - where the peak falls: the build's own high-water mark, then (``/proc/self/clear_refs`` reset) the peak of the step
   alone; and, sampled every 2 ms by a thread while ``init_model`` runs, the highest RSS in each of its phases (the
   boundaries from ``report.timings``: trace, propagate, calibrate, write).
@@ -60,6 +64,8 @@ from torch import nn
 import varprop.torch as vt
 from _docs import replace_section  # benchmarks/_docs.py (the script's directory is on sys.path)
 from models import machine, reset
+from varprop.torch._calibration_batch import calibration_batch
+from varprop.torch.propagation.calibrate import NoDropout
 
 MB = 1e6
 _STATUS = Path("/proc/self/status")
@@ -117,11 +123,20 @@ ROUTES: dict[str, tuple[str, bool]] = {
     "reset": ("build + `reset_parameters`", False),
     "analytic": ("build + `init_model(model, shape)`", False),
     "calibrated": ("build + `init_model(model, shape, calibrate='gaussian')`", False),
+    "forward": ("build + `reset_parameters` + one forward pass (on the calibration batch)", False),
+    "meta-reset": ("meta build + `to_empty` + `reset_parameters`", True),
+    "meta-forward": ("meta build + `to_empty` + `reset_parameters` + one forward pass", True),
     "meta-analytic": ("meta build + `to_empty` + `init_model(model, shape)`", True),
     "meta-calibrated": ("meta build + `to_empty` + `init_model(..., calibrate='gaussian')`", True),
     "plan": ("meta build + `init_model(model, shape)` on the meta parameters (a plan, nothing to write)", True),
 }
 
+# Each init_model route's peer: what a user runs instead (torch's own initialization; for calibration, plus the one
+# forward pass that calibration is). A process's first forward pass holds memory that later ones do not (pages of the
+# kernels' code, the BLAS library's work space: ~80 MB for the 100M model here, ~15 MB for its later passes), and its
+# first meta-device operation imports ~36 MB of modules: the peer pays them too, so "over the peer" is what init_model
+# itself holds.
+PEERS = {"analytic": "reset", "calibrated": "forward", "meta-analytic": "meta-reset", "meta-calibrated": "meta-forward"}
 
 # --- measuring inside one process ---------------------------------------------------------------------------------
 
@@ -291,9 +306,21 @@ def _parameter_bytes(model: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
+def _reset_and_forward(model: nn.Module, shape: tuple[int, ...]) -> None:
+    """``reset_parameters``, then one forward pass as calibration makes it (no gradients, dropout off) on a batch of
+    ``shape`` made as ``calibrate='gaussian'`` makes it."""
+    reset(model)
+    example = torch.randn(shape, device=next(model.parameters()).device)
+    batch = calibration_batch(model, "gaussian", (example,), None, None)  # (calibration's: at least 64 rows)
+    with torch.no_grad(), NoDropout():
+        model(*batch)
+
+
 def _step(route: str, model: nn.Module, shape: tuple[int, ...]) -> Callable[[], Any]:
-    if route == "reset":
+    if route.endswith("reset"):
         return functools.partial(reset, model)
+    if route.endswith("forward"):
+        return functools.partial(_reset_and_forward, model, shape)
     if route.endswith("calibrated"):
         return functools.partial(vt.init_model, model, shape, calibrate="gaussian")
     return functools.partial(vt.init_model, model, shape)
@@ -410,10 +437,18 @@ def section(
         "(the process's peak is the larger of it and the step's). Step: its time, one call (a memory run, not a "
         "timing benchmark).",
         "",
-        f"| model | route | {what} (MB) | range (MB) | extra peak (MB) | extra / parameter bytes | build (MB) | "
-        "step (s) | outcome |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Over the peer: peak - the peak of the route a user would run instead (`reset_parameters`; for calibration, "
+        "plus one forward pass as calibration makes it, without gradients or dropout, on a batch of the same shape), "
+        "in the same way (built on meta or not): what `init_model` holds beyond what initializing and running the "
+        "model costs anyway (a process's first forward pass holds kernel code pages and the BLAS library's work "
+        "space, and its first meta-device operation imports ~36 MB of modules: both are in the extra peak, and in "
+        "the peer's).",
+        "",
+        f"| model | route | {what} (MB) | range (MB) | extra peak (MB) | extra / parameter bytes | over the peer (MB) "
+        "| over the peer / parameter bytes | build (MB) | step (s) | outcome |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    medians = {where: _median([r[key] for r in runs if r.get(key) is not None]) for where, runs in results.items()}
     for model, route in plan:
         if route == "baseline":
             continue
@@ -429,6 +464,8 @@ def section(
             outcome += f" ({len(runs[0]['untouched'])} parameters untouched)"
         # the plan holds no parameters: its extra is all it allocates
         extra = None if peak is None else peak - baseline - (0 if route == "plan" else params)
+        peer = medians.get((model, PEERS.get(route, "")))
+        over = None if peak is None or peer is None else peak - peer
         cells = [
             model,
             ROUTES[route][0],
@@ -436,6 +473,8 @@ def section(
             "-" if not peaks else f"{_mb(min(peaks))}-{_mb(max(peaks))}",
             _mb(extra),
             "-" if extra is None or params < MB else f"{100 * extra / params:.1f}%",
+            _mb(over),
+            "-" if over is None or params < MB else f"{100 * over / params:.1f}%",
             _mb(build),
             "-" if steps is None else f"{steps:.2f}",
             outcome.replace("|", "\\|").replace("\n", " "),
@@ -501,7 +540,17 @@ def main(argv: list[str] | None = None) -> None:
         print("--device cuda: no CUDA device here (torch.cuda.is_available() is False); nothing measured")
         return
     repeats = 1 if args.quick else args.repeats
-    every = ["reset", "analytic", "calibrated", "meta-analytic", "meta-calibrated", "plan"]
+    every = [
+        "reset",
+        "forward",
+        "analytic",
+        "calibrated",
+        "meta-reset",
+        "meta-forward",
+        "meta-analytic",
+        "meta-calibrated",
+        "plan",
+    ]
     plan = [("-", "baseline"), ("tiny", "analytic"), ("tiny", "calibrated")] + [("100M", route) for route in every]
     if not args.quick:
         plan += [("1B", route) for route in (every if args.large or args.device == "cuda" else ["plan"])]

@@ -69,9 +69,16 @@ def mlp(act: Callable[[], nn.Module], depth: int, width: int) -> nn.Sequential:
 
 
 def reset(model: nn.Module) -> None:
+    """torch's own initialization of every submodule: ``reset_parameters``, and ``nn.MultiheadAttention``'s
+    ``_reset_parameters`` (what its constructor calls: Xavier-uniform q/k/v projections, zero biases; it has no public
+    ``reset_parameters``, so without it a transformer's ``in_proj_weight`` would keep its values)."""
     for module in model.modules():
-        if module is not model and hasattr(module, "reset_parameters"):
+        if module is model:
+            continue
+        if hasattr(module, "reset_parameters"):
             module.reset_parameters()
+        elif isinstance(module, nn.MultiheadAttention):
+            module._reset_parameters()
 
 
 def timed(function: Callable[[], Any]) -> float:

@@ -14,12 +14,17 @@ AnyInit 0.4.0's ``ActivationProfile(name, fn).moments(mu, var)`` (E[phi] and E[p
 
 Speed: time per (activation, variance) point: varprop scalar call (first call with new values, and
 a repeated call served by its cache), varprop vectorized over 1,000 points (for the activations without
-closed forms served by the precomputed tables of ``varprop.moments._moment_tables``), and each peer.
+closed forms served by the precomputed tables of ``varprop.gaussian._moment_tables``), and each peer.
+
+Scalar calls against earlier versions (``--scalar REV ...``): ``moments(act, var=v)`` with a new v each call, for
+this tree and for each git revision named (exported with ``git archive`` into a temporary folder), each in its own
+process, the processes interleaved over several rounds (the fastest per activation kept: the machine is shared).
 
 Run (about 3 minutes on 2 cores)::
 
     python benchmarks/moments.py            # prints the markdown tables
     python benchmarks/moments.py --write    # also replaces the section in docs/benchmarks.md
+    python benchmarks/moments.py --scalar c3d4775 3838eb2 --write   # scalar calls: section moments-scalar
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -260,6 +266,75 @@ def timing(specs: list[str], quick: bool) -> list[list[str]]:
     return [timing_row(spec, rng, quick) for spec in specs]
 
 
+# Scalar calls against earlier versions: closed forms of each family, table-served and quadrature activations.
+SCALAR_SPECS = ("relu", "leaky_relu", "elu", "selu", "hardtanh", "hardswish", "gelu", "erf", "sin",
+                "tanh", "sigmoid", "silu", "softplus", "mish")  # fmt: skip
+SCALAR_ROUNDS = 5
+
+
+def scalar_call_times(repeat: int) -> dict[str, float]:
+    """Seconds per scalar ``moments(act, var=v)`` call with a new v each time, for ``SCALAR_SPECS``."""
+    rng = np.random.default_rng(0)
+    times = {}
+    for spec in SCALAR_SPECS:
+        act = varprop.activation(spec)
+        fresh = iter(10.0 ** rng.uniform(-2, 2, size=100_000))
+        times[spec] = per_call(lambda: moments(act, var=next(fresh)), repeat)  # noqa: B023 (called right here)
+    return times
+
+
+def scalar_versions(revisions: list[str], rounds: int) -> tuple[list[str], dict[str, dict[str, float]], str]:
+    """Scalar-call times of this tree and of each git revision, one process per version per round."""
+    labels = [*revisions, "this tree"]
+    best: dict[str, dict[str, float]] = {label: {} for label in labels}
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as folder:
+        sources = {}
+        for revision in revisions:
+            target = os.path.join(folder, revision)
+            os.makedirs(target)
+            archive = subprocess.run(["git", "-C", ROOT, "archive", revision, "src"], capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", target], input=archive.stdout, check=True)
+            sources[revision] = os.path.join(target, "src")
+        sources["this tree"] = os.path.join(ROOT, "src")
+        for round_index in range(rounds):
+            order = labels[round_index % len(labels) :] + labels[: round_index % len(labels)]
+            for label in order:
+                env = {**os.environ, "PYTHONPATH": sources[label]}
+                command = [sys.executable, os.path.abspath(__file__), "--scalar-child"]
+                result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+                for spec, seconds in json.loads(result.stdout).items():
+                    best[label][spec] = min(seconds, best[label].get(spec, math.inf))
+    load = f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after"
+    return labels, best, load
+
+
+def render_scalar(labels: list[str], best: dict[str, dict[str, float]], rounds: int, command: str, load: str) -> str:
+    new = best["this tree"]
+    served = {spec: moments(spec, var=1.0).method for spec in SCALAR_SPECS}
+    head = " | ".join(f"{label} (us)" for label in labels)
+    ratios = " | ".join(f"this tree / {label}" for label in labels[:-1])
+    lines = [
+        "### Scalar calls against earlier versions",
+        "",
+        f"Machine: {machine()}.  ",
+        f"Command: `{command}` (one run; every figure below comes from it). Each version in its own process, "
+        f"{rounds} rounds interleaved, the fastest of 300 calls `moments(act, var=v)` (a new v drawn from "
+        f"[1e-2, 1e2] each call, so the result cache does not serve it) per round and the fastest round kept; "
+        f"the machine is shared (1-minute load average {load} the timings). Target: no ratio above 2.",
+        "",
+        f"| activation | served by | {head} | {ratios} |",
+        "|---|---|" + "---|" * (2 * len(labels) - 1),
+    ]
+    for spec in SCALAR_SPECS:
+        cells = [f"{best[label][spec] * 1e6:.1f}" for label in labels]
+        cells += [f"{new[spec] / best[label][spec]:.2f}" for label in labels[:-1]]
+        lines.append(f"| {spec} | {served[spec]} | " + " | ".join(cells) + " |")
+    worst = {label: max(new[spec] / best[label][spec] for spec in SCALAR_SPECS) for label in labels[:-1]}
+    lines += ["", "Largest ratio: " + ", ".join(f"{ratio:.2f} against {label}" for label, ratio in worst.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def machine() -> str:
     try:
         model = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
@@ -305,7 +380,7 @@ def render(acc: list[tuple[str, str, float, str]], times: list[list[str]], comma
         f"shared; 1-minute load average {load}). *scalar*: `moments(act, var=v)` with a new v each call; "
         "*cached*: the same call repeated (served by the result cache); *vectorized*: one call over 1,000 "
         "variances, per point (*served by*: its `Moments.method`; *table*: the precomputed tables of "
-        "`varprop.moments._moment_tables`; cos and hardsigmoid: closed forms, the variance from their tables where "
+        "`varprop.gaussian._moment_tables`; cos and hardsigmoid: closed forms, the variance from their tables where "
         "E[phi^2] - E[phi]^2 cancels); *quadrature*: the same forcing `method='quadrature'`; peers per point. "
         "The last two columns are AnyInit's per-point time over varprop's (target >= 50x for the vectorized call).",
         "",
@@ -349,7 +424,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and no 1e7 Monte Carlo")
+    parser.add_argument("--scalar", nargs="+", metavar="REV", help="only time scalar calls, against these revisions")
+    parser.add_argument("--scalar-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.scalar_child:
+        print(json.dumps(scalar_call_times(300)))
+        return 0
+    if args.scalar:
+        command = "python benchmarks/moments.py --scalar " + " ".join(args.scalar)
+        command += (" --quick" if args.quick else "") + (" --write" if args.write else "")
+        rounds = 2 if args.quick else SCALAR_ROUNDS
+        labels, best, load = scalar_versions(args.scalar, rounds)
+        section = render_scalar(labels, best, rounds, command, load)
+        print(section)
+        if args.write:
+            replace_section("moments-scalar", section)
+        return 0
     command = "python benchmarks/moments.py" + (" --quick" if args.quick else "") + (" --write" if args.write else "")
     entries = load_reference()
     acc = accuracy(entries, args.quick)

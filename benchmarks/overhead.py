@@ -10,8 +10,10 @@ sampler threads started), then ``--rounds`` rounds, each timing every method onc
 method alike); each cell is the best round. Methods: torch's ``reset_parameters`` of every submodule; one forward pass
 on the calibration batch under ``torch.no_grad()`` (calibration's own pass is gradient-free); ``init_model(model,
 shape)`` (analytic: realized weights), ``realized=False`` (mean-field), ``calibrate="gaussian"`` (a batch of the
-example's shape, after a mean-field pass). The garbage collector runs before each call, outside the timing.
-Ratios: analytic and mean-field over ``reset_parameters``; calibrated over (``reset_parameters`` + the forward pass).
+example's shape, after a mean-field pass); and ``draws``, the seeded normal draws of every weight alone
+(``draw_weights``: what the analytic call cannot do without). The garbage collector runs before each call, outside
+the timing. Ratios: analytic, mean-field and draws over ``reset_parameters``; calibrated over (``reset_parameters`` +
+the forward pass).
 Fixed cost per layer: (analytic - reset_parameters) / the report's weight-layer rows.
 """
 
@@ -42,6 +44,8 @@ from torch import nn
 import varprop.torch as vt
 from _docs import replace_section  # benchmarks/_docs.py (the script's directory is on sys.path)
 from models import ResidualMLP, cnn, machine, mlp, reset, warm_up_process
+from varprop.torch._calibration_batch import calibration_batch
+from varprop.torch.sampling.sharded_random import draw_rows_into, name_seed
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,15 @@ def clock_for(choice: str, threads: int) -> str:
     return ("cpu" if threads == 1 else "wall") if choice == "auto" else choice
 
 
-METHODS = ("reset", "forward", "analytic", "mean-field", "calibrated")
+METHODS = ("reset", "draws", "forward", "analytic", "mean-field", "calibrated")
+
+
+def draw_weights(model: nn.Module) -> None:
+    """What sampling alone costs ``init_model``: the unit-std rank-invariant normal draw (``sharded_random``) of every
+    parameter of two or more dimensions, straight into it (the draws an analytic call makes, without the rest)."""
+    for name, param in model.named_parameters():
+        if param.dim() >= 2:  # (detached: the sampler threads run outside this thread's no_grad)
+            draw_rows_into(param.detach(), tuple(param.shape), 0, 1.0, "normal", name_seed(0, name))
 
 
 def _methods(model: nn.Module, shape: tuple[int, ...], batch: torch.Tensor) -> dict[str, Callable[[], Any]]:
@@ -92,6 +104,7 @@ def _methods(model: nn.Module, shape: tuple[int, ...], batch: torch.Tensor) -> d
 
     return {
         "reset": functools.partial(reset, model),
+        "draws": functools.partial(draw_weights, model),
         "forward": forward,
         "analytic": functools.partial(vt.init_model, model, shape),
         "mean-field": functools.partial(vt.init_model, model, shape, realized=False),
@@ -118,7 +131,8 @@ class Measured:
 def measure(case: Case, rounds: int, clock: Callable[[], float]) -> Measured:
     torch.manual_seed(0)
     model = case.build()
-    batch = torch.randn(case.shape)
+    # the forward pass on the batch that calibrate='gaussian' makes (at least 64 rows: calibration_batch)
+    batch = calibration_batch(model, "gaussian", (torch.randn(case.shape),), None, None)[0]
     methods = _methods(model, case.shape, batch)
     report = None
     for function in methods.values():  # warm-up
@@ -141,9 +155,10 @@ def section(names: list[str], rounds: int, threads: int, clock: str) -> list[str
     lines = [
         f"### torch threads {threads}, {'CPU time' if clock == 'cpu' else 'wall clock'}",
         "",
-        "| model | layers | reset (ms) | forward (ms) | analytic (ms) | analytic ratio | mean-field ratio | "
-        "calibrated (ms) | calibrated ratio | (analytic - reset) per layer (ms) | analytic phases (ms) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | layers | reset (ms) | draws (ms) | forward (ms) | analytic (ms) | analytic ratio | draws ratio | "
+        "mean-field ratio | calibrated (ms) | calibrated ratio | (analytic - reset) per layer (ms) | "
+        "analytic phases (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         case = CASES[name]
@@ -152,8 +167,9 @@ def section(names: list[str], rounds: int, threads: int, clock: str) -> list[str
         per_layer = (best["analytic"] - best["reset"]) / max(found.layers, 1) * 1e3
         phases = " / ".join(f"{found.phases.get(f'{p}_s', 0.0) * 1e3:.0f}" for p in ("trace", "propagate", "write"))
         lines.append(
-            f"| {case.title} | {found.layers} | {ms['reset']:.1f} | {ms['forward']:.1f} | {ms['analytic']:.1f} | "
-            f"{best['analytic'] / best['reset']:.2f}x | {best['mean-field'] / best['reset']:.2f}x | "
+            f"| {case.title} | {found.layers} | {ms['reset']:.1f} | {ms['draws']:.1f} | {ms['forward']:.1f} | "
+            f"{ms['analytic']:.1f} | {best['analytic'] / best['reset']:.2f}x | {best['draws'] / best['reset']:.2f}x | "
+            f"{best['mean-field'] / best['reset']:.2f}x | "
             f"{ms['calibrated']:.1f} | {best['calibrated'] / (best['reset'] + best['forward']):.2f}x | "
             f"{per_layer:.2f} | {phases} |"
         )
@@ -230,7 +246,8 @@ def main(argv: list[str] | None = None) -> None:
         *machine(),
         "",
         f"Best of {rounds} rounds after a warm-up call of each method, every method once per round in turn, one "
-        "process. Ratios: analytic and mean-field over torch's `reset_parameters`; calibrated over "
+        "process. Ratios: analytic, mean-field and draws over torch's `reset_parameters` (draws: the seeded normal "
+        "draws of every weight that the analytic call makes, alone: `draw_weights`); calibrated over "
         "(`reset_parameters` + one forward pass under `no_grad` on the calibration batch). Per layer: (analytic - "
         "reset) / weight-layer rows of the report. Phases: the best analytic call's `report.timings` (trace / "
         "propagate / write, ms). One table per torch thread count: on a shared 2-core machine every parallel "

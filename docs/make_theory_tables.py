@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from scipy.special import erfcx
 
+from varprop import moments
 from varprop._errors import VarpropError
-from varprop.moments._engine import moments
 from varprop.activations._registry import activation, registered_activations
 from varprop.dynamics._criticality import critical_point
 from varprop.dynamics._edge_of_chaos import edge_of_chaos

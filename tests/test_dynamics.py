@@ -29,7 +29,7 @@ from varprop.dynamics._variance_map import (
     variance_map,
 )
 from varprop.gains._gain import gain
-from varprop.moments._roots import scan_roots
+from varprop.gaussian._roots import scan_roots
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "reference", "dynamics_reference.json")
 with open(REFERENCE) as _handle:

@@ -21,7 +21,7 @@ import pytest
 
 import varprop
 from varprop import ConvergenceError, moments
-from varprop.moments._quadrature import DEFAULT_ORDER, Z_MAX, _mesh, _scalar_panels, gaussian_expectation
+from varprop.gaussian._quadrature import DEFAULT_ORDER, Z_MAX, _mesh, _scalar_panels, gaussian_expectation
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "reference", "moments_reference.json")
 RTOL, SCALE_TOL, FLOOR = 1e-13, 1e-15, 1e-300
@@ -82,11 +82,11 @@ def test_quadrature_matches_mpmath(spec: str) -> None:
 def test_first_two_moments_match_mpmath(spec: str) -> None:
     """The lean quadrature behind varprop.torch's per-unit lattices (E[phi], E[phi^2] only) against the references,
     at the tolerance of ``moments``."""
-    from varprop.moments._engine import first_two_moments
+    from varprop.gaussian import expectations
 
     group = [e for e in REFERENCES[spec] if e["var"] <= (1.0 if spec in ("sin", "cos") else math.inf)]
     means, variances = np.array([e["mean"] for e in group]), np.array([e["var"] for e in group])
-    first, second = first_two_moments(varprop.activation(spec), means, variances)
+    first, second = expectations(spec, means, variances, ("mean", "second_moment"), method="quadrature")
     failures = []
     for index, entry in enumerate(group):
         with mpmath.workdps(40):
@@ -203,7 +203,7 @@ def test_variance_does_not_cancel(spec: str) -> None:
 
     hardsigmoid at small variance has E[phi]^2 ~ E[phi^2] (0.25 vs 0.25 + var/36): the plain
     difference in float64 would lose up to 16 digits. Tolerance: 5e-14 relative (six bits of
-    cancellation are allowed before recomputing, see varprop.moments._engine._CANCELLATION_LIMIT).
+    cancellation are allowed before recomputing, see varprop.gaussian._engine._CANCELLATION_LIMIT).
     """
     group = REFERENCES[spec]
     means = np.array([entry["mean"] for entry in group])

@@ -106,11 +106,6 @@ def test_no_import_cycles_in_the_adapter() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9: varprop.moments.closed_forms._piecewise <-> _closed_forms_piecewise_point (the core's scalar "
-    "copies, being removed); drop this mark when they are gone",
-)
 def test_no_import_cycles() -> None:
     """No cycle anywhere in ``src/varprop``, counting imports inside functions and under ``TYPE_CHECKING``."""
     cycle = find_cycle(import_graph())

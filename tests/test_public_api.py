@@ -7,13 +7,16 @@ The root keeps the everyday names; every other name of varprop 0.1's root lives 
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
+import types
 
 import pytest
 
 import varprop
 import varprop.dynamics
+import varprop.gaussian
 import varprop.literature
 import varprop.selu
 
@@ -48,6 +51,17 @@ def test_from_import_of_a_moved_name_warns() -> None:
     assert edge_of_chaos is varprop.dynamics.edge_of_chaos
 
 
+def test_gaussian_package_does_not_hide_the_moments_function() -> None:
+    """The Gaussian-expectation package is ``varprop.gaussian``; ``varprop.moments`` is the function (before issue 9
+    a package ``varprop.moments`` was hidden by it: ``import varprop.moments as m`` gave the function)."""
+    package = importlib.import_module("varprop.gaussian")
+    assert isinstance(package, types.ModuleType)
+    assert package.moments is varprop.moments
+    assert isinstance(varprop.moments, types.FunctionType)
+    with pytest.raises(ModuleNotFoundError, match=r"varprop\.moments"):
+        importlib.import_module("varprop.moments")
+
+
 def test_unknown_root_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match=r"module 'varprop' has no attribute 'edge_of_choas'"):
         varprop.edge_of_choas  # noqa: B018
@@ -63,7 +77,7 @@ def test_star_import_gives_the_root_names_without_warnings() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("package", [varprop, varprop.dynamics, varprop.selu, varprop.literature])
+@pytest.mark.parametrize("package", [varprop, varprop.dynamics, varprop.selu, varprop.literature, varprop.gaussian])
 def test_all_names_exist_and_are_documented(package: object) -> None:
     for name in package.__all__:  # type: ignore[attr-defined]
         value = getattr(package, name)

@@ -3,11 +3,14 @@ autograd derivatives, float64) and mpmath at 30 digits; spec parsing, aliases, e
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import json
 import math
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import mpmath as mp
@@ -15,6 +18,7 @@ import numpy as np
 import pytest
 import scipy.special as sc
 
+import varprop
 import varprop.activations._registry
 from varprop._errors import VarpropTypeError, VarpropValueError
 from varprop.activations._activation import Activation
@@ -22,6 +26,7 @@ from varprop.activations._builtin import DEFINITIONS, SELU_ALPHA, SELU_SCALE
 from varprop.activations._derivative import COMPLEX_STEP, RICHARDSON, numerical_derivative, richardson_derivative
 from varprop.activations._registry import (
     ACTIVATION_ALIASES,
+    CLOSED_FORMS,
     TORCH_MODULE_NAMES,
     _build,
     activation,
@@ -338,6 +343,20 @@ def test_torch_module_class_names() -> None:
     assert ACTIVATION_ALIASES == {"swish": "silu", "linear": "identity"}
 
 
+def test_reference_generator_covers_the_registry() -> None:
+    """Adding an activation means adding its 40-digit reference too: the generator (which does not import varprop)
+    defines every registered activation again in mpmath, and the committed JSON holds what it generates."""
+    sys.path.insert(0, str(Path(__file__).parent / "reference"))
+    try:
+        import generate_moments
+    finally:
+        sys.path.pop(0)
+    specs = [reference.spec for reference in generate_moments.build_references()]
+    assert {activation(spec).name for spec in specs} == set(registered_activations())
+    entries = json.loads((Path(__file__).parent / "reference" / "moments_reference.json").read_text())["entries"]
+    assert {entry["spec"] for entry in entries} == set(specs)
+
+
 def test_registered_activations_is_sorted_and_complete() -> None:
     names = registered_activations()
     assert names == sorted(names)
@@ -451,12 +470,24 @@ def test_errors_are_standard_exception_subclasses() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Closed forms: wired through varprop.moments.closed_forms._factories.CLOSED_FORMS[name](params)
+# Closed forms: each definition names its factory (ActivationDefinition.closed_form); the registry calls it
+# with the activation's parameters.
+
+# The activations with closed-form moments, written out: losing one (a definition that stops naming its
+# factory) fails here instead of falling back to quadrature silently.
+WITH_CLOSED_FORMS = {
+    "relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu", "gelu", "hardtanh", "hardsigmoid",
+    "hardswish", "softshrink", "hardshrink", "threshold", "identity", "sin", "cos", "erf",
+}  # fmt: skip
 
 
-def test_closed_forms_are_looked_up_in_the_closed_form_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An activation's closed form is the factory of ``CLOSED_FORMS[name]`` called with its parameters (no
-    fallback: a missing module is an import error, not a silent quadrature)."""
+def _default_spec(name: str) -> str:
+    return "threshold(threshold=0.5, value=-1.0)" if name == "threshold" else name  # threshold has no defaults
+
+
+def test_closed_forms_are_looked_up_in_the_definition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An activation's closed form is its definition's factory called with its parameters (no fallback: a
+    missing module is an import error, not a silent quadrature)."""
     calls: list[dict[str, Any]] = []
 
     def closed_form(mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -466,7 +497,8 @@ def test_closed_forms_are_looked_up_in_the_closed_form_table(monkeypatch: pytest
         calls.append(params)
         return closed_form if params["alpha"] == 1.0 else None
 
-    monkeypatch.setattr(varprop.activations._registry, "CLOSED_FORMS", {"elu": factory})
+    monkeypatch.setitem(DEFINITIONS, "elu", dataclasses.replace(DEFINITIONS["elu"], closed_form=factory))
+    monkeypatch.setitem(DEFINITIONS, "relu", dataclasses.replace(DEFINITIONS["relu"], closed_form=None))
     _build.cache_clear()
     try:
         assert activation("elu").closed_form is closed_form
@@ -478,16 +510,53 @@ def test_closed_forms_are_looked_up_in_the_closed_form_table(monkeypatch: pytest
         _build.cache_clear()
 
 
-def test_missing_closed_forms_module_means_no_closed_form(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "varprop.moments.closed_forms._factories", None)  # makes the import fail
-    _build.cache_clear()
-    try:
-        with pytest.raises(ImportError):
-            __import__("varprop.moments.closed_forms._factories")
-        # A None entry raises ModuleNotFoundError named after the module, which means "none yet".
-        assert activation("tanh").closed_form is None
-    finally:
-        _build.cache_clear()
+def test_missing_closed_forms_module_is_an_import_error() -> None:
+    code = (
+        "import sys; sys.modules['varprop.activations.closed_forms._factories'] = None\n"
+        "try:\n    import varprop\nexcept ImportError as exc:\n    print('ImportError', exc.name)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "ImportError varprop.activations.closed_forms._factories"
+    assert activation("tanh").closed_form is None  # tanh has none: quadrature (or its moment table)
+
+
+def test_every_closed_form_is_attached() -> None:
+    attached = {name for name in registered_activations() if activation(_default_spec(name)).closed_form is not None}
+    assert attached == WITH_CLOSED_FORMS
+    assert set(CLOSED_FORMS) == WITH_CLOSED_FORMS
+    for name in WITH_CLOSED_FORMS:
+        assert DEFINITIONS[name].closed_form is CLOSED_FORMS[name]
+
+
+@pytest.mark.parametrize("name", sorted(WITH_CLOSED_FORMS))
+def test_attached_closed_form_matches_quadrature(name: str) -> None:
+    """The closed form the engine uses (``Activation.closed_form``) against the engine's quadrature, where valid:
+    E[phi] to 1e-12 relative plus 1e-14 of E[phi^2]'s square root, E[phi^2] and E[phi'^2] to 1e-12 relative."""
+    act = activation(_default_spec(name))
+    assert act.closed_form is not None
+    variances = (1e-2, 1.0) if name in ("sin", "cos") else (1e-2, 1.0, 30.0)  # the mesh resolves sin up to var 1
+    mean, var = (np.array(grid).ravel() for grid in np.meshgrid([-2.0, -0.4, 0.0, 0.3, 1.7], variances))
+    first, second, deriv, valid = act.closed_form(mean, var)
+    assert valid.sum() >= 0.8 * valid.size, f"{name}: closed form valid at only {valid.sum()} of {valid.size} points"
+    quad = varprop.moments(act, var=var, mean=mean, method="quadrature")
+    scale = np.sqrt(quad.second_moment)
+    np.testing.assert_allclose(first[valid], quad.mean[valid], rtol=1e-12, atol=1e-14 * scale[valid].max())
+    np.testing.assert_allclose(second[valid], quad.second_moment[valid], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(deriv[valid], quad.deriv_second_moment[valid], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("spec", ["elu", "elu(alpha=0.5)", "celu(alpha=0.3)", "celu(alpha=3.0)", "selu"])
+def test_elu_family_closed_form_point_values_are_the_definitions_function(spec: str) -> None:
+    """ELU's function is written once (``activations._kernels``): at var == 0 the closed form gives phi(mean) and
+    phi'(mean)^2 of the definition itself, to the rounding of selu's scale factored out and back in (an ulp)."""
+    act = activation(spec)
+    assert act.closed_form is not None
+    x = np.linspace(-5.0, 3.0, 2001)
+    first, second, deriv, valid = act.closed_form(x, np.zeros_like(x))
+    assert valid.all()
+    np.testing.assert_allclose(first, act(x), rtol=5e-16, atol=0)
+    np.testing.assert_allclose(second, act(x) ** 2, rtol=5e-16, atol=0)
+    np.testing.assert_allclose(deriv, act.derivative(x) ** 2, rtol=5e-16, atol=0)
 
 
 def test_registry_does_not_import_torch() -> None:

@@ -20,7 +20,7 @@ from varprop.torch import init_model  # noqa: E402
 from varprop.torch.graph.ir import Ref  # noqa: E402
 from varprop.torch.graph.shapes import _conv_output  # noqa: E402
 from varprop.torch.graph.trace import _sequential_graph, trace_fx  # noqa: E402
-from varprop.torch.sampling.sharded_random import draw_many, draw_region, fresh_seed, name_seed  # noqa: E402
+from varprop.torch.sampling.sharded_random import draw_region, fresh_seed, name_seed  # noqa: E402
 
 DISTRIBUTIONS = ["normal", "truncated_normal", "uniform"]
 OPTIONS: dict[str, Any] = {"dtype": torch.float32, "device": torch.device("cpu")}
@@ -148,33 +148,6 @@ def test_parallel_block_sampling_gives_the_serial_values() -> None:
     part = draw_region(shape, [rows, None], 0.5, distribution="normal", seed=11, **OPTIONS)
     assert torch.equal(serial, parallel)
     assert torch.equal(part, serial[100:900])
-
-
-@pytest.mark.parametrize("threads", [1, 4])
-def test_draw_many_gives_each_tensors_own_draw(threads: int) -> None:
-    """init_model samples all its weights in one job: each tensor gets the values ``draw_region`` gives it alone
-    (whatever the threads, and for low-precision, empty and 0-d tensors too)."""
-    requests = [
-        ((1024, 300), torch.float32, 1),
-        ((16, 3, 3, 3), torch.float32, 2),
-        ((7,), torch.float64, 3),
-        ((0, 5), torch.float32, 4),
-        ((), torch.float32, 5),
-        ((3, 5), torch.bfloat16, 6),
-        ((600, 512), torch.float32, 7),
-    ]
-    saved = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads)
-        drawn = draw_many([(shape, dtype, OPTIONS["device"], seed) for shape, dtype, seed in requests], 1.0, "normal")
-    finally:
-        torch.set_num_threads(saved)
-    for (shape, dtype, seed), values in zip(requests, drawn, strict=True):
-        alone = draw_region(
-            shape, [None] * len(shape), 1.0, dtype=dtype, device=OPTIONS["device"], distribution="normal", seed=seed
-        )
-        assert values.dtype == dtype and tuple(values.shape) == shape
-        assert torch.equal(values, alone), shape
 
 
 @pytest.mark.parametrize("realized", [True, False])

@@ -107,6 +107,14 @@ def test_collision_is_the_softmax_of_its_own_logits_bit_for_bit(count: int, logi
     assert collision.__wrapped__(count, logit_var) == expected
 
 
+@pytest.mark.parametrize("count", [2, 3, 64, 1000, 70000])
+def test_collision_logits_are_the_seeded_table_drawn_at_once(count: int) -> None:
+    """The table drawn a block of rows at a time is the one standard_normal call on the whole table, rounded."""
+    rows = max(64, (1 << 18) // count)
+    expected = np.random.default_rng(0).standard_normal((rows, count)).astype(np.float32)
+    assert _standard_logits(count).tobytes() == expected.tobytes()
+
+
 @pytest.mark.parametrize("count", [1, 2, 4, 9])
 def test_max_order_statistics(count: int) -> None:
     """E[max] and E[max^2] of n standard normals; n = 2: 1/sqrt(pi) and 1 (closed forms)."""

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from conftest import NetworkAccessError  # noqa: E402
-from varprop.torch._model_init import _token_batch  # noqa: E402
+from varprop.torch._calibration_batch import token_batch  # noqa: E402
 from zoo.hf import BUILDERS, hf_case  # noqa: E402
 from zoo.oracle import SHARE, Outcome, run_case  # noqa: E402
 
@@ -138,12 +138,12 @@ def test_token_calibration_batch() -> None:
     """(issue 10) calibrate="gaussian" on token ids: ids drawn from the example's own (none outside them), at least
     1024 of them, the example's row length kept; seeded by the generator."""
     ids = torch.randint(3, 40, (8, 16), generator=torch.Generator().manual_seed(0))
-    drawn = _token_batch(ids, torch.Generator().manual_seed(1))
+    drawn = token_batch(ids, torch.Generator().manual_seed(1))
     assert drawn.shape == (64, 16) and drawn.dtype == ids.dtype
     assert set(drawn.unique().tolist()) <= set(ids.unique().tolist())
-    assert torch.equal(drawn, _token_batch(ids, torch.Generator().manual_seed(1)))
+    assert torch.equal(drawn, token_batch(ids, torch.Generator().manual_seed(1)))
     big = torch.randint(0, 9, (128, 16))
-    assert _token_batch(big, None).shape == (128, 16)
+    assert token_batch(big, None).shape == (128, 16)
 
 
 def test_whisper_with_its_sinusoid_table_kept() -> None:

@@ -13,8 +13,9 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import varprop.torch as vt  # noqa: E402
+from varprop.torch._calibration_batch import calibration_batch  # noqa: E402
 from zoo.oracle import SHARE, run_case, stream_growth  # noqa: E402
-from zoo.vision import STREAM_PREFIXES, VISION, BatchNormAct2d, vision_case  # noqa: E402
+from zoo.vision import STREAM_PREFIXES, VISION, BatchNormAct2d, measured_on_more_images, vision_case  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_network")
 
@@ -22,17 +23,20 @@ pytestmark = pytest.mark.usefixtures("no_network")
 # convolution or normalization between them) stays within a few times its first block's variance.
 STREAM_BOUND = 4.0
 
+# mobilenet_v3 (``PYTHONPATH=src:tests python -c "from zoo.vision import print_heavy_tails; print_heavy_tails()"``): the
+# cause is not the squeeze-excitation product but the measurement: at 32 x 32 inputs the last maps are 2 x 2 and the
+# per-image mean square of the deep layers is heavy-tailed (classifier.3 over 4096 images: median 0.29, mean 0.72,
+# the top 1% of the images carry 18% of it), so 8 images measure near the median, below the expectation that the
+# prediction is; on 2048 fresh images 92-100% of the layers are within [0.8, 1.25] (three batches), the SE layers
+# (fc1, fc2, the projection after the gate) at 0.86-1.06.
 WHY = {
-    "mobilenet_v3": "issue 10: squeeze-excitation: the gate multiplies its channel (per-channel product, 42% -> 71% "
-    "of the layers within the band), but the gate's dependence on its own input is not modelled: features.5 "
-    "(SE + residual) measured 0.61-0.78 of the prediction",
+    "mobilenet_v3": "issue 10: the deep layers' per-image variance is heavy-tailed at 2 x 2 maps (classifier.3: "
+    "median 0.29, mean 0.72 over 4096 images): 8 fresh images measure features.5 and the head at 0.35-0.78 of the "
+    "prediction (2048 images: 0.73-1.2, 92-100% within)",
 }
 CALIBRATED_WHY = {
-    "convnext": "issue 10: calibrated, classifier.2 (10 outputs x 8 images) measured 1.19 on a fresh batch: the "
-    "other 14 layers within [0.9, 1.1], 95% of 15 leaves no layer out",
-    "mobilenet_v3": "issue 10: calibrated, only 33% of the layers within [0.9, 1.1] on a fresh batch (the "
-    "squeeze-excitation blocks: 0.89-1.19)",
-    "densenet": "issue 10: calibrated, denseblock2.denselayer3.conv2 measured 1.12 on a fresh batch (93% within)",
+    "mobilenet_v3": "issue 10: calibrated on 64 heavy-tailed images (see WHY), a fresh batch of 64 measures the "
+    "deep layers at 0.45-0.9 (seed 12345) or up to 1.37 (seed 2) of their targets: 29% within [0.9, 1.1]",
 }
 
 
@@ -55,9 +59,8 @@ def test_vision_model(name: str) -> None:
 
 @pytest.mark.parametrize("name", [_param(name, CALIBRATED_WHY) for name in VISION])
 def test_vision_model_calibrated(name: str) -> None:
-    """calibrate='gaussian': >= 95% of the layers within [0.9, 1.1] of the target on a fresh batch (not all: the
-    head's 80 outputs per batch measure a variance to ~16%)."""
-    outcome = run_case(vision_case(name), calibrate="gaussian")
+    """calibrate='gaussian': >= 95% of the layers within [0.9, 1.1] of the target on a fresh batch of 64 images."""
+    outcome = run_case(measured_on_more_images(vision_case(name)), calibrate="gaussian")
     assert outcome.error is None, outcome.summary()
     assert outcome.fraction_within() >= SHARE, outcome.summary()
     assert not outcome.untouched, outcome.summary()
@@ -134,3 +137,27 @@ def test_vit_tokens_and_positions_at_the_vit_convention() -> None:
         assert 0.8 <= drawn / (0.02**2 * measured) <= 1.25, (name, drawn, measured)
         notes = [note for row in report.layers for note in row.notes if note.startswith(name)]
         assert len(notes) == 1 and "ViT convention" in notes[0], notes
+
+
+def test_gaussian_calibration_batch_has_enough_rows() -> None:
+    """(regression, issue 10) calibrate="gaussian" on 8 images calibrated DenseNet's denselayer3.conv2 to 1.10-1.12x
+    its target on fresh batches: the synthesized batch has at least FLOAT_ROWS = 64 rows (the example's when it has
+    more), N(the example's mean, variance) entries, index inputs resampled by whole rows; the example's shapes kept
+    where dim 0 may not be the batch (a module with batch_first=False, unequal leading sizes)."""
+    generator = torch.Generator().manual_seed(0)
+    images = 3.0 + 2.0 * torch.randn(8, 3, 16, 16, generator=generator)
+    mask = torch.arange(8).repeat_interleave(5).reshape(8, 5)  # (row i holds i: resampled rows stay whole)
+    conv = nn.Conv2d(3, 4, 3)
+    (batch, drawn_mask) = calibration_batch(conv, "gaussian", (images, mask), None, torch.Generator().manual_seed(1))
+    assert batch.shape == (64, 3, 16, 16) and drawn_mask.shape == (64, 5)
+    assert all(len(set(row.tolist())) == 1 for row in drawn_mask)
+    values = batch.double()
+    assert abs(float(values.mean()) - float(images.double().mean())) < 0.03  # (49152 draws: std 2 / 222 = 0.009)
+    assert abs(float(values.var()) / float(images.double().var()) - 1) < 0.02  # (std sqrt(2 / 49152) = 0.006)
+    (many,) = calibration_batch(conv, "gaussian", (torch.randn(100, 3, 8, 8),), None, None)
+    assert many.shape == (100, 3, 8, 8)
+    sequence_first = nn.LSTM(3, 4)  # (batch_first=False: dim 0 is time)
+    (kept,) = calibration_batch(sequence_first, "gaussian", (torch.randn(8, 2, 3),), None, None)
+    assert kept.shape == (8, 2, 3)
+    unequal = calibration_batch(conv, "gaussian", (torch.randn(8, 3), torch.randn(4, 3)), None, None)
+    assert [t.shape for t in unequal] == [(8, 3), (4, 3)]

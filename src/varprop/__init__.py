@@ -32,7 +32,7 @@ from ._errors import ConvergenceError, VarpropError, VarpropTypeError, VarpropVa
 from .activations import Activation, activation, registered_activations
 from .dynamics import fixed_point, predict_drift, simulate_plain_network, stability
 from .gains import gain, truncated_normal_scale, uniform_bound, weight_std
-from .moments import Moments, MonteCarloMoments, deriv_mean, moments, monte_carlo_moments
+from .gaussian import Moments, MonteCarloMoments, deriv_mean, moments, monte_carlo_moments
 
 __all__ = [
     "Activation",

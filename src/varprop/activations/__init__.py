@@ -4,8 +4,11 @@
 optional closed-form moments); ``registered_activations()`` lists the built-in names. Formulas such as
 ``"x*sigmoid(1.702*x)"`` are parsed by :mod:`varprop.activations.expression`.
 
-Implementation: ``_activation`` (the value), ``_builtin`` (the built-in definitions), ``_registry`` (spec
-parsing and lookup), ``_derivative`` (numerical derivatives of user functions), ``expression/`` (formulas).
+Implementation: ``_activation`` (the value), ``_builtin/`` (the built-in definitions, one entry per activation:
+function, derivative, kinks, parameters, closed form, PyTorch names; one module per family), ``closed_forms/``
+(the exact moments they name), ``_constants`` and ``_kernels`` (written once, shared by both), ``_registry``
+(spec parsing and lookup; the tables derived from the definitions), ``_derivative`` (numerical derivatives of
+user functions), ``expression/`` (formulas).
 """
 
 from __future__ import annotations

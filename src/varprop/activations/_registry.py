@@ -31,17 +31,19 @@ from numpy.typing import NDArray
 
 from .._errors import VarpropTypeError, VarpropValueError
 from .._validation import check_real
-from ..moments.closed_forms._factories import CLOSED_FORMS
-from ._activation import Activation, Param
+from ._activation import Activation, ClosedForm, Param
 from ._builtin import DEFINITIONS, ActivationDefinition, ParamSpec
 from ._derivative import numerical_derivative
+from .closed_forms import ClosedFormFactory
 from .expression._grammar import EXPRESSION_PREFIX, MAX_LENGTH, canonical_expression, expression_activation
 
 __all__ = [
     "ACTIVATION_ALIASES",
+    "CLOSED_FORMS",
     "TORCH_MODULE_NAMES",
     "activation",
     "activation_definition",
+    "closed_form_for",
     "registered_activations",
 ]
 
@@ -50,9 +52,15 @@ FloatArray = NDArray[np.float64]
 #: Alternative names of registered activations (besides case, underscores and torch class names).
 ACTIVATION_ALIASES: dict[str, str] = {"swish": "silu", "linear": "identity"}
 
-#: torch.nn module class name -> canonical activation name (for the torch adapter).
+#: torch.nn module class name -> canonical activation name: these class names are accepted as spec names
+#: (``"LeakyReLU"``). Derived from the definitions; the torch adapter derives its own tables from them too.
 TORCH_MODULE_NAMES: dict[str, str] = {
-    definition.torch_module: name for name, definition in DEFINITIONS.items() if definition.torch_module is not None
+    definition.torch.module: name for name, definition in DEFINITIONS.items() if definition.torch.module is not None
+}
+
+#: canonical name -> closed-form factory, for the activations that have one. Derived from the definitions.
+CLOSED_FORMS: dict[str, ClosedFormFactory] = {
+    name: definition.closed_form for name, definition in DEFINITIONS.items() if definition.closed_form is not None
 }
 
 _CUSTOM_OPTIONS = ("derivative", "kinks", "features", "name", "description")
@@ -150,7 +158,7 @@ def _bind(definition: ActivationDefinition, positional: list[Any], keywords: dic
             missing = [s.name for s in definition.params if s.default is None and s.name not in given]
             example = ", ".join(f"{name}=0.0" for name in names)
             raise VarpropValueError(
-                f"{definition.name} requires the parameter(s) {', '.join(missing)} (torch.nn.{definition.torch_module} "
+                f"{definition.name} requires the parameter(s) {', '.join(missing)} (torch.nn.{definition.torch.module} "
                 f"has no defaults), e.g. '{definition.name}({example})'"
             )
         else:
@@ -161,7 +169,29 @@ def _bind(definition: ActivationDefinition, positional: list[Any], keywords: dic
 
 
 # ----------------------------------------------------------------------------------------------
-# Closed forms (optional module written separately)
+# Building an activation from its definition
+
+
+def closed_form_for(name: str, params: dict[str, Param]) -> ClosedForm | None:
+    """The closed form of the registered activation ``name`` with these parameters, or None if it has none.
+
+    Parameters left out take torch's defaults (from the definition); they are not validated (``activation`` does
+    that), and a factory returns None for values its formulas do not cover.
+
+    Raises:
+        VarpropValueError: unknown name (the message suggests the closest registered one).
+
+    Example:
+        >>> closed_form = closed_form_for("elu", {"alpha": 1.0})
+        >>> first, second, deriv, valid = closed_form(np.array(0.0), np.array(1.0))
+        >>> round(float(second), 15), bool(valid)
+        (0.644945417492924, True)
+    """
+    definition = activation_definition(name)
+    if definition.closed_form is None:
+        return None
+    defaults = {spec.name: spec.default for spec in definition.params if spec.default is not None}
+    return definition.closed_form({**defaults, **params})
 
 
 @functools.lru_cache(maxsize=512)
@@ -169,7 +199,6 @@ def _build(name: str, params: tuple[tuple[str, Param], ...]) -> Activation:
     definition = DEFINITIONS[name]
     param_dict = dict(params)
     parts = definition.build(param_dict)
-    factory = CLOSED_FORMS.get(name)
     return Activation(
         name=name,
         function=parts.function,
@@ -177,9 +206,9 @@ def _build(name: str, params: tuple[tuple[str, Param], ...]) -> Activation:
         params=params,
         kinks=tuple(sorted({float(kink) for kink in parts.kinks if math.isfinite(kink)})),
         features=tuple(parts.features),
-        closed_form=factory(param_dict) if factory is not None else None,
+        closed_form=definition.closed_form(param_dict) if definition.closed_form is not None else None,
         description=definition.description,
-        extra={"torch_module": definition.torch_module},
+        extra={"torch_module": definition.torch.module},
     )
 
 

@@ -34,11 +34,10 @@ from numpy.typing import NDArray
 
 from .._errors import ConvergenceError, VarpropValueError
 from .._validation import as_real_array, check_real
-from ..activations._activation import Activation
+from ..activations import Activation
+from ..activations import activation as resolve_activation
 from ..activations.expression._grammar import exponential_form
-from ..moments._engine import Scalar, _unwrap, resolve_activation
-from ..moments._quadrature import gaussian_expectation
-from ..moments._singular import refuse_singular
+from ..gaussian import Scalar, float_or_array, gaussian_expectation, refuse_singular
 from ._variance_map import check_std, fixed_point, gaussian_rows
 
 __all__ = ["CorrelationMap", "arccos_cross_moment", "correlation_map", "cross_moment"]
@@ -276,8 +275,8 @@ def cross_moment(
                 "an activation with a closed form"
             )
     if with_error:
-        return _unwrap(values.reshape(shape)), _unwrap(errors.reshape(shape))
-    return _unwrap(values.reshape(shape))
+        return float_or_array(values.reshape(shape)), float_or_array(errors.reshape(shape))
+    return float_or_array(values.reshape(shape))
 
 
 def arccos_cross_moment(corr: Any, var: Any = 1.0, var2: Any = None, negative_slope: float = 0.0) -> Scalar:
@@ -313,7 +312,7 @@ def arccos_cross_moment(corr: Any, var: Any = 1.0, var2: Any = None, negative_sl
     sine = np.sqrt((1.0 - corr_a) * (1.0 + corr_a))
     relu_kernel = scale * (sine + (math.pi - angle) * corr_a) / (2.0 * math.pi)
     slope = float(negative_slope)
-    return _unwrap((1.0 - slope) ** 2 * relu_kernel + slope * corr_a * scale)
+    return float_or_array((1.0 - slope) ** 2 * relu_kernel + slope * corr_a * scale)
 
 
 @dataclass(frozen=True)
@@ -340,12 +339,12 @@ class CorrelationMap:
     def __call__(self, corr: Any) -> Scalar:
         """c' = (weight_std^2 E[phi(u1) phi(u2)] + bias_std^2) / q_next, vectorized over c."""
         moment = np.asarray(cross_moment(self.activation, corr, self.q), dtype=np.float64)
-        return _unwrap((self.weight_std**2 * moment + self.bias_std**2) / self.q_next)
+        return float_or_array((self.weight_std**2 * moment + self.bias_std**2) / self.q_next)
 
     def slope(self, corr: Any) -> Scalar:
         """dc'/dc = weight_std^2 q E[phi'(u1) phi'(u2)] / q_next (Price's theorem; continuous phi)."""
         moment = np.asarray(cross_moment(self.activation, corr, self.q, derivative=True), dtype=np.float64)
-        return _unwrap(self.weight_std**2 * self.q * moment / self.q_next)
+        return float_or_array(self.weight_std**2 * self.q * moment / self.q_next)
 
 
 def correlation_map(act: Any, weight_std: Any, bias_std: Any = 0.0, *, var: Any = None) -> CorrelationMap:

@@ -31,8 +31,8 @@ import numpy as np
 
 from .._errors import VarpropValueError
 from .._validation import check_real
+from ..activations import activation as resolve_activation
 from ..activations._activation import Activation
-from ..moments._engine import resolve_activation
 from ._edge_of_chaos import edge_of_chaos
 from ._variance_map import NEUTRAL_TOLERANCE, classify, depth_scale, gaussian_rows
 from ._verdicts import phase

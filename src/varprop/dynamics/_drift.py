@@ -42,8 +42,8 @@ from scipy.stats import chi2
 
 from .._errors import VarpropValueError
 from .._validation import check_positive_int, check_real
+from ..activations import activation as resolve_activation
 from ..activations._activation import Activation
-from ..moments._engine import resolve_activation
 from ._variance_map import check_std, gaussian_rows, variance_map
 
 __all__ = ["DriftPrediction", "PlainNetworkSimulation", "escape_layers", "predict_drift", "simulate_plain_network"]
@@ -281,13 +281,8 @@ def predict_drift(
     approximate: it uses ln E[K] - ln median[K] ~ eta^2/2 of a log-normal step.
 
     Args:
-        act: activation spec, ``Activation`` or callable.
-        depth: number of layers L.
-        width: units per layer n.
-        weight_std: sigma_w of layers 2..L (e.g. ``varprop.gain(act, var)``).
-        bias_std: sigma_b.
-        input_var: variance of the inputs.
-        input_weight_std: sigma of the first layer (see ``simulate_plain_network``).
+        act, depth, width, weight_std, bias_std, input_var, input_weight_std: the network, as in
+            ``simulate_plain_network``.
 
     Returns:
         ``DriftPrediction`` (arrays over layers 1..L).

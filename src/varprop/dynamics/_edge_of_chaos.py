@@ -25,9 +25,9 @@ from numpy.typing import NDArray
 
 from .._errors import VarpropValueError
 from .._validation import as_real_array
+from ..activations import activation as resolve_activation
 from ..activations._activation import Activation
-from ..moments._engine import resolve_activation
-from ..moments._roots import ROOT_NOISE, scan_roots
+from ..gaussian import ROOT_NOISE, scan_roots
 from ._variance_map import (
     SEARCH_RANGE,
     _deriv_second_moment_at_zero,

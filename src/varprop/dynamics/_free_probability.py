@@ -17,7 +17,7 @@ where D^2 has the distribution of phi'(h)^2, h ~ N(0, q*). Conventions: psi_X(z)
 The moments route is here; the density route is ``_jacobian_spectrum``:
 
 * **Moments** (``jacobian_moments``): the moments of D^2 are Gaussian expectations (the graded
-  quadrature engine, ``varprop.moments._quadrature``); the S-transform algebra is done on truncated power
+  quadrature engine, ``varprop.gaussian._quadrature``); the S-transform algebra is done on truncated power
   series, exact to rounding. The linear Gaussian net gives the Fuss-Catalan numbers
   binom((L+1)k, k) / (Lk + 1) (the moments of a product of L Wishart matrices), the linear orthogonal
   net m_k = sigma_w^(2Lk).
@@ -37,9 +37,9 @@ from numpy.typing import NDArray
 
 from .._errors import VarpropValueError
 from .._validation import check_positive_int, check_real
+from ..activations import activation as resolve_activation
 from ..activations._activation import Activation
-from ..moments._engine import resolve_activation
-from ..moments._quadrature import gaussian_expectation
+from ..gaussian import gaussian_expectation
 from ._variance_map import check_std, fixed_point
 
 __all__ = ["DISTRIBUTIONS", "SpectrumSetup", "jacobian_moment_series", "jacobian_moments", "spectrum_setup"]

@@ -277,12 +277,9 @@ def predict_jacobian_spectrum(
     over many decades at any depth L >> 1.
 
     Args:
-        act: activation spec, ``Activation`` or callable.
-        weight_std: sigma_w > 0.
-        depth: L, the number of layers (weight matrix followed by the activation).
-        bias_std: sigma_b >= 0.
-        q: the pre-activation variance; default the stable fixed point q* of the variance map.
-        distribution: ``"gaussian"`` or ``"orthogonal"`` weights.
+        act, weight_std, depth, bias_std, q, distribution: as in ``jacobian_moments`` (the activation, sigma_w > 0,
+            the number of layers L, sigma_b >= 0, the pre-activation variance (default the stable fixed point q*),
+            ``"gaussian"`` or ``"orthogonal"`` weights).
         points_per_decade: grid density (finer where the spectrum is narrow).
 
     Returns:

@@ -25,7 +25,8 @@ from numpy.typing import NDArray
 
 from .._errors import VarpropValueError
 from .._validation import check_positive_int, check_real
-from ..moments._engine import moments, resolve_activation
+from ..activations import activation as resolve_activation
+from ..gaussian import moments
 from ._variance_map import stability
 
 __all__ = ["QCurve", "q_curve", "q_limits", "stability_slopes"]

@@ -17,7 +17,7 @@ from the heat-equation identity (the Gaussian density's own derivative in the va
 valid for any g with finite moments, including discontinuous ones. With the gain that makes q the
 fixed point, slope(q) = q F'(q) / F(q) = 1 + d ln c(q) / d ln q, c(q) = E[phi(sqrt(q) z)^2] / q.
 
-Every expectation goes through the graded Gauss-Legendre engine ``varprop.moments._quadrature``.
+Every expectation goes through the graded Gauss-Legendre engine ``varprop.gaussian._quadrature``.
 """
 
 from __future__ import annotations
@@ -32,11 +32,9 @@ from numpy.typing import NDArray
 
 from .._errors import VarpropValueError
 from .._validation import as_real_array, check_real
-from ..activations._activation import Activation
-from ..moments._engine import Scalar, _unwrap, resolve_activation
-from ..moments._quadrature import gaussian_expectation
-from ..moments._roots import ROOT_NOISE, scan_roots
-from ..moments._singular import refuse_singular
+from ..activations import Activation
+from ..activations import activation as resolve_activation
+from ..gaussian import ROOT_NOISE, Scalar, float_or_array, gaussian_expectation, refuse_singular, scan_roots
 from ._verdicts import NEUTRAL_TOLERANCE, phase, stability_verdict
 
 __all__ = [
@@ -176,7 +174,7 @@ def depth_scale(factor: Any) -> Any:
     with np.errstate(divide="ignore"):
         scale = np.where(factor_a == 0.0, 0.0, -1.0 / np.log(np.where(factor_a == 0.0, 0.5, factor_a)))
     scale = np.where(np.abs(np.asarray(factor, dtype=np.float64) - 1.0) <= NEUTRAL_TOLERANCE, np.inf, scale)
-    return _unwrap(scale)
+    return float_or_array(scale)
 
 
 # ---------------------------------------------------------------------------------------------- maps
@@ -208,7 +206,7 @@ class VarianceMap:
         """q' = weight_std^2 E[phi(sqrt(q) z)^2] + bias_std^2, vectorized over q."""
         q = self._var(var)
         (second,) = gaussian_rows(self.activation, self.bias_mean, q, ["second"])
-        return _unwrap(self.weight_std**2 * second + self.bias_std**2)
+        return float_or_array(self.weight_std**2 * second + self.bias_std**2)
 
     def slope(self, var: Any) -> Scalar:
         """dq'/dq = weight_std^2 E[(z^2 - 1) phi(sqrt(q) z)^2] / (2q) (heat equation; exact limit at q = 0)."""
@@ -219,7 +217,7 @@ class VarianceMap:
             derivative = np.where(positive, second_dvar / np.where(positive, q, 1.0), 0.0)
         if not positive.all():
             derivative = np.where(positive, derivative, second_moment_dvar_at_zero(self.activation, self.bias_mean))
-        return _unwrap(self.weight_std**2 * derivative)
+        return float_or_array(self.weight_std**2 * derivative)
 
     def backward(self, var: Any) -> Scalar:
         """Gradient second-moment factor per layer, weight_std^2 E[phi'(sqrt(q) z)^2] (chi_1 at a fixed point).
@@ -231,7 +229,7 @@ class VarianceMap:
         (deriv,) = gaussian_rows(self.activation, self.bias_mean, q, ["deriv"])
         if (q == 0).any():
             deriv = np.where(q == 0, _deriv_second_moment_at_zero(self.activation, self.bias_mean), deriv)
-        return _unwrap(self.weight_std**2 * deriv)
+        return float_or_array(self.weight_std**2 * deriv)
 
     def iterate(self, var: Any, depth: int) -> FloatArray:
         """The deterministic trajectory q_0 = var, q_1 = F(q_0), ..., q_depth (shape ``(depth + 1, *shape)``)."""
@@ -297,8 +295,8 @@ class MeanVarianceMap:
         var_a = as_real_array("var", var, minimum=0.0)
         first, second = gaussian_rows(self.activation, mean_a, var_a, ["first", "second"])
         return (
-            _unwrap(self.weight_sum * first + self.bias_mean),
-            _unwrap(self.weight_std**2 * second + self.bias_std**2),
+            float_or_array(self.weight_sum * first + self.bias_mean),
+            float_or_array(self.weight_std**2 * second + self.bias_std**2),
         )
 
     def jacobian(self, mean: float, var: float) -> FloatArray:
@@ -576,13 +574,13 @@ def stability(act: Any, var: Any = 1.0) -> Stability:
     depth_c = np.asarray(depth_scale(chi1), dtype=np.float64)
     verdicts = np.vectorize(stability_verdict, otypes=[object])(kinds, slope, doubling, q, chi1, depth_c).astype(str)
     return Stability(
-        var=_unwrap(q),
-        weight_std=_unwrap(np.sqrt(gain_sq)),
-        slope=_unwrap(slope),
+        var=float_or_array(q),
+        weight_std=float_or_array(np.sqrt(gain_sq)),
+        slope=float_or_array(slope),
         kind=kind,
-        chi1=_unwrap(chi1),
+        chi1=float_or_array(chi1),
         depth_scale_q=depth_scale(slope),
-        doubling_depth=_unwrap(doubling),
+        doubling_depth=float_or_array(doubling),
         verdict=str(verdicts) if verdicts.ndim == 0 else verdicts,
         phase=phase(chi1),
         depth_scale_c=depth_scale(chi1),

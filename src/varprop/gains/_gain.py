@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from .._errors import ConvergenceError, VarpropValueError
 from .._validation import as_real_array, check_positive_int
-from ..moments._engine import Scalar, _unwrap, moments
+from ..gaussian import Scalar, float_or_array, moments
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -60,7 +60,7 @@ def _gains(act: Any, var: Any, mode: str = "fan_avg") -> tuple[Scalar, Scalar]:
             f"no finite gain for {act!r} at var={var!r}: E[phi^2] or E[phi'^2] is zero there "
             "(the activation kills the signal; choose another target variance)"
         )
-    return _unwrap(forward), _unwrap(backward)
+    return float_or_array(forward), float_or_array(backward)
 
 
 def gain(act: Any, var: Any = 1.0, mode: Mode = "fan_in") -> Scalar:
@@ -94,7 +94,7 @@ def gain(act: Any, var: Any = 1.0, mode: Mode = "fan_in") -> Scalar:
     if mode == "fan_out":
         return backward
     forward_a, backward_a = np.asarray(forward), np.asarray(backward)
-    return _unwrap(np.sqrt(2.0 / (1.0 / forward_a**2 + 1.0 / backward_a**2)))
+    return float_or_array(np.sqrt(2.0 / (1.0 / forward_a**2 + 1.0 / backward_a**2)))
 
 
 def _weight_std(act: Any, fan_in: int, fan_out: int | None, var: Any, mode: str) -> FloatArray:
@@ -162,7 +162,7 @@ def weight_std(
             stacklevel=2,
         )
         std = std / TRUNCATED_NORMAL_STD if distribution == "truncated_normal" else std * _UNIFORM_BOUND_PER_STD
-    return _unwrap(std)
+    return float_or_array(std)
 
 
 def uniform_bound(act: Any, fan_in: int, fan_out: int | None = None, var: Any = 1.0, mode: Mode = "fan_in") -> Scalar:
@@ -172,11 +172,7 @@ def uniform_bound(act: Any, fan_in: int, fan_out: int | None = None, var: Any = 
     a = sqrt(6 / fan_in); ``torch.nn.init.kaiming_uniform_``'s bound).
 
     Args:
-        act: activation spec, ``Activation`` or callable.
-        fan_in: inputs per output unit.
-        fan_out: outputs per input unit; required for ``fan_out`` and ``fan_avg``.
-        var: pre-activation variance to preserve.
-        mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
+        act, fan_in, fan_out, var, mode: as in ``weight_std``.
 
     Returns:
         The bound a (a float, or an array for array ``var``).
@@ -185,7 +181,7 @@ def uniform_bound(act: Any, fan_in: int, fan_out: int | None = None, var: Any = 
         >>> round(uniform_bound("relu", fan_in=6), 12)  # sqrt(6 / 6)
         1.0
     """
-    return _unwrap(_weight_std(act, fan_in, fan_out, var, mode) * _UNIFORM_BOUND_PER_STD)
+    return float_or_array(_weight_std(act, fan_in, fan_out, var, mode) * _UNIFORM_BOUND_PER_STD)
 
 
 def truncated_normal_scale(
@@ -197,11 +193,7 @@ def truncated_normal_scale(
     JAX's ``variance_scaling`` uses), so s = weight_std / 0.87962566103423978.
 
     Args:
-        act: activation spec, ``Activation`` or callable.
-        fan_in: inputs per output unit.
-        fan_out: outputs per input unit; required for ``fan_out`` and ``fan_avg``.
-        var: pre-activation variance to preserve.
-        mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
+        act, fan_in, fan_out, var, mode: as in ``weight_std``.
 
     Returns:
         The scale s (a float, or an array for array ``var``).
@@ -210,4 +202,4 @@ def truncated_normal_scale(
         >>> round(truncated_normal_scale("relu", fan_in=2) * 0.87962566103423978, 12)
         1.0
     """
-    return _unwrap(_weight_std(act, fan_in, fan_out, var, mode) / TRUNCATED_NORMAL_STD)
+    return float_or_array(_weight_std(act, fan_in, fan_out, var, mode) / TRUNCATED_NORMAL_STD)

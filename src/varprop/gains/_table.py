@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .._validation import check_real
-from ..activations._activation import Activation
-from ..moments._engine import moments, resolve_activation
+from ..activations import Activation, activation_definition, registered_activations
+from ..activations import activation as resolve_activation
+from ..gaussian import moments
 from ._gain import gain
 
 __all__ = ["TORCH_GAIN_SOURCE", "TableRow", "gain_table", "torch_gain"]
@@ -96,8 +97,6 @@ def _registry_specs() -> list[str]:
     ``threshold(threshold, value)`` has no defaults in torch; it is listed as
     ``threshold(threshold=0.0, value=0.0)`` (which is ReLU).
     """
-    from ..activations._registry import activation_definition, registered_activations
-
     specs = []
     for name in registered_activations():
         required = [param.name for param in activation_definition(name).params if param.default is None]

@@ -21,13 +21,13 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from ..dynamics import edge_of_chaos
 from ..gains import gain, weight_std
-from ..moments._engine import moments
+from ..gaussian import moments
 from ..selu import selu_jacobian, selu_parameters
 
 __all__ = ["GROUPS", "NUMERICAL_RTOL", "ReproRow", "ReproTable", "reproduce_table", "rounding_tolerance"]
@@ -176,6 +176,32 @@ def rounding_tolerance(published: str, digits: str = "rounded") -> float:
 
 
 @dataclass(frozen=True)
+class _Call:
+    """A call of varprop's public API: its text, as the table shows it, and the function that makes it."""
+
+    text: str
+    compute: Callable[[], float]
+
+
+def _gain_squared(spec: str, mode: Literal["fan_in", "fan_out"] = "fan_in") -> _Call:
+    """``gain(spec) ** 2`` (n Var[w]), with ``mode`` when it is not the default."""
+    arguments = f'"{spec}"' if mode == "fan_in" else f'"{spec}", mode="{mode}"'
+    return _Call(f"gain({arguments}) ** 2", lambda: float(gain(spec, mode=mode)) ** 2)
+
+
+def _moment(act: str, name: Literal["mean", "second_moment"]) -> _Call:
+    """``moments(act).<name>`` at variance 1."""
+    return _Call(f'moments("{act}").{name}', lambda: float(getattr(moments(act), name)))
+
+
+def _edge(act: str, bias_std: float, name: Literal["weight_std", "q"]) -> _Call:
+    """``edge_of_chaos(act, bias_std).<name>``."""
+    return _Call(
+        f'edge_of_chaos("{act}", {bias_std!r}).{name}', lambda: float(getattr(edge_of_chaos(act, bias_std), name))
+    )
+
+
+@dataclass(frozen=True)
 class _Spec:
     """How to build one row: the published side as data, the varprop side as a call."""
 
@@ -184,8 +210,7 @@ class _Spec:
     published: str
     published_value: float
     source: str
-    call: str
-    compute: Callable[[], float]
+    call: _Call
     # How the published decimal relates to the exact value: "rounded" (half a unit in the last digit),
     # "truncated" (rounded or truncated: one unit in the last digit) or "exact" (no rounding allowance).
     digits: str = "rounded"
@@ -196,41 +221,18 @@ class _Spec:
 
 
 def _build(spec: _Spec) -> ReproRow:
+    published = (spec.group, spec.quantity, spec.published, spec.published_value, spec.source, spec.call.text)
     try:
-        value = float(spec.compute())
+        value = float(spec.call.compute())
     except ImportError as exc:  # a part of varprop not present in this build
-        return ReproRow(
-            spec.group,
-            spec.quantity,
-            spec.published,
-            spec.published_value,
-            spec.source,
-            spec.call,
-            None,
-            None,
-            None,
-            "skipped",
-            f"not available in this build ({exc})",
-        )
+        return ReproRow(*published, None, None, None, "skipped", f"not available in this build ({exc})")
     difference = value - spec.published_value
     tolerance: float | None = None
     status = "info"
     if spec.checked:
         tolerance = rounding_tolerance(spec.published, spec.digits) + spec.rtol * abs(spec.published_value) + spec.atol
         status = "ok" if abs(difference) <= tolerance else "FAIL"
-    return ReproRow(
-        spec.group,
-        spec.quantity,
-        spec.published,
-        spec.published_value,
-        spec.source,
-        spec.call,
-        value,
-        difference,
-        tolerance,
-        status,
-        spec.note,
-    )
+    return ReproRow(*published, value, difference, tolerance, status, spec.note)
 
 
 # ------------------------------------------------------------------------------------------ the rows
@@ -245,8 +247,7 @@ def _he_specs() -> list[_Spec]:
             "2",
             2.0,
             "eq. (10): ½ n Var[w] = 1",
-            'gain("relu") ** 2',
-            lambda: float(gain("relu")) ** 2,
+            _gain_squared("relu"),
             digits="exact",
         ),
         _Spec(
@@ -255,14 +256,12 @@ def _he_specs() -> list[_Spec]:
             "2",
             2.0,
             "eq. (14): ½ n_out Var[w] = 1",
-            'gain("relu", mode="fan_out") ** 2',
-            lambda: float(gain("relu", mode="fan_out")) ** 2,
+            _gain_squared("relu", mode="fan_out"),
             digits="exact",
         ),
     ]
     # 0.25 is He et al.'s initial PReLU slope; 0.01 torch's leaky_relu default; 0.5 a steep one.
     for slope in (0.01, 0.25, 0.5):
-        spec = f"prelu(init={slope})"
         specs.append(
             _Spec(
                 group,
@@ -270,8 +269,7 @@ def _he_specs() -> list[_Spec]:
                 f"2/(1+{slope}²)",
                 2.0 / (1.0 + slope * slope),
                 "eq. (15): ½ (1 + a²) n Var[w] = 1",
-                f'gain("{spec}") ** 2',
-                lambda spec=spec: float(gain(spec)) ** 2,  # type: ignore[misc]
+                _gain_squared(f"prelu(init={slope})"),
                 digits="exact",
             )
         )
@@ -288,8 +286,7 @@ def _seed_specs() -> list[_Spec]:
             "0.645",
             0.645,
             "answer: 'This gives ≈ 0.645' (sampling)",
-            'moments("elu").second_moment',
-            lambda: float(moments("elu").second_moment),
+            _moment("elu", "second_moment"),
             note=sampled,
         ),
         _Spec(
@@ -298,8 +295,7 @@ def _seed_specs() -> list[_Spec]:
             "1.55",
             1.55,
             "answer: 'The inverse of this is ≈ 1.55'",
-            'gain("elu") ** 2',
-            lambda: float(gain("elu")) ** 2,
+            _gain_squared("elu"),
             note="1/0.645 rounded; the answer then writes Var[w] = sqrt(1.55/n), which is std[w]",
         ),
         _Spec(
@@ -308,8 +304,7 @@ def _seed_specs() -> list[_Spec]:
             "0.644945417492924",
             0.644945417492924,
             "seed notes (40-digit quadrature)",
-            'moments("elu").second_moment',
-            lambda: float(moments("elu").second_moment),
+            _moment("elu", "second_moment"),
         ),
         _Spec(
             group,
@@ -317,8 +312,7 @@ def _seed_specs() -> list[_Spec]:
             "1.55051880806793",
             1.55051880806793,
             "seed notes (40-digit quadrature)",
-            'gain("elu") ** 2',
-            lambda: float(gain("elu")) ** 2,
+            _gain_squared("elu"),
         ),
         _Spec(
             group,
@@ -326,8 +320,7 @@ def _seed_specs() -> list[_Spec]:
             "1.24519830070071",
             1.24519830070071,
             "seed notes (40-digit quadrature)",
-            'weight_std("elu", fan_in=1)',
-            lambda: float(weight_std("elu", fan_in=1)),
+            _Call('weight_std("elu", fan_in=1)', lambda: float(weight_std("elu", fan_in=1))),
             note="the answer's sqrt(1.55/n), which it calls Var[w], is this standard deviation",
         ),
     ]
@@ -352,8 +345,7 @@ def _klambauer_specs() -> list[_Spec]:
             "1.6732632423543772848",
             1.6732632423543772848,
             "eq. (14), solved for mean 0, variance 1",
-            "selu_parameters()[0]",
-            lambda: _selu_parameters()[0],
+            _Call("selu_parameters()[0]", lambda: _selu_parameters()[0]),
             rtol=1e-14,
         ),
         _Spec(
@@ -362,8 +354,7 @@ def _klambauer_specs() -> list[_Spec]:
             "1.0507009873554804934",
             1.0507009873554804934,
             "eq. (14), solved for mean 0, variance 1",
-            "selu_parameters()[1]",
-            lambda: _selu_parameters()[1],
+            _Call("selu_parameters()[1]", lambda: _selu_parameters()[1]),
             rtol=1e-14,
         ),
         _Spec(
@@ -372,8 +363,7 @@ def _klambauer_specs() -> list[_Spec]:
             "0",
             0.0,
             "(μ, ν) = (0, 1) is the fixed point",
-            'moments("selu").mean',
-            lambda: float(moments("selu").mean),
+            _moment("selu", "mean"),
             digits="exact",
             atol=1e-15,
             note="atol 1e-15: the engine's absolute accuracy where the exact value is 0",
@@ -384,8 +374,7 @@ def _klambauer_specs() -> list[_Spec]:
             "1",
             1.0,
             "(μ, ν) = (0, 1) is the fixed point",
-            'moments("selu").second_moment',
-            lambda: float(moments("selu").second_moment),
+            _moment("selu", "second_moment"),
             digits="exact",
         ),
         _Spec(
@@ -394,8 +383,7 @@ def _klambauer_specs() -> list[_Spec]:
             "0.088834",
             0.088834,
             "Jacobian J(0, 1) in the text",
-            "selu_jacobian()",
-            lambda: float(_selu_jacobian()[0, 1]),
+            _Call("selu_jacobian()", lambda: float(_selu_jacobian()[0, 1])),
             digits="truncated",
             note=(
                 "0.0888347551 (also by 30-digit mpmath, tests/test_reproduce.py) rounds to 0.088835; the printed "
@@ -408,8 +396,7 @@ def _klambauer_specs() -> list[_Spec]:
             "0.782648",
             0.782648,
             "Jacobian J(0, 1) in the text",
-            "selu_jacobian()",
-            lambda: float(_selu_jacobian()[1, 1]),
+            _Call("selu_jacobian()", lambda: float(_selu_jacobian()[1, 1])),
             note=jacobian_note,
         ),
         _Spec(
@@ -418,19 +405,10 @@ def _klambauer_specs() -> list[_Spec]:
             "0.7877",
             0.7877,
             "'the spectral norm of J(0, 1) is 0.7877 < 1'",
-            "numpy.linalg.norm(selu_jacobian(), 2)",
-            lambda: float(np.linalg.norm(_selu_jacobian(), 2)),
+            _Call("numpy.linalg.norm(selu_jacobian(), 2)", lambda: float(np.linalg.norm(_selu_jacobian(), 2))),
             note="< 1: (0, 1) is an attracting fixed point",
         ),
     ]
-
-
-def _eoc_weight_std(act: str, bias_std: float) -> float:
-    return float(edge_of_chaos(act, bias_std).weight_std)
-
-
-def _eoc_q(act: str, bias_std: float) -> float:
-    return float(edge_of_chaos(act, bias_std).q)
 
 
 def _edge_of_chaos_specs() -> list[_Spec]:
@@ -443,8 +421,7 @@ def _edge_of_chaos_specs() -> list[_Spec]:
             "1",
             1.0,
             "Poole et al. 2016; Schoenholz et al. 2017, fig. 1",
-            'edge_of_chaos("tanh", 0.0).weight_std',
-            lambda: _eoc_weight_std("tanh", 0.0),
+            _edge("tanh", 0.0, "weight_std"),
             digits="exact",
             note="χ1 = σ_w² tanh'(0)² = 1 at the fixed point q* = 0",
         ),
@@ -454,8 +431,7 @@ def _edge_of_chaos_specs() -> list[_Spec]:
             "√2",
             math.sqrt(2.0),
             "Hayou et al. 2019: the EOC of ReLU is {(0, √2)}",
-            'edge_of_chaos("relu", 0.0).weight_std',
-            lambda: _eoc_weight_std("relu", 0.0),
+            _edge("relu", 0.0, "weight_std"),
             digits="exact",
             note="He et al.'s gain: every q is a fixed point",
         ),
@@ -465,8 +441,7 @@ def _edge_of_chaos_specs() -> list[_Spec]:
             "1.1775",
             1.1775,
             "Hayou et al. 2019, by Monte Carlo",
-            'edge_of_chaos("elu", 0.1).weight_std',
-            lambda: _eoc_weight_std("elu", 0.1),
+            _edge("elu", 0.1, "weight_std"),
             checked=False,
             note="Monte Carlo estimate without error bar: off by more than its rounding (0.11%)",
         ),
@@ -476,8 +451,7 @@ def _edge_of_chaos_specs() -> list[_Spec]:
             "1.17614847370737",
             1.17614847370737,
             reference,
-            'edge_of_chaos("elu", 0.1).weight_std',
-            lambda: _eoc_weight_std("elu", 0.1),
+            _edge("elu", 0.1, "weight_std"),
         ),
         _Spec(
             group,
@@ -485,8 +459,7 @@ def _edge_of_chaos_specs() -> list[_Spec]:
             "0.437829230128171",
             0.437829230128171,
             reference,
-            'edge_of_chaos("elu", 0.1).q',
-            lambda: _eoc_q("elu", 0.1),
+            _edge("elu", 0.1, "q"),
         ),
     ]
 

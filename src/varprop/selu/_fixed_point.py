@@ -30,7 +30,7 @@ from scipy.special import erfcx, ndtr
 from .._errors import VarpropValueError
 from .._validation import check_real
 from ..activations._activation import Activation
-from ..moments._quadrature import gaussian_expectation
+from ..gaussian import gaussian_expectation
 
 __all__ = ["selu_jacobian", "selu_moment_map", "selu_parameters"]
 
@@ -223,12 +223,7 @@ def selu_jacobian(
     omega = 0, tau = 1 and (alpha_01, lambda_01) it is [[0, 0.088834], [0, 0.782648]], spectral norm 0.7877.
 
     Args:
-        mean: mu.
-        var: nu > 0.
-        alpha: SELU's alpha (default alpha_01).
-        scale: SELU's lambda (default lambda_01).
-        weight_sum: omega.
-        weight_sum_squares: tau > 0.
+        mean, var, alpha, scale, weight_sum, weight_sum_squares: as in ``selu_moment_map``.
 
     Returns:
         The 2 x 2 Jacobian [[dmu~/dmu, dmu~/dnu], [dnu~/dmu, dnu~/dnu]].

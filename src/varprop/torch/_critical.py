@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from .._errors import VarpropValueError
+from .. import VarpropValueError
 from ..activations import Activation
 from ..dynamics import CriticalPoint, critical_point
 from .graph.activations import activation_of_function, activation_of_method, activation_of_module

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import VarpropTypeError, VarpropValueError
+from .. import VarpropTypeError, VarpropValueError
 
 __all__ = ["resolve_keep"]
 

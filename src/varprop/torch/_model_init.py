@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import VarpropTypeError, VarpropValueError, VarpropWarning
+from .. import VarpropTypeError, VarpropValueError, VarpropWarning
 from ..validation import check_real
+from ._calibration_batch import calibration_batch, example_tensors
 from ._critical import OBJECTIVES, critical_settings, model_critical_point
 from ._keep import resolve_keep
 from .distributed import sharding as _distributed
@@ -59,21 +60,6 @@ def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.get_default_dtype()
 
 
-def _tensors(name: str, value: Any) -> tuple[torch.Tensor, ...]:
-    items = (value,) if isinstance(value, torch.Tensor) else value
-    if not isinstance(items, (tuple, list)) or not items or not all(isinstance(t, torch.Tensor) for t in items):
-        raise VarpropTypeError(
-            f"{name} must be a tensor, a tuple of tensors or a shape (tuple of ints), got {type(value).__name__}"
-            + (f" {value!r}" if not isinstance(value, torch.Tensor) and len(repr(value)) < 80 else "")
-        )
-    for position, tensor in enumerate(items):
-        if tensor.is_complex() or tensor.dtype == torch.bool:
-            raise VarpropTypeError(f"{name}[{position}] has dtype {tensor.dtype}; pass a floating (or index) tensor")
-        if tensor.is_floating_point() and tensor.numel() and not bool(torch.isfinite(tensor).all()):
-            raise VarpropValueError(f"{name}[{position}] contains NaN or infinite values")
-    return tuple(items)
-
-
 def _example(
     model: nn.Module, example_input: Any, input_var: float | None, generator: torch.Generator | None
 ) -> tuple[tuple[torch.Tensor, ...], bool]:
@@ -90,54 +76,7 @@ def _example(
             return (torch.randint(0, first.num_embeddings, shape, generator=generator, device=device),), True
         sample = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
         return (sample.mul_(math.sqrt(1.0 if input_var is None else input_var)).to(dtype),), True  # (in place)
-    return tuple(t.detach().clone() for t in _tensors("example_input", example_input)), False
-
-
-# Index entries a synthesized token batch holds at least: calibrated on the 8 x 16 example ids of a 2-layer GPT-2 or
-# Llama (vocabulary 128), a fresh batch measures attention outputs at 1.10-1.15x their targets; on 32 x 16 or
-# 64 x 16 ids resampled from the example every layer of GPT-2, Llama and BERT is within [0.9, 1.1]
-# (tests/test_zoo_hf.py::test_hf_model_calibrated).
-_TOKEN_ENTRIES = 1024
-
-
-def _token_batch(ids: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """``calibrate="gaussian"`` for one integer input (token ids): ids drawn i.i.d. from the example's own entries
-    (its index histogram, the analogue of a Gaussian with the example's mean and variance), with as many rows
-    (leading dim) as give at least ``_TOKEN_ENTRIES`` entries, and never fewer than the example's."""
-    per_row = max(ids[0].numel(), 1)
-    rows = max(ids.shape[0], -(-_TOKEN_ENTRIES // per_row))
-    flat = ids.reshape(-1)
-    if not flat.numel():
-        return ids
-    picks = torch.randint(0, flat.numel(), (rows * per_row,), generator=generator, device=torch.device("cpu"))
-    return flat[picks.to(flat.device)].reshape(rows, *ids.shape[1:])
-
-
-def _calibration_batch(
-    calibrate: Any, example: tuple[torch.Tensor, ...], input_var: float | None, generator: torch.Generator | None
-) -> tuple[torch.Tensor, ...] | None:
-    if calibrate is None:
-        return None
-    if isinstance(calibrate, str):
-        if calibrate != "gaussian":
-            raise VarpropValueError(
-                f"unknown calibrate {calibrate!r}; valid choices: None, 'gaussian', or a batch tensor"
-            )
-        if len(example) == 1 and not example[0].is_floating_point() and example[0].dim() >= 1:
-            return (_token_batch(example[0], generator),)
-        batch = []
-        for tensor in example:
-            if not tensor.is_floating_point():
-                batch.append(tensor)
-                continue
-            data = tensor.double()
-            mean = float(data.mean())
-            var = input_var if input_var is not None else (float(data.var()) if data.numel() > 1 else 1.0)
-            del data  # (freed before the noise is drawn; the noise scaled in place: the same bits, no temporaries)
-            noise = torch.randn(tensor.shape, generator=generator, device=tensor.device, dtype=torch.float32)
-            batch.append(noise.mul_(math.sqrt(var)).add_(mean).to(tensor.dtype))
-        return tuple(batch)
-    return tuple(t.detach() for t in _tensors("calibrate", calibrate))
+    return tuple(t.detach().clone() for t in example_tensors("example_input", example_input)), False
 
 
 def _note_frozen(model: nn.Module, ctx: Context, kept: dict[int, str]) -> None:
@@ -262,9 +201,9 @@ def init_model(
         example_input: a tensor, a tuple of tensors (positional arguments of ``forward``) or a shape.
         target_var: variance of every weight layer's output (pre-activation).
         input_var: variance of the input; defaults to the example's measured variance (1 for a shape).
-        calibrate: ``None``, ``"gaussian"`` (a fresh N(mean, input_var) batch shaped like the example; for a single
-            integer input, token ids, ids drawn from the example's own, with at least 1024 of them) or a batch
-            (tensor or tuple of tensors).
+        calibrate: ``None``, ``"gaussian"`` (a fresh N(mean, input_var) batch shaped like the example, with at
+            least 64 rows: one forward pass on them; for a single integer input, token ids, ids drawn from the
+            example's own, with at least 1024 of them) or a batch (tensor or tuple of tensors).
         distribution: ``"normal"``, ``"truncated_normal"``, ``"uniform"``, ``"orthogonal"`` (each weight matrix a
             scaled Haar semi-orthogonal one, Saxe et al. 2014) or ``"delta_orthogonal"`` (convolutions: an orthogonal
             matrix at the kernel's centre tap, zero elsewhere, Xiao et al. 2018); all of the same std (see ``init_``).
@@ -358,7 +297,7 @@ def init_model(
     mesh = _distributed.prepare_model(model) if is_sharded(model) else None
     seed = fresh_seed(generator) if mesh is None else _distributed.agreed_seed(generator, mesh)
     example, synthetic = _example(model, example_input, input_variance, generator)
-    batch = _calibration_batch(calibrate, example, input_variance, generator)
+    batch = calibration_batch(model, calibrate, example, input_variance, generator)
     options = _Options(
         target=target,
         input_var=input_variance,
@@ -416,7 +355,8 @@ def _initialize(
     options: _Options,
     started: float,
 ) -> InitReport:
-    names = {id(p): name for name, p in model.named_parameters()}
+    named = list(model.named_parameters())  # (one walk over the modules for the three uses below)
+    names = {id(p): name for name, p in named}
     graph = build_graph(model, example) if mesh is None else _distributed.build_graph(model, example)
     traced = time.perf_counter()
     ctx = Context(
@@ -429,8 +369,8 @@ def _initialize(
         sharding=None if mesh is None else _distributed.MeshSharding(mesh),
         forget_bias=options.forget_bias,
     )
-    ctx.keep_draws = keeps_draws(list(model.parameters()))
-    for param in model.parameters():
+    ctx.keep_draws = keeps_draws([param for _, param in named])
+    for _, param in named:
         if not is_dtensor(param):
             where = (param.device, param.dtype)
             ctx.largest[where] = max(ctx.largest.get(where, 0), param.numel())
@@ -499,6 +439,8 @@ def _initialize(
         )
         ctx.warn(message)
         warnings.warn(message, VarpropWarning, stacklevel=3)  # (_initialize <- init_model <- the user's call)
+    if ctx.step_variances:
+        settings["step_variances"] = {key: list(values) for key, values in ctx.step_variances.items()}
     if options.kept:
         settings["kept_parameters"] = list(options.kept.values())
     outputs = [(s.pooled_mean, s.variance) for s in (measured_uses.get(id(s), s) for s in output_stats(output))]

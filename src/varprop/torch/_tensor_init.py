@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._errors import VarpropTypeError, VarpropWarning
+from .. import VarpropTypeError, VarpropWarning
 from ..gains import MODES, gain
 from ..validation import check_real
 from .distributed import sharding

@@ -180,7 +180,7 @@ def _pole_candidates(node: _Node) -> list[float]:
     """Candidate singular points: zeros of denominators and of the bases of negative powers.
 
     Whether the formula is really unbounded there (``sin(x)/x`` is not) is decided numerically by
-    ``varprop.moments._singular.singular_points``; the kinks (zeros of log and sqrt arguments, ...) are
+    ``_singular_points.singular_points``; the kinks (zeros of log and sqrt arguments, ...) are
     candidates too.
     """
     candidates: list[float] = []
@@ -253,7 +253,7 @@ def _singular_arguments(node: _Node) -> tuple[list[_Node], list[_Node], list[flo
         ``(sought, domain, structural)``: ``sought`` holds the denominators, bases of negative powers, arguments of
         log and sqrt (log1p: argument + 1) and bases of non-integer powers whose zeros ``_zeros`` cannot
         read off the structure (``x**2 - 1``, ``sin(x)``, ``exp(x) - 2``); their zeros are found numerically
-        (``varprop.moments._singular_search``). ``domain`` holds the arguments of log, log1p (+ 1) and sqrt and the
+        (``_singular_search``). ``domain`` holds the arguments of log, log1p (+ 1) and sqrt and the
         bases of non-integer powers: where one of them is negative the formula is not real. ``structural``
         holds the zeros ``_zeros`` reads off non-affine arguments (0 for ``log(x**2)``): located exactly, but
         the argument underflows next to them, so they are integrated as numerically located points.

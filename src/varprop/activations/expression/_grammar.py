@@ -42,8 +42,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..._errors import VarpropTypeError, VarpropValueError, VarpropWarning
-from ...moments._singular import SingularPoint, singular_points
-from ...moments._singular_search import REACH_STD, negative_intervals, real_zeros, snap_exponent
 from .._activation import Activation
 from ._calculus import (
     _affine,
@@ -54,6 +52,8 @@ from ._calculus import (
     _structure,
     _walk,
 )
+from ._singular_points import SingularPoint, singular_points
+from ._singular_search import REACH_STD, negative_intervals, real_zeros, snap_exponent
 from ._tree import (
     _BINARY_OPS,
     _FUNCTIONS,
@@ -391,7 +391,7 @@ def expression_activation(
 class _SingularSearch:
     """The singular points of a formula over an interval: exactly located ones plus numerically found roots.
 
-    Called as ``search(low, high, anchors)`` (``varprop.moments._singular.SingularSearch``) by the moment engine with
+    Called as ``search(low, high, anchors)`` (``_singular_points.SingularSearch``) by the moment engine with
     the Gaussian's reach; raises ``VarpropValueError`` where a log / sqrt argument or the base of a
     non-integer power is negative inside it (the formula is not real there).
     """

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..._errors import VarpropError, VarpropValueError
+from ... import VarpropError, VarpropValueError
 from ..graph.trace import build_graph as build_plain_graph
 from ..propagation.layers import input_maps
 from ..propagation.plan import Context, Recipe, Spatial

@@ -1,7 +1,9 @@
 """From torch to the activation registry: modules, functions and tensor methods as ``Activation`` values.
 
 One table per way torch spells an activation (``nn.ELU(alpha=0.5)``, ``F.elu(x, 0.5)``, ``x.relu()``); each maps to a
-registry name plus the parameters read from the call, and ``varprop.activation`` builds the ``Activation``.
+registry name plus the parameters read from the call, and ``varprop.activation`` builds the ``Activation``. The tables
+are derived, at import, from the activation definitions' torch names (``TorchNames`` in
+``varprop.activations._builtin``): adding an activation there makes the adapter recognize it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
-from ..._errors import VarpropTypeError, VarpropValueError
-from ...activations import Activation, activation
+from ... import VarpropTypeError, VarpropValueError
+from ...activations import Activation, activation, activation_definition, registered_activations
 
 __all__ = [
     "ACTIVATION_MODULE_TYPES",
@@ -43,98 +44,56 @@ def _cached_activation(spec: Any, params: tuple[tuple[str, Any], ...]) -> Activa
     return activation(spec, **dict(params))
 
 
-# Module classes: registry name and the attributes that are its parameters (torch's names). Order matters for
-# subclasses: ReLU6 is a Hardtanh.
-_MODULES: tuple[tuple[type[nn.Module], str, tuple[str, ...]], ...] = (
-    (nn.ReLU6, "relu6", ()),
-    (nn.ReLU, "relu", ()),
-    (nn.LeakyReLU, "leaky_relu", ("negative_slope",)),
-    (nn.RReLU, "rrelu", ("lower", "upper")),
-    (nn.ELU, "elu", ("alpha",)),
-    (nn.CELU, "celu", ("alpha",)),
-    (nn.SELU, "selu", ()),
-    (nn.GELU, "gelu", ("approximate",)),
-    (nn.SiLU, "silu", ()),
-    (nn.Mish, "mish", ()),
-    (nn.Softplus, "softplus", ("beta", "threshold")),
-    (nn.Hardtanh, "hardtanh", ("min_val", "max_val")),
-    (nn.Hardswish, "hardswish", ()),
-    (nn.Hardsigmoid, "hardsigmoid", ()),
-    (nn.Sigmoid, "sigmoid", ()),
-    (nn.Tanh, "tanh", ()),
-    (nn.Softsign, "softsign", ()),
-    (nn.LogSigmoid, "logsigmoid", ()),
-    (nn.Tanhshrink, "tanhshrink", ()),
-    (nn.Softshrink, "softshrink", ("lambd",)),
-    (nn.Hardshrink, "hardshrink", ("lambd",)),
-    (nn.Threshold, "threshold", ("threshold", "value")),
-    (nn.Identity, "identity", ()),
-)
-
-# Functions: registry name and the positional parameters after the input (torch's names and order).
-_FUNCTIONS: dict[Any, tuple[str, tuple[str, ...]]] = {}
+def _torch_object(qualified: str) -> Any:
+    """The torch object a definition names (``"torch.nn.functional.elu"`` -> ``F.elu``), None if this torch lacks it."""
+    head, *path = qualified.split(".")
+    if head != "torch":  # pragma: no cover - a definition that names something outside torch
+        raise VarpropValueError(f"torch name {qualified!r} does not start with 'torch.'")
+    found: Any = torch
+    for part in path:
+        found = getattr(found, part, None)
+        if found is None:
+            return None
+    return found
 
 
-def _add_functions(functions: Sequence[Any], name: str, params: tuple[str, ...] = ()) -> None:
-    for function in functions:
-        if function is not None:
-            _FUNCTIONS[function] = (name, params)
-
-
-_add_functions((F.relu, torch.relu, F.relu_, torch.relu_), "relu")
-_add_functions((F.relu6,), "relu6")
-_add_functions((F.leaky_relu, F.leaky_relu_), "leaky_relu", ("negative_slope",))
-_add_functions((F.rrelu, F.rrelu_), "rrelu", ("lower", "upper"))
-_add_functions((F.elu, F.elu_), "elu", ("alpha",))
-_add_functions((F.celu, F.celu_), "celu", ("alpha",))
-_add_functions((F.selu, torch.selu, F.selu_), "selu")
-_add_functions((F.gelu,), "gelu", ("approximate",))
-_add_functions((F.silu,), "silu")
-_add_functions((F.mish,), "mish")
-_add_functions((F.softplus,), "softplus", ("beta", "threshold"))
-_add_functions((F.hardtanh, F.hardtanh_), "hardtanh", ("min_val", "max_val"))
-_add_functions((F.hardswish,), "hardswish")
-_add_functions((F.hardsigmoid,), "hardsigmoid")
-_add_functions((torch.sigmoid, F.sigmoid, torch.special.expit), "sigmoid")
-_add_functions((torch.tanh, F.tanh), "tanh")
-_add_functions((F.softsign,), "softsign")
-_add_functions((F.logsigmoid,), "logsigmoid")
-_add_functions((F.tanhshrink,), "tanhshrink")
-_add_functions((F.softshrink,), "softshrink", ("lambd",))
-_add_functions((F.hardshrink,), "hardshrink", ("lambd",))
-_add_functions((F.threshold, getattr(F, "threshold_", None)), "threshold", ("threshold", "value"))
-_add_functions((torch.erf, torch.special.erf), "erf")
-_add_functions((torch.sin,), "sin")
-_add_functions((torch.cos,), "cos")
-
-# Tensor methods (``x.relu()``): the name torch.fx records, and the registry name.
-_METHODS: dict[str, str] = {
-    "relu": "relu",
-    "relu_": "relu",
-    "sigmoid": "sigmoid",
-    "sigmoid_": "sigmoid",
-    "tanh": "tanh",
-    "tanh_": "tanh",
-    "erf": "erf",
-    "erf_": "erf",
-    "sin": "sin",
-    "sin_": "sin",
-    "cos": "cos",
-    "cos_": "cos",
+# The tables below are derived from the activation definitions (varprop.activations, ``TorchNames``): registry
+# name and ``(parameter, torch's name)`` pairs, in the parameters' order, per way torch spells an activation.
+_Arguments = tuple[tuple[str, str], ...]
+_DEFINITIONS = [activation_definition(name) for name in registered_activations()]
+_ARGUMENTS: dict[str, _Arguments] = {
+    definition.name: tuple((spec.name, definition.torch.argument(spec.name)) for spec in definition.params)
+    for definition in _DEFINITIONS
 }
 
+# Module classes: an instance's parameters are its attributes. Looked up along the instance's MRO, so a subclass
+# maps to its nearest known class (ReLU6 is a Hardtanh; a user's ELU subclass is an ELU).
+_MODULES: dict[type[nn.Module], tuple[str, _Arguments]] = {
+    getattr(nn, definition.torch.module): (definition.name, _ARGUMENTS[definition.name])
+    for definition in _DEFINITIONS
+    if definition.torch.module is not None and hasattr(nn, definition.torch.module)
+}
+
+# Functions: the parameters are the positional arguments after the input, or keywords of torch's names.
+_FUNCTIONS: dict[Any, tuple[str, _Arguments]] = {
+    function: (definition.name, _ARGUMENTS[definition.name])
+    for definition in _DEFINITIONS
+    for function in map(_torch_object, definition.torch.functions)
+    if function is not None
+}
+
+# Tensor methods (``x.relu()``): the name torch.fx records -> the registry name.
+_METHODS: dict[str, str] = {
+    method: definition.name for definition in _DEFINITIONS for method in definition.torch.methods
+}
+
+# torch.nn.init.calculate_gain's names beyond the registry's ("conv2d" -> identity).
 _TORCH_GAIN_NAMES: dict[str, str] = {
-    "linear": "identity",
-    "conv1d": "identity",
-    "conv2d": "identity",
-    "conv3d": "identity",
-    "conv_transpose1d": "identity",
-    "conv_transpose2d": "identity",
-    "conv_transpose3d": "identity",
+    gain_name: definition.name for definition in _DEFINITIONS for gain_name in definition.torch.gain_names
 }
 
 # Every module class computed elementwise by a registered activation (shape in = shape out).
-ACTIVATION_MODULE_TYPES: tuple[type[nn.Module], ...] = (*(cls for cls, _name, _params in _MODULES), nn.PReLU)
+ACTIVATION_MODULE_TYPES: tuple[type[nn.Module], ...] = tuple(_MODULES)
 
 
 def _plain(value: Any) -> Any:
@@ -158,18 +117,18 @@ def activation_of_module(module: nn.Module) -> Activation | None:
         >>> activation_of_module(nn.ELU(alpha=0.5)).spec
         'elu(alpha=0.5)'
     """
-    if isinstance(module, nn.PReLU):
-        return _registry_activation("prelu", init=_plain(module.weight))
-    for cls, name, params in _MODULES:
-        if isinstance(module, cls):
-            return _registry_activation(name, **{key: _plain(getattr(module, key)) for key in params})
+    for cls in type(module).__mro__:
+        known = _MODULES.get(cls)
+        if known is not None:
+            name, arguments = known
+            return _registry_activation(name, **{param: _plain(getattr(module, key)) for param, key in arguments})
     return None
 
 
 def is_activation_function(function: Any) -> bool:
     """Whether ``function`` (a torch function such as ``F.gelu`` or ``torch.tanh``) is a known activation."""
     try:
-        return function in _FUNCTIONS or function is F.prelu
+        return function in _FUNCTIONS
     except TypeError:  # unhashable
         return False
 
@@ -183,21 +142,18 @@ def activation_of_function(function: Any, args: Sequence[Any], kwargs: Mapping[s
     """The ``Activation`` of a functional call ``function(input, *args, **kwargs)``; ``args`` excludes the input.
 
     Example:
-        >>> activation_of_function(F.leaky_relu, (0.2,), {}).spec
+        >>> activation_of_function(torch.nn.functional.leaky_relu, (0.2,), {}).spec
         'leaky_relu(negative_slope=0.2)'
     """
-    if function is F.prelu:
-        weight = args[0] if args else kwargs.get("weight")
-        return _registry_activation("prelu", init=_plain(weight))
     if not is_activation_function(function):
         return None
-    name, order = _FUNCTIONS[function]
+    name, arguments = _FUNCTIONS[function]
     params: dict[str, Any] = {}
-    for key, value in zip(order, args, strict=False):
-        params[key] = _plain(value)
-    for key in order:
-        if key in kwargs:
-            params[key] = _plain(kwargs[key])
+    for (param, _keyword), value in zip(arguments, args, strict=False):
+        params[param] = _plain(value)
+    for param, keyword in arguments:
+        if keyword in kwargs:
+            params[param] = _plain(kwargs[keyword])
     return _registry_activation(name, **params)
 
 

@@ -17,7 +17,7 @@ import torch.fx as fx
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ..._errors import VarpropTypeError, VarpropValueError
+from ... import VarpropTypeError, VarpropValueError
 from .foreign_modules import rms_norm_proxy
 from .ir import Graph, Node, Ref, TensorMeta
 from .modules import LEAF_TYPES

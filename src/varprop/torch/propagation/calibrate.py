@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 from torch.overrides import TorchFunctionMode
 
-from ..._errors import VarpropValueError
+from ... import VarpropValueError
 from ..graph.modules import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 from ..graph.trace import quiet_forward
 from .plan import Context, LayerPlan, qualify

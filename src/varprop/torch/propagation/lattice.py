@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ...activations._activation import Activation
-from ...moments._engine import first_two_moments
+from ...activations import Activation
+from ...gaussian import expectations
 
 __all__ = ["Lattice", "Placement", "lattice"]
 
@@ -169,10 +169,8 @@ class Lattice:
         return (out[0], out[1]), computed
 
     def _fill(self, panels: list[tuple[int, int]]) -> int:
-        """Compute and keep the moments at the nodes of ``panels``: the activation's closed form at all their nodes
-        at once (pointwise, so the same values in any batch), then the moment engine, one call per panel, at the
-        nodes where the closed form is not valid (the engine's mesh depends on the whole batch it is given: per
-        panel, a panel's values do not depend on what else is computed)."""
+        """Compute and keep the moments at the nodes of ``panels``: one call of the moment engine per panel (closed
+        form where valid, else quadrature), so that a panel's values do not depend on what else is computed."""
         if not panels:
             return 0
         mean_nodes, _ = _unit_nodes(_MEAN_NODES)
@@ -183,21 +181,9 @@ class Lattice:
         for index, (i, j) in enumerate(panels):
             grid_mean[index] = ((i - 0.5 + mean_nodes) * self.mean_width)[:, None]
             grid_var[index] = self._panel_variances(j, var_nodes)[None, :]
-        first, second = np.zeros(shape), np.zeros(shape)
-        trusted = np.zeros(shape, dtype=bool)
-        closed_form = self.act.closed_form
-        if closed_form is not None:
-            closed_first, closed_second, _deriv, valid = closed_form(grid_mean, grid_var)
-            trusted = np.broadcast_to(np.asarray(valid, dtype=bool), shape)
-            first = np.broadcast_to(np.asarray(closed_first, dtype=np.float64), shape).copy()
-            second = np.broadcast_to(np.asarray(closed_second, dtype=np.float64), shape).copy()
         for index, panel in enumerate(panels):
-            rest = ~trusted[index]
-            if rest.any():
-                first[index][rest], second[index][rest] = first_two_moments(
-                    self.act, grid_mean[index][rest], grid_var[index][rest]
-                )
-            self.panels[panel] = np.concatenate([first[index], second[index]], axis=1)
+            first, second = expectations(self.act, grid_mean[index], grid_var[index], ("mean", "second_moment"))
+            self.panels[panel] = np.concatenate([first, second], axis=1)
         return len(panels) * _MEAN_NODES * _VAR_NODES
 
 

@@ -377,7 +377,12 @@ def _standard_logits(count: int) -> np.ndarray:
     ask for the same count at slightly different variances, and drawing them is half the cost), in float32: the
     softmax on them is then 3x faster, and its rounding (~1e-7) is far below the Monte Carlo error (~0.5%)."""
     rows = max(64, (1 << 18) // count)
-    draws = np.random.default_rng(0).standard_normal((rows, count)).astype(np.float32)
+    # (drawn in float64 a block of rows at a time: the same stream, without a float64 copy of the whole table)
+    generator = np.random.default_rng(0)
+    draws = np.empty((rows, count), dtype=np.float32)
+    step = max(1, (1 << 14) // count)
+    for start in range(0, rows, step):
+        draws[start : start + step] = generator.standard_normal((min(step, rows - start), count))
     draws.flags.writeable = False
     return draws
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..._errors import VarpropError
+from ... import VarpropError
 from ...activations import Activation
 from ..sampling.draws import LOW_PRECISION, is_dtensor
 from ..sampling.orthogonal import ORTHOGONAL_DISTRIBUTIONS
@@ -199,6 +199,8 @@ class Context:
     # Pre-activation Stat of activation nodes (for max pooling of monotone activations).
     pre_activation: dict[str, tuple[Activation, Stat]] = field(default_factory=dict)
     calibrate_modules: dict[str, str] = field(default_factory=dict)
+    # Recurrent modules: the predicted variance of the output's entries at each step of the sequence, by module.
+    step_variances: dict[str, list[float]] = field(default_factory=dict)
     # The propagated value of every graph node (for diagnostics and tests).
     env: dict[str, Any] = field(default_factory=dict)
     # A sharded model's DTensor parameters (see ``Sharding``), None otherwise.

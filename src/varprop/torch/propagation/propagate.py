@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..._errors import VarpropTypeError
+from ... import VarpropTypeError
 from ..graph.activations import activation_of_function, activation_of_method, activation_of_module
 from ..graph.foreign_modules import rms_norm_proxy
 from ..graph.ir import Graph, Node, Ref, TensorMeta, iter_refs, map_refs
@@ -64,14 +64,15 @@ from .ops import (
 from .plan import ActivationUse, Context
 from .recurrent import recurrent
 from .residual import STREAM_OPS, analyze, block_branch_rule, register_branches
-from .stats import IndexStat, Stat, apply_activation, channel_view, collapse, scalar_stat
+from .stats import IndexStat, Stat, channel_view, collapse, scalar_stat
+from .streams import Atoms, PostActivationStreams
 from .tied import first_use, record_tied_use
 from .unknown import UnknownRules
 
 __all__ = ["canonical", "output_stats", "propagate"]
 
 
-class _Propagation(UnknownRules, FunctionalWeightRules):
+class _Propagation(UnknownRules, FunctionalWeightRules, PostActivationStreams):
     def __init__(self, graph: Graph, model: nn.Module, ctx: Context, inputs: Sequence[Any], strict: bool) -> None:
         self.graph, self.model, self.ctx, self.strict = graph, model, ctx, strict
         self.modules = dict(model.named_modules(remove_duplicate=False))  # (one module at several places)
@@ -86,6 +87,9 @@ class _Propagation(UnknownRules, FunctionalWeightRules):
         self.kept: frozenset[int] = frozenset()
         # Correlation between two tokens of one sequence, per node (see ``token_correlation``); set by attention.
         self.token_corr: dict[str, float] = {}
+        # Activation outputs' distributions, per node (see ``streams``; ``None``: not representable).
+        self.atoms: dict[str, Atoms | None] = {}
+        self.nodes = {node.name: node for node in graph.nodes}
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def value(self, item: Any) -> Any:
@@ -228,8 +232,7 @@ class _Propagation(UnknownRules, FunctionalWeightRules):
         if act is not None:
             x = self.raw_stat(first, key)
             ctx.activations.append(ActivationUse(key, act, x.variance, x.pooled_mean))
-            ctx.pre_activation[node.name] = (act, x)
-            return apply_activation(act, x, ctx.unit_moments)
+            return self.activate(node, act, x)
         if isinstance(module, DROPOUT_TYPES):
             return first
         if isinstance(module, (nn.Flatten, nn.Unflatten)):
@@ -363,8 +366,7 @@ class _Propagation(UnknownRules, FunctionalWeightRules):
         if act is not None:
             x = self.raw_stat(args[0], name)
             ctx.activations.append(ActivationUse(f"{node.name} ({name})", act, x.variance, x.pooled_mean))
-            ctx.pre_activation[node.name] = (act, x)
-            return apply_activation(act, x, ctx.unit_moments)
+            return self.activate(node, act, x)
         first = args[0] if args else None
         if isinstance(first, IndexStat) and name in CASTS:
             return index_values(first, getattr(node.meta, "ndim", None))

@@ -27,7 +27,9 @@ the input and half from the recurrence (``INPUT_SHARE``):
 The prediction follows the drawn weights through the sequence, step by step, per unit (means and variances, units
 and gates assumed independent, each pre-activation Gaussian): from h_0 = 0 (c_0 = 0), over the example's number of
 steps, both directions, layer after layer. The output's predicted moments are those of all its entries (the
-per-unit moments averaged over the steps).
+per-unit moments averaged over the steps); the predicted variance at each step is in the report
+(``settings["step_variances"]``): from h_0 = 0 the first steps are far below the average (an LSTM's cell integrates
+over ~1 / (1 - sigmoid(1)) steps, and a second layer's input starts small).
 
 Example:
     >>> import torch
@@ -541,6 +543,9 @@ def recurrent(ctx: Context, key: str, module: nn.Module, x: Stat, in_meta: objec
             unit_second = np.concatenate([run.unit_second for run in layer_runs], axis=1)
             feature_mean, feature_second = unit_mean.mean(axis=0), unit_second.mean(axis=0)
         input_stat = scalar_stat(float(np.mean(layer_mean)), float(np.diagonal(second_now).mean()))
+    step_mean = np.mean(np.stack([run.mean for run in runs]), axis=0)
+    step_second = np.mean(np.stack([np.diagonal(run.second) for run in runs]), axis=0)
+    ctx.step_variances[key] = [float(v) for v in np.maximum(step_second - step_mean * step_mean, 0.0)]
     out_ndim = out_meta[0].ndim if isinstance(out_meta, tuple) and isinstance(out_meta[0], TensorMeta) else None
     mean = float(np.mean([run.mean.mean() for run in runs]))
     second = float(np.mean([np.diagonal(run.second).mean() for run in runs]))

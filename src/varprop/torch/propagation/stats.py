@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ...activations._activation import Activation
-from ...moments._engine import first_two_moments
+from ...activations import Activation
+from ...gaussian import closed_form_expectations, expectations
 from .lattice import lattice
 
 __all__ = ["IndexStat", "Stat", "UnitMoments", "collapse", "scalar_stat"]
@@ -37,6 +37,8 @@ _LATTICE_PANELS = 32
 # Units per lattice evaluation (its n x 16 temporaries stay in cache), and the count above which a closed form valid at
 # every unit is used instead.
 _LATTICE_CHUNK = 2048
+# The moments propagated: E[phi] and E[phi^2] (the engine's names).
+_NEED = ("mean", "second_moment")
 # Gauss-Hermite nodes for averaging over an unknown per-channel offset d ~ N(0, shared) (``apply_activation``): the
 # integrand E[phi(m + d + e) | d] is smooth in d (a Gaussian blur of phi), so 24 nodes are accurate to ~1e-10.
 _OFFSET_NODES = 24
@@ -138,34 +140,17 @@ def _digits(values: FloatArray) -> FloatArray:
 
 
 def evaluate(act: Activation, mean: FloatArray, var: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """E[phi] and E[phi^2] at each (mean, var): the activation's closed form where it is valid, else the engine's
-    quadrature for these two only (no derivative moment, no cancellation-free variance: not needed here)."""
-    first = np.empty_like(mean)
-    second = np.empty_like(mean)
-    valid = np.zeros(mean.shape, dtype=bool)
-    if act.closed_form is not None and mean.size:
-        closed_first, closed_second, _deriv, trusted = act.closed_form(mean, var)
-        valid = np.asarray(trusted, dtype=bool).reshape(mean.shape)
-        first[valid] = np.asarray(closed_first, dtype=np.float64).reshape(mean.shape)[valid]
-        second[valid] = np.asarray(closed_second, dtype=np.float64).reshape(mean.shape)[valid]
-    if not valid.all():
-        rest = ~valid
-        first[rest], second[rest] = first_two_moments(act, mean[rest], var[rest])
+    """E[phi] and E[phi^2] at each (mean, var), from the moment engine (closed form where valid, else quadrature of
+    these two only: no derivative moment, no cancellation-free variance, not needed here)."""
+    first, second = expectations(act, mean, var, _NEED)
     return first, second
 
 
 def _closed_form(act: Activation, mean: FloatArray, var: FloatArray) -> tuple[FloatArray, FloatArray] | None:
     """E[phi], E[phi^2] from the activation's closed form when it is valid at every point (exact and ~0.5 us per
     point: cheaper than a table lookup), else ``None``."""
-    if act.closed_form is None:
-        return None
-    first, second, _deriv, trusted = act.closed_form(mean, var)
-    if not bool(np.all(trusted)):
-        return None
-    return (
-        np.broadcast_to(np.asarray(first, dtype=np.float64), mean.shape).copy(),
-        np.broadcast_to(np.asarray(second, dtype=np.float64), mean.shape).copy(),
-    )
+    exact = closed_form_expectations(act, mean, var, _NEED)
+    return None if exact is None else (exact[0], exact[1])
 
 
 @dataclass

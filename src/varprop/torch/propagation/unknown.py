@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from ..._errors import VarpropError, VarpropWarning
+from ... import VarpropError, VarpropWarning
 from ..graph.foreign_modules import rms_norm_proxy
 from ..graph.ir import Node
 from ..graph.modules import NORM_TYPES

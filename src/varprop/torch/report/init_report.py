@@ -12,7 +12,7 @@ from warnings import warn
 
 import numpy as np
 
-from ..._errors import VarpropWarning
+from ... import VarpropWarning
 from ...activations import Activation
 from ...dynamics import classify, depth_scale, escape_layers, predict_drift, stability, stability_verdict
 from ...gains import gain
@@ -367,8 +367,11 @@ class InitReport:
         unknown: ``(what, assumption)`` for every operation or module that was not recognized.
         warnings: notes such as parameters left unchanged, residual branches that could not be scaled, or an unstable
             activation stacked too deep for the analytic init (also emitted as a ``VarpropWarning``).
-        outputs: predicted (mean, variance) of each model output.
-        settings: the options used, how the graph was obtained (``torch.fx``, ``hooks`` or ``single module``).
+        outputs: predicted (mean, variance) of each model output (a recurrent module's: pooled over the steps).
+        settings: the options used, how the graph was obtained (``torch.fx``, ``hooks`` or ``single module``);
+            ``settings["step_variances"]``: for each recurrent module (``nn.RNN``, ``nn.LSTM``, ``nn.GRU``), by
+            name, the predicted variance of its output's entries at each step of the sequence, from h0 = 0 (the
+            first steps are below the stationary value).
         timings: seconds spent tracing, propagating, calibrating and writing.
 
     Example:
@@ -554,7 +557,11 @@ class InitReport:
     def __str__(self) -> str:
         lines = [
             "varprop.torch.init_model: "
-            + ", ".join(f"{key}={value}" for key, value in self.settings.items() if key not in ("note", "critical")),
+            + ", ".join(
+                f"{key}={value}"
+                for key, value in self.settings.items()
+                if key not in ("note", "critical", "step_variances")
+            ),
         ]
         if self.settings.get("note"):
             lines.append(f"note: {self.settings['note']}")
@@ -575,6 +582,11 @@ class InitReport:
             lines.append(
                 "outputs (predicted mean, variance): "
                 + ", ".join(f"({_round(m)}, {_round(v)})" for m, v in self.outputs)
+            )
+        for name, values in self.settings.get("step_variances", {}).items():
+            lines.append(
+                f"{name or '(the model)'}: output pooled over {len(values)} steps (from h0 = 0); predicted variance at "
+                "each step: " + ", ".join(_round(value, 3) for value in values)
             )
         if not self.outputs and self.unknown:
             lines.append("")

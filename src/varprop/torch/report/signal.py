@@ -21,7 +21,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from ..._errors import VarpropTypeError, VarpropValueError
+from ... import VarpropTypeError, VarpropValueError
 
 __all__ = ["STATISTICS", "LayerSignal", "SignalStats", "signal_stats"]
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..._errors import VarpropTypeError, VarpropValueError
+from ... import VarpropTypeError, VarpropValueError
 from ...gains import DISTRIBUTIONS, TRUNCATED_NORMAL_STD
 from .orthogonal import ORTHOGONAL_DISTRIBUTIONS, orthogonal_unit
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..._errors import VarpropTypeError, VarpropValueError
+from ... import VarpropTypeError, VarpropValueError
 from ..graph.modules import CONV_LAYERS, CONV_TRANSPOSE_LAYERS
 
 __all__ = ["WEIGHT_LAYERS", "Fans", "conv_coverage", "coverage", "fans"]

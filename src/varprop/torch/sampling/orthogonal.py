@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ..._errors import VarpropValueError
+from ... import VarpropValueError
 
 __all__ = ["ORTHOGONAL_DISTRIBUTIONS", "check_shape", "haar_orthogonal", "orthogonal_unit"]
 

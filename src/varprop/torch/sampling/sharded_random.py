@@ -26,7 +26,6 @@ from .orthogonal import ORTHOGONAL_DISTRIBUTIONS, orthogonal_unit
 __all__ = [
     "BLOCK_ELEMENTS",
     "block_seed",
-    "draw_many",
     "draw_region",
     "draw_rows_into",
     "fresh_seed",
@@ -129,38 +128,6 @@ def _fill_blocks(blocks: list[_Block], std: float, distribution: str, device: to
 @functools.cache
 def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="varprop-sampler")
-
-
-def _whole_blocks(out: torch.Tensor, seed: int) -> list[_Block]:
-    """Every block of a whole tensor ``out`` (drawn in place, so not in a low-precision dtype)."""
-    per_block = rows_per_block(tuple(out.shape))
-    return [
-        (seed, block, out[start : start + per_block]) for block, start in enumerate(range(0, out.shape[0], per_block))
-    ]
-
-
-def draw_many(
-    requests: list[tuple[tuple[int, ...], torch.dtype, torch.device, int]], std: float, distribution: str
-) -> list[torch.Tensor]:
-    """The whole rank-invariant draws of several tensors, each ``(shape, dtype, device, seed)``: the values of
-    ``draw_region`` on each, with the blocks of all of them sampled together (one pool job for a whole model)."""
-    outs: list[torch.Tensor] = []
-    by_device: dict[torch.device, list[_Block]] = {}
-    for shape, dtype, device, seed in requests:
-        if dtype in LOW_PRECISION or len(shape) == 0 or distribution in ORTHOGONAL_DISTRIBUTIONS:
-            outs.append(
-                draw_region(
-                    shape, [None] * len(shape), std, dtype=dtype, device=device, distribution=distribution, seed=seed
-                )
-            )
-            continue
-        out = torch.empty(shape, dtype=dtype, device=device)
-        outs.append(out)
-        if out.numel():
-            by_device.setdefault(out.device, []).extend(_whole_blocks(out, seed))
-    for device, blocks in by_device.items():
-        _fill_blocks(blocks, std, distribution, device)
-    return outs
 
 
 def draw_rows_into(

@@ -1,6 +1,6 @@
 """``PiecewisePolynomial.moments`` at a single (mean, sigma) with Python floats.
 
-The same arithmetic as the array code in ``_closed_forms_piecewise`` (same pieces, Taylor coefficients,
+The same arithmetic as the array code in ``_piecewise`` (same pieces, Taylor coefficients,
 tail moments, Gauss-Legendre rules and narrowness test), written for one point: numpy's per-call
 overhead (~0.3-3 us per operation on 1-element arrays) would otherwise dominate a scalar
 ``varprop.moments`` call. The two agree to a few ulps of the magnitudes (tests/test_closed_forms.py).
@@ -11,15 +11,12 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special
 
+from ._piecewise_layout import Layout
 from ._tails import tail_moments_list
-
-if TYPE_CHECKING:
-    from ._piecewise import _Layout
 
 __all__ = ["PointLayout", "point_layout", "point_moments"]
 
@@ -50,7 +47,7 @@ class _Piece:
 
 @dataclass(frozen=True)
 class PointLayout:
-    """Python-float copy of a ``_Layout``."""
+    """Python-float copy of a ``Layout``."""
 
     ends: list[float]
     terms: int
@@ -61,7 +58,7 @@ class PointLayout:
     pieces: list[_Piece]
 
 
-def point_layout(lay: _Layout, narrow: float, nodes: np.ndarray, weights: np.ndarray) -> PointLayout:
+def point_layout(lay: Layout, narrow: float, nodes: np.ndarray, weights: np.ndarray) -> PointLayout:
     finite = {int(index): row for row, index in enumerate(lay.finite)}
     count = lay.ends.size
     pieces = []
@@ -180,7 +177,7 @@ def _halves(
     tails: tuple[list[float], list[float], list[float], list[float]],
     reaches: tuple[float, float],
 ) -> tuple[list[float], list[float]]:
-    """The piece holding the mean as two halves (``_closed_forms_piecewise``, ``_random_unguarded``)."""
+    """The piece holding the mean as two halves (``_piecewise``, ``_random_unguarded``)."""
     lower_tails, upper_tails, lower_sizes, upper_sizes = tails
     near_upper = (piece.upper - mu) < (mu - piece.lower)
     offset = mu - (piece.upper if near_upper else piece.lower)

@@ -33,11 +33,13 @@ from scipy.special import erfcx, ndtr
 
 from .._errors import ConvergenceError
 from .._validation import as_real_array
+from ..activations import activation as resolve_activation
 from ..activations._activation import Activation
 from ..activations._builtin import SELU_ALPHA, SELU_SCALE
-from ._engine import Scalar, _unwrap, resolve_activation
+from ..activations.expression._singular_points import SingularPoint
+from ._engine import Scalar, float_or_array
 from ._quadrature import gaussian_expectation
-from ._singular import DIVERGENT_EXPONENT, SingularPoint, singular_expectation
+from ._singular import DIVERGENT_EXPONENT, singular_expectation
 
 __all__ = ["deriv_mean"]
 
@@ -172,7 +174,7 @@ def deriv_mean(
     Closed forms for piecewise-linear activations, the ELU family, exact GELU, hardswish, sin, cos and
     erf (see the module docstring); graded Gauss-Legendre quadrature of phi' (split at the kinks) for
     every other activation; for formulas with singular points the exact transform of
-    ``varprop.moments._singular`` (E[phi'] diverges where |phi'| ~ d^-b with b >= 1, e.g. log(abs(x))).
+    ``varprop.gaussian._singular`` (E[phi'] diverges where |phi'| ~ d^-b with b >= 1, e.g. log(abs(x))).
 
     Args:
         act: activation spec, ``Activation`` or numpy callable.
@@ -228,8 +230,8 @@ def deriv_mean(
             "finite (phi' overflows or is undefined there)"
         )
     if with_error:
-        return _unwrap(values.reshape(shape)), _unwrap(errors.reshape(shape))
-    return _unwrap(values.reshape(shape))
+        return float_or_array(values.reshape(shape)), float_or_array(errors.reshape(shape))
+    return float_or_array(values.reshape(shape))
 
 
 def _singular_deriv_mean(

@@ -1,6 +1,6 @@
 """Real zeros of the sub-expressions of a formula that can make it unbounded or not real (issue 12).
 
-``_singular`` integrates a formula through its singular points once they are known. For the zeros of
+``varprop.gaussian._singular`` integrates a formula through its singular points once they are known. For the zeros of
 affine pieces (``1/(x - 1)``, ``abs(x)**-0.4``) the expression tree gives them exactly; for any other
 denominator, base of a negative power, or log / sqrt argument u (``1/(x**2 - 1)``, ``1/sin(x)``,
 ``1/(exp(x) - 2)``, ``log(x**2)``) they are found here, over the Gaussian's reach mean +- 40 std
@@ -14,8 +14,8 @@ denominator, base of a negative power, or log / sqrt argument u (``1/(x**2 - 1)`
    it is refined as the root of u'.
 
 Whether the formula is really unbounded at a root (``sin(x)/sin(x)`` is not) and how fast (the exponent
-b of |phi| ~ |x - p|^-b) is measured by ``_singular.singular_points``. At a simple root (u'(p) != 0) the
-formula is evaluated with u replaced by its cubic Taylor polynomial in the exact offset d (``_expression``'s
+b of |phi| ~ |x - p|^-b) is measured by ``_singular_points.singular_points``. At a simple root (u'(p) != 0) the
+formula is evaluated with u replaced by its cubic Taylor polynomial in the exact offset d (``_grammar``'s
 ``_SingularSearch``; u(p) is taken as 0: p is within a few ulps of the root, which moves the integral by
 O(ulp)), so the exponent is measured and the window integrated as exactly as at an affine zero (1e-14
 relative). At a multiple root the offsets are rounded against p: the exponent carries ~1e-7 relative
@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import brentq
 
-from .._errors import ConvergenceError
+from ..._errors import ConvergenceError
 
 __all__ = ["GRID_POINTS", "MAX_POINTS", "REACH_STD", "negative_intervals", "real_zeros", "snap_exponent"]
 

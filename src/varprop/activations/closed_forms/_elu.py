@@ -9,7 +9,7 @@ With y ~ N(mean, sigma^2) and w = y / lam ~ N(m, s^2), m = mean / lam, s = sigma
     E[phi'^2] / scale^2 = P(y > 0)      + (c/lam)^2 F(2),
 
 where F(k) = E[e^{k w}; w < 0] = e^{k m + k^2 s^2 / 2} Phi(a - k s) (complete the square). The
-positive parts are relu's (``_closed_forms_piecewise.relu_parts``). For mean 0 these reduce to the
+positive parts are relu's (``_piecewise.relu_parts``). For mean 0 these reduce to the
 seed's corrected formulas: with A = erfcx(s/sqrt 2)/2 and B = erfcx(sqrt 2 s)/2, F(1) = A, F(2) = B,
 N1 = A - 1/2 and N2 = B - 2A + 1/2 (seed.md, notes).
 
@@ -50,6 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
+from .._kernels import exponential_linear
 from ._piecewise import Moments, relu_parts, relu_parts_point
 
 __all__ = ["ExponentialLinear"]
@@ -199,17 +200,16 @@ class ExponentialLinear:
         self.coefficient = float(coefficient)
         self.length = float(length)
         self.scale = float(scale)
+        # input_scale = 1 / length, as torch's celu: the definition's kernel, to the last bit.
+        self._function, self._derivative = exponential_linear(self.scale, self.coefficient, 1.0 / self.length)
 
     def function(self, x: FloatArray) -> FloatArray:
-        x = np.asarray(x, dtype=np.float64)
-        with np.errstate(over="ignore"):
-            negative = self.coefficient * np.expm1(np.minimum(x, 0.0) / self.length)
-        return np.asarray(self.scale * np.where(x > 0, x, negative), dtype=np.float64)
+        """phi, torch's ELU kernel (the definition's own, ``activations._kernels``)."""
+        return self._function(np.asarray(x, dtype=np.float64))
 
     def derivative(self, x: FloatArray) -> FloatArray:
-        x = np.asarray(x, dtype=np.float64)
-        negative = self.coefficient / self.length * np.exp(np.minimum(x, 0.0) / self.length)
-        return np.asarray(self.scale * np.where(x > 0, 1.0, negative), dtype=np.float64)
+        """phi', as the definition's."""
+        return self._derivative(np.asarray(x, dtype=np.float64))
 
     def moments(self, mean: FloatArray, var: FloatArray) -> Moments:
         """E[phi(y)], E[phi(y)^2], E[phi'(y)^2] with magnitudes and E[|phi|]; var == 0: point values."""

@@ -5,8 +5,8 @@ those whose closed-form variance cancels), the domain |mean| <= MEAN_LIMIT, VAR_
 coordinates (mean, u = log var) starts as ROOTS_MEAN x ROOTS_U panels. On each panel the moments E[phi], E[phi^2],
 E[phi'^2], Var[phi] are computed by the engine's quadrature (relative error ~1e-16; the variance around phi(mean),
 without cancellation) at DEGREE x DEGREE Chebyshev points of the first kind, turned into the three interpolated
-functions of ``varprop.moments._moment_tables.tabulated_rows`` and into tensor Chebyshev coefficients (a discrete cosine
-transform in each coordinate; coefficients below the rounding noise set to 0). The runtime evaluation is then
+functions of ``varprop.gaussian._moment_tables.tabulated_rows`` and into tensor Chebyshev coefficients (a discrete
+cosine transform in each coordinate; coefficients below the rounding noise set to 0). The runtime evaluation is then
 compared with the quadrature at a 9 x 9 grid of test points spanning the panel, edges and corners included. The
 error at a test point is measured as ``benchmarks/moments.py`` and ``tests/test_engine.py`` measure it:
 |table - quadrature| / max(|value|, 1e-2 E[|phi|]) for E[phi], relative for the positive moments, and for the
@@ -17,11 +17,11 @@ engine's exact path).
 
 Each panel stores, per moment, SAFETY times its largest deviation from the quadrature at the test points (absolute
 for E[phi], relative for the others) plus QUADRATURE_ERROR relative: the error estimate of a table result. Each
-table's arrays are hashed (SHA-256, ``varprop.moments._moment_tables.table_digest``) into the file.
+table's arrays are hashed (SHA-256, ``varprop.gaussian._moment_tables.table_digest``) into the file.
 
 Run (about 3 minutes on 2 cores; prints panels, holes and the worst test error per activation)::
 
-    python -m varprop.moments._tables.generate            # writes src/varprop/moments/_tables/moment_tables.npz
+    python -m varprop.gaussian._tables.generate            # writes src/varprop/gaussian/_tables/moment_tables.npz
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ TEST_GRID = 9  # test points per coordinate and panel (a uniform grid, edges inc
 TOLERANCE = 5e-14  # worst accepted test error (the library's target is 1e-13; the quadrature's ~1e-16 to 2e-14)
 SAFETY = 4.0  # the stored error bound: SAFETY x the worst test deviation ...
 NEGLIGIBLE = 1e-15  # coefficients below this fraction of their moment's largest are set to 0 (rounding noise)
-QUADRATURE_ERROR = 1e-15  # ... + the quadrature's own relative error (varprop.moments._quadrature: ~1e-16)
+QUADRATURE_ERROR = 1e-15  # ... + the quadrature's own relative error (varprop.gaussian._quadrature: ~1e-16)
 VARIANCE_FLOOR = 1e-3  # see reference_moments
 _FLOOR_SCALE = 1e-2  # E[phi] is judged relative to max(|E[phi]|, 1e-2 E[|phi|]), as benchmarks/moments.py does
 

@@ -1,8 +1,9 @@
 """Closed-form Gaussian moments E[phi(y)], E[phi(y)^2], E[phi'(y)^2], y ~ N(mean, var), by activation.
 
-``CLOSED_FORMS`` maps a canonical activation name to a factory that takes the activation's
-parameters (PyTorch's names, e.g. ``{"alpha": 1.0}``) and returns a ``closed_form`` or ``None``
-when no closed form is implemented for those parameters. One call does all the work:
+One factory per activation, ``<name>_closed_form``, named by the activation's definition
+(``ActivationDefinition.closed_form`` in ``varprop.activations._builtin``): it takes the activation's
+parameters (PyTorch's names, all of them, e.g. ``{"alpha": 1.0}``) and returns a ``closed_form`` or
+``None`` when no closed form is implemented for those parameters. One call does all the work:
 
 * ``closed_form(mean, var)`` takes float64 arrays of one shape (or broadcastable; var >= 0, var == 0
   gives the point values) and returns ``(E[phi], E[phi^2], E[phi'^2], valid)``: three float arrays
@@ -19,12 +20,12 @@ on Python floats, since numpy's per-call overhead would dominate on 1-element ar
 
 Where the formulas live:
 
-* relu and its slopes (leaky_relu, prelu, rrelu), any mean: ``_closed_forms_piecewise.leaky_moments``;
+* relu and its slopes (leaky_relu, prelu, rrelu), any mean: ``_piecewise.leaky_moments``;
   identity: mean, mean^2 + var, 1;
 * the other piecewise polynomials (relu6, hardtanh, hardsigmoid, hardswish, softshrink, hardshrink,
-  threshold), any mean: ``_closed_forms_piecewise.PiecewisePolynomial`` (Gaussian tail moments from
-  ``_closed_forms_tails``);
-* the ELU family (elu, celu, selu), any mean: ``_closed_forms_elu``;
+  threshold), any mean: ``_piecewise.PiecewisePolynomial`` (Gaussian tail moments from
+  ``_tails``);
+* the ELU family (elu, celu, selu), any mean: ``_elu``;
 * gelu (exact, not the tanh approximation), erf, sin, cos: this module.
 
 Support for nonzero means: all of them. ``valid`` is False only where a formula cancels:
@@ -48,8 +49,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from ...activations._activation import ClosedForm, ClosedMoments, Param
-from ...activations._builtin import SELU_ALPHA, SELU_SCALE  # written once, with their source
+from .._activation import ClosedForm, ClosedMoments, Param
+from .._constants import SELU_ALPHA, SELU_SCALE  # written once, with their source
 from ._elu import ExponentialLinear
 from ._piecewise import (
     Moments,
@@ -60,7 +61,28 @@ from ._piecewise import (
     validity_mask,
 )
 
-__all__ = ["CLOSED_FORMS", "ClosedFormFactory", "closed_form_for"]
+__all__ = [
+    "ClosedFormFactory",
+    "celu_closed_form",
+    "cos_closed_form",
+    "elu_closed_form",
+    "erf_closed_form",
+    "gelu_closed_form",
+    "hardshrink_closed_form",
+    "hardsigmoid_closed_form",
+    "hardswish_closed_form",
+    "hardtanh_closed_form",
+    "identity_closed_form",
+    "leaky_relu_closed_form",
+    "prelu_closed_form",
+    "relu6_closed_form",
+    "relu_closed_form",
+    "rrelu_closed_form",
+    "selu_closed_form",
+    "sin_closed_form",
+    "softshrink_closed_form",
+    "threshold_closed_form",
+]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -78,9 +100,6 @@ _EPS = 2.220446049250313e-16  # float64 machine epsilon, the unit of the magnitu
 _OWENS_T_SAFE_H = 4.5
 _OWENS_T_ULPS_LARGE_H = 1e-12 / _EPS
 _OWENS_T_ULPS = 4.0  # typical; the worst measured is 9 ulps (h = 4), inside the 20x budget
-# rrelu defaults (torch.nn.RReLU): lower = 1/8, upper = 1/3; in eval mode the slope is their mean.
-RRELU_LOWER = 1.0 / 8.0
-RRELU_UPPER = 1.0 / 3.0
 
 
 def _arrays(mean: FloatArray, var: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -157,49 +176,49 @@ def _identity_form() -> ClosedForm:
     return closed_form
 
 
-def _get(params: dict[str, Param], name: str, default: float) -> float:
-    value = params.get(name, default)
-    return float(value)
+def _get(params: dict[str, Param], name: str) -> float:
+    # Every parameter is there: the registry fills in torch's defaults from the definition.
+    return float(params[name])
 
 
-def _relu(params: dict[str, Param]) -> ClosedForm:
+def relu_closed_form(params: dict[str, Param]) -> ClosedForm:
     return _leaky(0.0)
 
 
-def _relu6(params: dict[str, Param]) -> ClosedForm:
+def relu6_closed_form(params: dict[str, Param]) -> ClosedForm:
     return _piecewise((0.0, 6.0), ((0.0,), (0.0, 1.0), (6.0,)))
 
 
-def _leaky_relu(params: dict[str, Param]) -> ClosedForm:
-    return _leaky(_get(params, "negative_slope", 0.01))
+def leaky_relu_closed_form(params: dict[str, Param]) -> ClosedForm:
+    return _leaky(_get(params, "negative_slope"))
 
 
-def _prelu(params: dict[str, Param]) -> ClosedForm:
-    return _leaky(_get(params, "init", 0.25))
+def prelu_closed_form(params: dict[str, Param]) -> ClosedForm:
+    return _leaky(_get(params, "init"))
 
 
-def _rrelu(params: dict[str, Param]) -> ClosedForm:
-    lower, upper = _get(params, "lower", RRELU_LOWER), _get(params, "upper", RRELU_UPPER)
+def rrelu_closed_form(params: dict[str, Param]) -> ClosedForm:
+    lower, upper = _get(params, "lower"), _get(params, "upper")
     return _leaky(0.5 * (lower + upper))  # eval mode: the mean of the uniform slope
 
 
-def _hardtanh(params: dict[str, Param]) -> ClosedForm | None:
-    low, high = _get(params, "min_val", -1.0), _get(params, "max_val", 1.0)
+def hardtanh_closed_form(params: dict[str, Param]) -> ClosedForm | None:
+    low, high = _get(params, "min_val"), _get(params, "max_val")
     if not low < high:
         return None
     return _piecewise((low, high), ((low,), (0.0, 1.0), (high,)))
 
 
-def _hardsigmoid(params: dict[str, Param]) -> ClosedForm:
+def hardsigmoid_closed_form(params: dict[str, Param]) -> ClosedForm:
     return _piecewise((-3.0, 3.0), ((0.0,), (0.5, 1.0 / 6.0), (1.0,)))  # relu6(x + 3) / 6
 
 
-def _hardswish(params: dict[str, Param]) -> ClosedForm:
+def hardswish_closed_form(params: dict[str, Param]) -> ClosedForm:
     return _piecewise((-3.0, 3.0), ((0.0,), (0.0, 0.5, 1.0 / 6.0), (0.0, 1.0)))  # x relu6(x + 3) / 6
 
 
-def _softshrink(params: dict[str, Param]) -> ClosedForm | None:
-    lambd = _get(params, "lambd", 0.5)
+def softshrink_closed_form(params: dict[str, Param]) -> ClosedForm | None:
+    lambd = _get(params, "lambd")
     if lambd < 0:
         return None  # torch rejects negative lambd
     if lambd == 0:
@@ -207,19 +226,19 @@ def _softshrink(params: dict[str, Param]) -> ClosedForm | None:
     return _piecewise((-lambd, lambd), ((lambd, 1.0), (0.0,), (-lambd, 1.0)))
 
 
-def _hardshrink(params: dict[str, Param]) -> ClosedForm:
-    lambd = _get(params, "lambd", 0.5)
+def hardshrink_closed_form(params: dict[str, Param]) -> ClosedForm:
+    lambd = _get(params, "lambd")
     if lambd <= 0:
         return _identity_form()  # |x| > lambd everywhere: the identity
     return _piecewise((-lambd, lambd), ((0.0, 1.0), (0.0,), (0.0, 1.0)))
 
 
-def _threshold(params: dict[str, Param]) -> ClosedForm:
-    threshold, value = _get(params, "threshold", 0.0), _get(params, "value", 0.0)
+def threshold_closed_form(params: dict[str, Param]) -> ClosedForm:
+    threshold, value = _get(params, "threshold"), _get(params, "value")
     return _piecewise((threshold,), ((value,), (0.0, 1.0)))  # x if x > threshold else value
 
 
-def _identity(params: dict[str, Param]) -> ClosedForm:
+def identity_closed_form(params: dict[str, Param]) -> ClosedForm:
     return _identity_form()
 
 
@@ -232,18 +251,18 @@ def _exponential_linear(coefficient: float, length: float = 1.0, scale: float = 
     return _closed(family.moments, family.point)
 
 
-def _elu(params: dict[str, Param]) -> ClosedForm:
-    return _exponential_linear(_get(params, "alpha", 1.0))
+def elu_closed_form(params: dict[str, Param]) -> ClosedForm:
+    return _exponential_linear(_get(params, "alpha"))
 
 
-def _celu(params: dict[str, Param]) -> ClosedForm | None:
-    alpha = _get(params, "alpha", 1.0)
+def celu_closed_form(params: dict[str, Param]) -> ClosedForm | None:
+    alpha = _get(params, "alpha")
     if not alpha > 0:
         return None  # alpha < 0 grows like e^{|x/alpha|} on the left; torch rejects alpha = 0
     return _exponential_linear(alpha, alpha)
 
 
-def _selu(params: dict[str, Param]) -> ClosedForm:
+def selu_closed_form(params: dict[str, Param]) -> ClosedForm:
     return _exponential_linear(SELU_ALPHA, 1.0, SELU_SCALE)
 
 
@@ -377,7 +396,7 @@ def _gelu_moments(mean: FloatArray, var: FloatArray) -> Moments:
     )
 
 
-def _gelu(params: dict[str, Param]) -> ClosedForm | None:
+def gelu_closed_form(params: dict[str, Param]) -> ClosedForm | None:
     if params.get("approximate", "none") != "none":
         return None  # the tanh approximation has no closed form; quadrature handles it
     return _closed(_gelu_moments)
@@ -426,7 +445,7 @@ def _erf_moments(mean: FloatArray, var: FloatArray) -> Moments:
     )
 
 
-def _erf(params: dict[str, Param]) -> ClosedForm:
+def erf_closed_form(params: dict[str, Param]) -> ClosedForm:
     return _closed(_erf_moments)
 
 
@@ -460,45 +479,9 @@ def _trigonometric(which: str) -> ClosedForm:
     return closed_form
 
 
-def _sin(params: dict[str, Param]) -> ClosedForm:
+def sin_closed_form(params: dict[str, Param]) -> ClosedForm:
     return _trigonometric("sin")
 
 
-def _cos(params: dict[str, Param]) -> ClosedForm:
+def cos_closed_form(params: dict[str, Param]) -> ClosedForm:
     return _trigonometric("cos")
-
-
-CLOSED_FORMS: dict[str, ClosedFormFactory] = {
-    "relu": _relu,
-    "relu6": _relu6,
-    "leaky_relu": _leaky_relu,
-    "prelu": _prelu,
-    "rrelu": _rrelu,
-    "elu": _elu,
-    "celu": _celu,
-    "selu": _selu,
-    "gelu": _gelu,
-    "hardtanh": _hardtanh,
-    "hardsigmoid": _hardsigmoid,
-    "hardswish": _hardswish,
-    "softshrink": _softshrink,
-    "hardshrink": _hardshrink,
-    "threshold": _threshold,
-    "identity": _identity,
-    "sin": _sin,
-    "cos": _cos,
-    "erf": _erf,
-}
-
-
-def closed_form_for(name: str, params: dict[str, Param]) -> ClosedForm | None:
-    """The closed form of a registered activation with these parameters, or None if it has none.
-
-    Example:
-        >>> closed_form = closed_form_for("elu", {"alpha": 1.0})
-        >>> first, second, deriv, valid = closed_form(np.array(0.0), np.array(1.0))
-        >>> round(float(second), 15), bool(valid)
-        (0.644945417492924, True)
-    """
-    factory = CLOSED_FORMS.get(name)
-    return None if factory is None else factory(params)

@@ -12,7 +12,7 @@ M_j = (j - 1) M_{j-2} + a^{j-1} phi_N(a) - b^{j-1} phi_N(b)) cancels catastrophi
   x_n (the one closer to the mean) and far end x_f, z_e = |x_e - mean| / sigma and s = +-sigma,
   int = sum_k g_k(x_n) s^k P_k(z_n) - sum_k g_k(x_f) s^k P_k(z_f), where g_k(x) are the Taylor
   coefficients of g at x and P_k(u) = int_u^inf (t - u)^k phi_N(t) dt are the Gaussian tail moments
-  (``_closed_forms_tails``, positive, a few ulps);
+  (``_tails``, positive, a few ulps);
 * a finite piece [lo, hi) that contains the mean is split there: each half is
   sum_k g_k(mean) (+-sigma)^k P_k(0) minus the far-end tail, with g_k(mean) expanded from the
   piece's nearest end (so a mean next to a root of g loses nothing to cancellation);
@@ -26,7 +26,7 @@ M_j = (j - 1) M_{j-2} + a^{j-1} phi_N(a) - b^{j-1} phi_N(b)) cancels catastrophi
 
 The work is vectorized over pieces and points at once (~1 us per point for hardswish, half that for
 relu6); ``PiecewisePolynomial.point`` does the same arithmetic with Python floats for a single point
-(``_closed_forms_piecewise_point``), where numpy's per-call overhead would dominate. ``leaky_moments``
+(``_piecewise_point``), where numpy's per-call overhead would dominate. ``leaky_moments``
 is the two-piece case phi(y) = y (y > 0), slope y (y <= 0) (relu, leaky_relu, prelu, rrelu, the positive
 part of elu) written out: E[y; y > 0] = max(mean, 0) + sigma P_1(|t|) and so on (``relu_parts``).
 
@@ -43,10 +43,7 @@ Limits. At var == 0 the moments are the point values; exactly on a breakpoint ph
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +51,7 @@ from numpy.polynomial import polynomial as npoly
 from numpy.typing import NDArray
 from scipy import special
 
+from ._piecewise_layout import Layout, gauss_legendre, layout
 from ._piecewise_point import PointLayout, point_layout, point_moments
 from ._tails import tail_moments, tail_moments_list
 
@@ -74,18 +72,11 @@ IndexArray = NDArray[np.intp]
 
 _INV_SQRT_2PI = 0.3989422804014327  # 1/sqrt(2 pi)
 _NARROW = 2.0  # (width/sigma) max(1, z) <= 2: Gauss-Legendre, else tail differences
-_GL_NODES = 12  # exact to ~1e-17 where the Gaussian factor varies by at most e^2 (see above)
 # Rounding-error budget of the validity predicate: a result is trusted when the sum of the
 # absolute values of its terms is at most RELATIVE_BUDGET times |result| (so the error is below
 # ~20 * 2.2e-16 * few = 1e-14 of it) or, for E[phi], at most ABSOLUTE_BUDGET times E[|phi|].
 RELATIVE_BUDGET = 20.0
 ABSOLUTE_BUDGET = 4.0
-
-
-@functools.lru_cache(maxsize=1)
-def _gauss_legendre() -> tuple[FloatArray, FloatArray]:
-    nodes, weights = np.polynomial.legendre.leggauss(_GL_NODES)
-    return nodes, weights
 
 
 @dataclass(frozen=True)
@@ -213,33 +204,6 @@ def leaky_moments(mean: FloatArray, sigma: FloatArray, slope: float) -> Moments:
 # General piecewise polynomials
 
 
-def _taylor(coefficients: FloatArray, centre: float) -> FloatArray:
-    """Taylor coefficients g^(k)(centre)/k! of sum_j c_j x^j, k = 0..deg."""
-    degree = len(coefficients) - 1
-    out = np.zeros(degree + 1)
-    for k in range(degree + 1):
-        total = 0.0
-        for j in range(degree, k - 1, -1):  # Horner in centre for sum_j C(j, k) c_j centre^(j-k)
-            total = total * centre + math.comb(j, k) * float(coefficients[j])
-        out[k] = total
-    return out
-
-
-def _split_at_roots(
-    lower: float, upper: float, *polynomials: Sequence[float] | FloatArray
-) -> list[tuple[float, float]]:
-    """Sub-intervals of (lower, upper) split at the real roots of the polynomials."""
-    cuts = [lower, upper]
-    for coefficients in polynomials:
-        trimmed = np.trim_zeros(np.asarray(coefficients, dtype=np.float64), "b")
-        if len(trimmed) > 1:
-            for root in npoly.polyroots(trimmed):
-                if abs(root.imag) < 1e-300 and lower < root.real < upper:
-                    cuts.append(float(root.real))
-    cuts = sorted(set(cuts))
-    return list(itertools.pairwise(cuts))
-
-
 def _powers(base: FloatArray, count: int) -> FloatArray:
     """base^0 .. base^(count-1) along a new last axis."""
     out = np.empty((*base.shape, count))
@@ -248,90 +212,6 @@ def _powers(base: FloatArray, count: int) -> FloatArray:
         out[..., 1:] = base[..., None]
         np.multiply.accumulate(out[..., 1:], axis=-1, out=out[..., 1:])
     return out
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """The arrays the vectorized engine works on (built once per activation)."""
-
-    lower: FloatArray  # (pieces,) piece ends after splitting at roots; lower[0] = -inf
-    upper: FloatArray
-    ends: FloatArray  # (ends,) the finite piece ends, increasing
-    end_index: IndexArray  # (pieces, 2) index of each piece's lower/upper end in ends, len(ends) if infinite
-    taylor: FloatArray  # (pieces, 2, 3, terms) Taylor coefficients of phi, phi^2, phi'^2 at both ends
-    signed_taylor: FloatArray  # the same with the upper ends negated
-    taylor_by_order: FloatArray  # (terms, 3, pieces, 2)
-    abs_taylor: FloatArray
-    abs_tails: FloatArray  # (terms,) P_k(0)
-    finite: IndexArray  # pieces with two finite ends
-    finite_row: IndexArray  # (pieces,) each piece's row in ``finite``, -1 for an infinite piece
-    width: FloatArray  # (finite,) their widths
-    node_y: FloatArray  # (finite, nodes) Gauss-Legendre nodes in x
-    node_values: FloatArray  # (finite, 3, nodes) phi, phi^2, phi'^2 there
-    node_weights: FloatArray  # (finite, nodes) weights / sqrt(2 pi)
-
-
-def _layout(breaks: tuple[float, ...], coefficients: tuple[tuple[float, ...], ...]) -> _Layout:
-    edges = [-math.inf, *breaks, math.inf]
-    pieces: list[tuple[float, float, list[FloatArray]]] = []
-    for k, coefficient in enumerate(coefficients):
-        phi = np.asarray(coefficient, dtype=np.float64)
-        slope = np.asarray(npoly.polyder(phi) if len(phi) > 1 else np.zeros(1), dtype=np.float64)
-        rows: list[FloatArray] = [
-            phi,
-            np.asarray(np.atleast_1d(npoly.polymul(phi, phi)), dtype=np.float64),
-            np.asarray(np.atleast_1d(npoly.polymul(slope, slope)), dtype=np.float64),
-        ]
-        # Split where phi changes sign (for E[|phi|]) and where phi' vanishes: every zero of phi,
-        # phi^2 and phi'^2 is then a piece end, from which Taylor coefficients are exact.
-        for lower, upper in _split_at_roots(edges[k], edges[k + 1], coefficient, slope):
-            pieces.append((lower, upper, rows))
-    if len(pieces) == 1:  # no finite end: cut at 0, where both halves have the same polynomial
-        pieces = [(-math.inf, 0.0, pieces[0][2]), (0.0, math.inf, pieces[0][2])]
-    terms = max(2, *(len(row) for piece in pieces for row in piece[2]))
-    ends = sorted({end for lower, upper, _ in pieces for end in (lower, upper) if math.isfinite(end)})
-    end_index = np.full((len(pieces), 2), len(ends), dtype=np.intp)
-    taylor = np.zeros((len(pieces), 2, 3, terms))
-    for index, (lower, upper, rows) in enumerate(pieces):
-        for side, end in enumerate((lower, upper)):
-            if math.isfinite(end):
-                end_index[index, side] = ends.index(end)
-                for row, polynomial in enumerate(rows):
-                    taylor[index, side, row, : len(polynomial)] = _taylor(polynomial, end)
-    at_zero = tail_moments(np.zeros(1), terms - 1)[:, 0]
-    nodes, weights = _gauss_legendre()
-    finite = [index for index, (lower, upper, _) in enumerate(pieces) if math.isfinite(lower) and math.isfinite(upper)]
-    node_y = np.zeros((len(finite), _GL_NODES))
-    node_values = np.zeros((len(finite), 3, _GL_NODES))
-    node_weights = np.zeros((len(finite), _GL_NODES))
-    for row_index, index in enumerate(finite):
-        lower, upper = pieces[index][:2]
-        half = 0.5 * (upper - lower)
-        from_lower, from_upper = half * (1.0 + nodes), half * (1.0 - nodes)
-        first_half = nodes <= 0  # each node is expanded from the nearer end (exact near roots)
-        node_y[row_index] = np.where(first_half, lower + from_lower, upper - from_upper)
-        for row in range(3):
-            near_lower = npoly.polyval(from_lower, taylor[index, 0, row])
-            near_upper = npoly.polyval(-from_upper, taylor[index, 1, row])
-            node_values[row_index, row] = np.where(first_half, near_lower, near_upper)
-        node_weights[row_index] = half * weights * _INV_SQRT_2PI
-    return _Layout(
-        lower=np.array([piece[0] for piece in pieces]),
-        upper=np.array([piece[1] for piece in pieces]),
-        ends=np.array(ends),
-        end_index=end_index,
-        taylor=taylor,
-        signed_taylor=taylor * np.array([1.0, -1.0])[None, :, None, None],
-        taylor_by_order=np.ascontiguousarray(taylor.transpose(3, 2, 0, 1)),
-        abs_taylor=np.abs(taylor),
-        abs_tails=at_zero,
-        finite=np.array(finite, dtype=np.intp),
-        finite_row=np.array([finite.index(index) if index in finite else -1 for index in range(len(pieces))]),
-        width=np.array([pieces[index][1] - pieces[index][0] for index in finite]),
-        node_y=node_y,
-        node_values=node_values,
-        node_weights=node_weights,
-    )
 
 
 @dataclass(frozen=True)
@@ -350,7 +230,7 @@ class PiecewisePolynomial:
 
     breaks: tuple[float, ...]
     coefficients: tuple[tuple[float, ...], ...]
-    _layout: _Layout = field(init=False, repr=False, compare=False)
+    _layout: Layout = field(init=False, repr=False, compare=False)
     _point_layout: PointLayout = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -358,8 +238,8 @@ class PiecewisePolynomial:
             raise ValueError("a piecewise polynomial needs one coefficient tuple per piece (len(breaks) + 1)")
         if list(self.breaks) != sorted(self.breaks):
             raise ValueError(f"breakpoints must increase, got {self.breaks}")
-        object.__setattr__(self, "_layout", _layout(self.breaks, self.coefficients))
-        object.__setattr__(self, "_point_layout", point_layout(self._layout, _NARROW, *_gauss_legendre()))
+        object.__setattr__(self, "_layout", layout(self.breaks, self.coefficients))
+        object.__setattr__(self, "_point_layout", point_layout(self._layout, _NARROW, *gauss_legendre()))
 
     def __call__(self, x: FloatArray) -> FloatArray:
         """phi(x), pieces closed on the left."""
@@ -427,7 +307,7 @@ class PiecewisePolynomial:
     def point(self, mu: float, sigma: float) -> tuple[float, ...]:
         """The moments, their magnitudes and E[|phi|] at one (mean, sigma > 0), with Python floats.
 
-        The same arithmetic as the array code (``_closed_forms_piecewise_point``), several times faster for
+        The same arithmetic as the array code (``_piecewise_point``), several times faster for
         a single point. Returns (E[phi], E[phi^2], E[phi'^2], their three magnitudes, E[|phi|]).
         """
         return point_moments(self._point_layout, mu, sigma)
@@ -556,7 +436,7 @@ def _half_quadrature(
 
     ``centre``: (terms, 3, n) coefficients; returns (values (3, n), magnitudes (3, n)).
     """
-    nodes, weights = _gauss_legendre()
+    nodes, weights = gauss_legendre()
     span = far - mu
     offsets = span[:, None] * (0.5 * (1.0 + nodes))  # y - mean at the nodes, (n, nodes)
     node_values = np.repeat(centre[-1][:, :, None], nodes.size, axis=2)  # Horner in the offsets, (3, n, nodes)

@@ -1,9 +1,24 @@
-"""Gaussian moments of an activation: ``moments`` (exact) and ``monte_carlo_moments`` (sampling)."""
+"""Gaussian moments of an activation: ``expectations`` (per-unit arrays) and ``moments`` (exact, with the variance
+and error estimates); the sampling check is ``_monte_carlo``.
+
+One dispatcher serves both exact entries (``_closed_then_quadrature``): an activation's closed form wherever it is
+trusted, the graded quadrature elsewhere (only the rows asked for); ``moments`` adds the precomputed tables for
+arrays of registered activations without closed forms, and the cancellation-free variance.
+
+A scalar ``moments`` call takes the same path with 0-d arrays (``_scalar_moments`` adds only a result cache). The
+one scalar path is underneath, in the two rules that would otherwise pay numpy's per-call overhead on 1-element
+arrays: the closed forms' point functions (``PiecewisePolynomial.point``, ``ExponentialLinear.point``, with
+``_tails.tail_moments_list``) and the quadrature's one-point rule (``_quadrature._scalar_expectation``), each the
+same arithmetic as its array code on Python floats. Without them a scalar call would be several times slower; with
+them it stays within 2x of the engine's former scalar copies (removed in issue 9) and gives the same bits (``python
+benchmarks/moments.py --scalar c3d4775 3838eb2``, docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -11,31 +26,43 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._errors import ConvergenceError, VarpropValueError
-from .._validation import as_real_array, check_positive_int, check_real
-from ..activations._activation import Activation, ClosedForm
+from .._validation import as_real_array, check_real
+from ..activations import activation as resolve_activation
+from ..activations._activation import Activation
+from ..activations.expression._singular_points import NearFunction, SingularPoint, SingularSearch
+from ..activations.expression._singular_search import REACH_STD as _REACH_STD
 from ._moment_tables import TableMoments, table_moments
-from ._quadrature import DEFAULT_ORDER, _scalar_expectation, gaussian_expectation
-from ._singular import DIVERGENT_EXPONENT, NearFunction, SingularPoint, SingularSearch, singular_expectation
-from ._singular_search import REACH_STD as _REACH_STD
+from ._quadrature import gaussian_expectation
+from ._singular import DIVERGENT_EXPONENT, singular_expectation
 
-__all__ = ["Moments", "MonteCarloMoments", "moments", "monte_carlo_moments", "resolve_activation"]
+__all__ = [
+    "MOMENT_NAMES",
+    "Moments",
+    "Scalar",
+    "closed_form_expectations",
+    "expectations",
+    "float_or_array",
+    "moments",
+]
 
 FloatArray = NDArray[np.float64]
+#: What the engine returns for one point (a float) or for an array of them.
 Scalar = float | FloatArray
 Method = Literal["auto", "closed_form", "quadrature"]
 _METHODS = ("auto", "closed_form", "quadrature")
+#: The moments the engine computes, in its row order: E[phi], E[phi^2], E[phi'^2] (``Moments``'s field names).
+MOMENT_NAMES = ("mean", "second_moment", "deriv_second_moment")
+# A closed form's rounding: 128 ulps of the value (tail formulas lose up to ~60 on the 40-digit reference grid).
+_CLOSED_ROUNDING = 128 * float(np.finfo(np.float64).eps)
 
 
-def resolve_activation(act: Any) -> Activation:
-    """Turn a spec string, callable or ``Activation`` into an ``Activation`` (see ``varprop.activation``)."""
-    if isinstance(act, Activation):
-        return act
-    from ..activations._registry import activation
+def float_or_array(array: FloatArray) -> Scalar:
+    """The engine's return convention: a Python float for a 0-d array, the array itself otherwise.
 
-    return activation(act)
-
-
-def _unwrap(array: FloatArray) -> Scalar:
+    Example:
+        >>> float_or_array(np.array(2.0)), float_or_array(np.array([2.0]))
+        (2.0, array([2.]))
+    """
     return float(array) if array.ndim == 0 else array
 
 
@@ -54,7 +81,7 @@ class Moments:
             tests/test_error_estimates.py). Closed-form values get 128 ulps of rounding (of E[|phi|]
             for E[phi], whose terms may cancel).
         method: ``"closed form"``, ``"quadrature"``, ``"table"`` (array input served by the precomputed tables of
-            ``varprop.moments._moment_tables``) or ``"mixed"`` (array input using several).
+            ``varprop.gaussian._moment_tables``) or ``"mixed"`` (array input using several).
     """
 
     mean: Scalar
@@ -65,41 +92,175 @@ class Moments:
     method: str = "quadrature"
 
 
-def _quadrature_moments(
-    act: Activation, mean: FloatArray, var: FloatArray, with_error: bool
+def _quadrature_rows(
+    act: Activation, mean: FloatArray, var: FloatArray, rows: Sequence[int], with_error: bool
 ) -> tuple[FloatArray, FloatArray]:
-    """Rows E[phi], E[phi^2], E[phi'^2] by quadrature; returns (values, abserr)."""
+    """The moment rows ``rows`` (0: E[phi], 1: E[phi^2], 2: E[phi'^2], ascending) by quadrature; (values, abserr).
+
+    Each row is summed on its own, so a row's value does not depend on which other rows are computed with it."""
+    function, derivative = act.function, act.derivative
 
     def integrand(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
-        value = act.function(y)
-        slope = act.derivative(y)
-        return [value, value * value, slope * slope]
+        columns: list[FloatArray] = []
+        if 0 in rows or 1 in rows:
+            value = function(y)
+            columns += [value] if 0 in rows else []
+            columns += [value * value] if 1 in rows else []
+        if 2 in rows:
+            slope = derivative(y)
+            columns.append(slope * slope)
+        return columns
 
     result = gaussian_expectation(integrand, mean, var, kinks=act.kinks, features=act.features, with_error=with_error)
     return result.value, result.abserr
 
 
-def first_two_moments(act: Activation, mean: FloatArray, var: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """E[phi(y)] and E[phi(y)^2] at each (mean, var) (1-D arrays, var >= 0), by quadrature only: the lean part of
-    ``moments`` for callers that need no derivative moment and no cancellation-free variance (the per-unit tables of
-    ``varprop.torch``), with the same accuracy for these two."""
-    if act.extra.get("singular_points") or act.extra.get("singular_search"):  # poles: exact transform or divergence
-        exact = _singular_moments(act, np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64), False)
-        return np.asarray(exact.mean, dtype=np.float64), np.asarray(exact.second_moment, dtype=np.float64)
+def _closed_then_quadrature(
+    act: Activation,
+    mean: FloatArray,
+    var: FloatArray,
+    rows: Sequence[int],
+    method: Method,
+    with_error: bool,
+    values: FloatArray,
+    errors: FloatArray,
+) -> NDArray[np.bool_]:
+    """The dispatch: the moment rows ``rows`` at each broadcast (mean, var) from the closed form where it is trusted
+    (everywhere for ``method="closed_form"``), by quadrature elsewhere (everywhere for ``method="quadrature"``).
 
-    def integrand(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
-        value = act.function(y)
-        return [value, value * value]
+    Writes ``values`` and, with ``with_error``, ``errors`` (``len(rows)`` x points, flattened; a closed form's error
+    is 128 ulps of its value) and returns where the closed form was used.
+    """
+    mean_f, var_f = mean.ravel(), var.ravel()
+    use_closed = np.zeros(mean_f.size, dtype=bool)
+    if method != "quadrature" and act.closed_form is not None:
+        # One pass: the three moments and where they are trusted.
+        *closed, valid = act.closed_form(mean_f, var_f)
+        if method == "auto":
+            use_closed = np.asarray(valid, dtype=bool).reshape(-1)
+        else:
+            use_closed[:] = True
+        every = bool(use_closed.all())  # (the common case, and a scalar call's: no masked copies)
+        for index, row in enumerate(rows):
+            column = np.asarray(closed[row], dtype=np.float64).reshape(-1)
+            values[index, use_closed] = column if every else column[use_closed]
+        if with_error:
+            errors[:, use_closed] = _CLOSED_ROUNDING * np.abs(values[:, use_closed])
+        if every:
+            return use_closed
+    elif method == "closed_form":
+        raise VarpropValueError(f"activation {act.spec!r} has no closed form; use method='auto' or 'quadrature'")
+    if not use_closed.any():
+        # Whole arrays (0-d for scalar input) keep the engine's single-point fast path.
+        quad_values, quad_errors = _quadrature_rows(act, mean, var, rows, with_error)
+        values[:], errors[:] = quad_values.reshape(len(rows), -1), quad_errors.reshape(len(rows), -1)
+        return use_closed
+    elif not use_closed.all():
+        quadrature = ~use_closed
+        values[:, quadrature], errors[:, quadrature] = _quadrature_rows(
+            act, mean_f[quadrature], var_f[quadrature], rows, with_error
+        )
+    return use_closed
 
-    result = gaussian_expectation(integrand, mean, var, kinks=act.kinks, features=act.features)
-    return result.value[0], result.value[1]
+
+def _rows_of(need: Sequence[str]) -> list[int]:
+    """The engine rows of the moment names in ``need`` (checked)."""
+    if isinstance(need, str) or not need:
+        names = ", ".join(map(repr, MOMENT_NAMES))
+        raise VarpropValueError(f"need must be a non-empty sequence of {names}, got {need!r}")
+    unknown = [name for name in need if name not in MOMENT_NAMES]
+    if unknown:
+        raise VarpropValueError(
+            f"unknown moment {unknown[0]!r} in need; valid choices: {', '.join(map(repr, MOMENT_NAMES))}"
+        )
+    return [MOMENT_NAMES.index(name) for name in need]
+
+
+def expectations(
+    act: Any,
+    mean: Any,
+    var: Any,
+    need: Sequence[str] = MOMENT_NAMES,
+    *,
+    method: Method = "auto",
+) -> tuple[FloatArray, ...]:
+    """The Gaussian moments ``need`` of an activation at each unit y_i ~ N(mean_i, var_i), as arrays.
+
+    The per-unit entry of the engine, for callers that evaluate many units at once (``varprop.torch``'s
+    propagation, the depth dynamics): E[phi(y)] (``"mean"``), E[phi(y)^2] (``"second_moment"``) and
+    E[phi'(y)^2] (``"deriv_second_moment"``), only those asked for, in the order asked. Each comes from the
+    activation's closed form where it is trusted and from the graded Gauss-Legendre quadrature elsewhere (only the
+    rows asked for are integrated; formulas with poles through ``varprop.gaussian._singular``), the same values
+    ``moments`` gives with ``method``; no precomputed tables, no cancellation-free variance and no error
+    estimates (``moments`` has those). Cost: a closed form 0.1-1.5 us per unit; the quadrature ~1,000 function
+    evaluations per unit.
+
+    Args:
+        act: activation spec, ``Activation`` or numpy callable (see ``varprop.activation``).
+        mean: means of y (array or scalar, broadcast with ``var``).
+        var: variances of y (>= 0, not checked: validated input is assumed, as from ``varprop.torch``).
+        need: moment names out of ``MOMENT_NAMES``.
+        method: ``"auto"`` (closed form where trusted, else quadrature), ``"closed_form"`` or ``"quadrature"``.
+
+    Returns:
+        One float64 array of the broadcast shape per name in ``need``.
+
+    Raises:
+        VarpropValueError: unknown name in ``need`` or unknown ``method``; ``"closed_form"`` for an activation
+            without one.
+        ConvergenceError: the moments diverge (a non-integrable pole, growth faster than the Gaussian decays).
+
+    Example:
+        >>> first, second = expectations("relu", np.zeros(2), np.array([1.0, 4.0]), ("mean", "second_moment"))
+        >>> second.tolist()
+        [0.5, 2.0]
+    """
+    if method not in _METHODS:
+        raise VarpropValueError(f"unknown method {method!r}; valid choices: {', '.join(map(repr, _METHODS))}")
+    rows = _rows_of(need)
+    activation = resolve_activation(act)
+    mean_b, var_b = np.broadcast_arrays(np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64))
+    if activation.extra.get("singular_points") or activation.extra.get("singular_search"):  # poles: exact transform
+        exact = _singular_moments(activation, mean_b, var_b, False)
+        columns = (exact.mean, exact.second_moment, exact.deriv_second_moment)
+        return tuple(np.asarray(columns[row], dtype=np.float64).reshape(mean_b.shape) for row in rows)
+    ordered = sorted(set(rows))
+    values = np.empty((len(ordered), mean_b.size))
+    _closed_then_quadrature(activation, mean_b, var_b, ordered, method, False, values, np.empty_like(values))
+    return tuple(values[ordered.index(row)].reshape(mean_b.shape) for row in rows)
+
+
+def closed_form_expectations(
+    act: Any, mean: Any, var: Any, need: Sequence[str] = MOMENT_NAMES
+) -> tuple[FloatArray, ...] | None:
+    """``expectations`` from the activation's closed form when it is trusted at every unit, else ``None``.
+
+    For callers that choose between the exact closed form (0.1-1.5 us per unit, cheaper than a table lookup) and
+    their own interpolation.
+
+    Example:
+        >>> closed_form_expectations("tanh", np.zeros(1), np.ones(1)) is None  # tanh has no closed form
+        True
+        >>> closed_form_expectations("relu", np.zeros(1), np.ones(1), ("second_moment",))
+        (array([0.5]),)
+    """
+    rows = _rows_of(need)
+    activation = resolve_activation(act)
+    if activation.closed_form is None:
+        return None
+    mean_a, var_a = np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64)
+    *closed, trusted = activation.closed_form(mean_a, var_a)
+    if not bool(np.all(trusted)):
+        return None
+    shape = np.broadcast_shapes(mean_a.shape, var_a.shape)
+    return tuple(np.broadcast_to(np.asarray(closed[row], dtype=np.float64), shape).copy() for row in rows)
 
 
 def _centred_variance(
     act: Activation, mean: FloatArray, var: FloatArray, with_error: bool
 ) -> tuple[FloatArray, FloatArray]:
     """Var[phi] = E[s^2] - E[s]^2 with s = phi(y) - phi(mean), which does not cancel when E[phi]^2 ~ E[phi^2]."""
-    centre = act.function(mean)
+    centre = np.atleast_1d(act.function(mean)).reshape(-1)  # by flattened point (0-d: the one point)
 
     def integrand(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
         shifted = act.function(y) - centre[point]
@@ -124,13 +285,13 @@ def moments(
     For y ~ N(mean, var). He et al. (2015) show that a layer y' = W phi(y) with zero-mean weights
     has Var[y'] = n Var[w] E[phi(y)^2]; ``second_moment`` is that E[phi(y)^2]. Closed forms are used
     where they exist and are well conditioned; elsewhere a graded composite Gauss-Legendre rule split
-    at the activation's kinks (relative error ~1e-15; see ``varprop.moments._quadrature``). Formulas with poles
+    at the activation's kinks (relative error ~1e-15; see ``varprop.gaussian._quadrature``). Formulas with poles
     or other unbounded points (``1/abs(x)**0.4``, ``log(abs(x))``) are split there and integrated by a
-    tanh-sinh transform in the distance to the point (``varprop.moments._singular``); where E[phi^2] diverges
+    tanh-sinh transform in the distance to the point (``varprop.gaussian._singular``); where E[phi^2] diverges
     (``1/x``: |phi| ~ |x|^-b with b >= 1/2) ``ConvergenceError`` names the point. Array calls with
     ``method="auto"`` for the registered activations without closed forms (at their default parameters) use
     precomputed Chebyshev tables inside |mean| <= 6, 1e-4 <= var <= 1e3 (<= 1e-13 relative, well under a
-    microsecond per point; ``varprop.moments._moment_tables``, ``Moments.method == "table"``); scalar calls, user
+    microsecond per point; ``varprop.gaussian._moment_tables``, ``Moments.method == "table"``); scalar calls, user
     formulas and callables always integrate.
 
     Args:
@@ -191,75 +352,19 @@ _SCALAR_CACHE_SIZE = 4096
 
 
 def _scalar_moments(activation: Activation, mean: float, var: float, method: Method) -> Moments:
+    """``moments`` at one point, through the same dispatch as arrays (0-d arrays, no tables: a scalar call
+    integrates), with a result cache. The single-point speed comes from the two rules underneath, which take one
+    point with Python floats: the closed forms' point functions and ``gaussian_expectation``'s one-point rule."""
     key = (*activation.key, mean, var, method)
     cached = _SCALAR_CACHE.get(key)
     if cached is not None:
         _SCALAR_CACHE.move_to_end(key)
         return cached
-    closed_form = activation.closed_form
-    if var > 0 and method != "quadrature" and closed_form is not None:
-        result = _scalar_closed_moments(activation, closed_form, mean, var, method)
-    elif var > 0 and (method == "quadrature" or activation.closed_form is None):
-        result = _scalar_quadrature_moments(activation, mean, var)
-    else:
-        result = _array_moments(activation, np.asarray(mean), np.asarray(var), method, False)
+    result = _array_moments(activation, np.asarray(mean), np.asarray(var), method, False, tables=False)
     _SCALAR_CACHE[key] = result
     if len(_SCALAR_CACHE) > _SCALAR_CACHE_SIZE:
         _SCALAR_CACHE.popitem(last=False)
     return result
-
-
-def _scalar_quadrature_moments(activation: Activation, mean: float, var: float) -> Moments:
-    """The quadrature path of ``moments`` for one (mean, var > 0), with Python floats throughout."""
-    sigma = math.sqrt(var)
-    function, derivative = activation.function, activation.derivative
-
-    def integrand(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
-        value, slope = function(y), derivative(y)
-        return [value, value * value, slope * slope]
-
-    order, kinks, features = DEFAULT_ORDER, activation.kinks, activation.features
-    (first, second, deriv), _ = _scalar_expectation(integrand, mean, sigma, kinks, features, order, True)
-    variance = max(second - first * first, 0.0)
-    if _cancels(first, second):  # recompute around phi(mean), as _centred_variance does
-        variance = _scalar_centred_variance(activation, mean, sigma)
-    return Moments(mean=first, second_moment=second, variance=variance, deriv_second_moment=deriv, method="quadrature")
-
-
-def _scalar_centred_variance(activation: Activation, mean: float, sigma: float) -> float:
-    """``_centred_variance`` for one (mean, sigma > 0) with the scalar quadrature."""
-    function = activation.function
-    centre = float(function(np.array(mean)))
-
-    def centred(y: FloatArray, point: NDArray[np.intp]) -> list[FloatArray]:
-        shifted = function(y) - centre
-        return [shifted, shifted * shifted]
-
-    order, kinks, features = DEFAULT_ORDER, activation.kinks, activation.features
-    (shift, shifted_second), _ = _scalar_expectation(centred, mean, sigma, kinks, features, order, False)
-    return max(shifted_second - shift * shift, 0.0)
-
-
-def _scalar_closed_moments(
-    activation: Activation, closed_form: ClosedForm, mean: float, var: float, method: Method
-) -> Moments:
-    """The closed-form path of ``moments`` for one (mean, var > 0), as ``_array_moments`` would take it.
-
-    One closed-form call gives the three moments and their validity; where they are not trusted
-    (``method="auto"``) the scalar quadrature takes over. The variance follows ``_array_moments``.
-    """
-    first_row, second_row, deriv_row, valid = closed_form(np.array([mean]), np.array([var]))
-    if method == "auto" and not valid[0]:
-        return _scalar_quadrature_moments(activation, mean, var)
-    first, second, deriv = float(first_row[0]), float(second_row[0]), float(deriv_row[0])
-    _check_finite(activation, np.array([mean]), np.array([var]), np.array([[first], [second], [deriv]]))
-    variance = max(second - first * first, 0.0)
-    if _cancels(first, second):
-        variance = _scalar_centred_variance(activation, mean, math.sqrt(var))
-    return Moments(mean=first, second_moment=second, variance=variance, deriv_second_moment=deriv, method="closed form")
-
-
-_CLOSED_ROUNDING = 128 * float(np.finfo(np.float64).eps)
 
 
 def _check_finite(activation: Activation, mean: FloatArray, var: FloatArray, values: FloatArray) -> None:
@@ -283,7 +388,8 @@ def _array_moments(
     with_error: bool,
     tables: bool = True,
 ) -> Moments:
-    mean_b, var_b = np.broadcast_arrays(mean_array, var_array)
+    same = mean_array.shape == var_array.shape
+    mean_b, var_b = (mean_array, var_array) if same else np.broadcast_arrays(mean_array, var_array)
     shape = mean_b.shape
     mean_f, var_f = mean_b.ravel(), var_b.ravel()
     if tables and method == "auto" and activation.closed_form is None and mean_f.size:
@@ -293,56 +399,36 @@ def _array_moments(
             return _table_merged(activation, tabled, mean_f, var_f, shape, with_error)
     values = np.empty((4, mean_f.size))  # rows: E[phi], E[phi^2], E[phi'^2], Var[phi]
     errors = np.zeros((4, mean_f.size))
-    use_closed = np.zeros(mean_f.size, dtype=bool)
-    if method != "quadrature" and activation.closed_form is not None:
-        # One pass: the three moments and where they are trusted.
-        *closed, valid = activation.closed_form(mean_f, var_f)
-        if method == "auto":
-            use_closed = np.asarray(valid, dtype=bool).reshape(-1)
-        else:
-            use_closed[:] = True
-        for row, column in enumerate(closed):
-            values[row, use_closed] = np.asarray(column, dtype=np.float64).reshape(-1)[use_closed]
-        # Rounding of a closed form: 128 ulps of the value (tail formulas lose up to ~60 on the reference
-        # grid), and of E[|phi|] for E[phi], whose terms cancel where E[phi] << E[|phi|] (ELU at var 1e-6
-        # loses 1e-13 of E[phi], SELU's E[phi] = 0 at var 1 is 1e-16); E[|phi|] by quadrature, only here.
-        errors[:3, use_closed] = _CLOSED_ROUNDING * np.abs(values[:3, use_closed])
-        if with_error and use_closed.any():
-            function = activation.function
-            absolute = gaussian_expectation(
-                lambda y, _: np.abs(function(y)),
-                mean_f[use_closed],
-                var_f[use_closed],
-                kinks=activation.kinks,
-                features=activation.features,
-            ).value[0]
-            errors[0, use_closed] = _CLOSED_ROUNDING * np.maximum(np.abs(values[0, use_closed]), absolute)
-    elif method == "closed_form":
-        raise VarpropValueError(f"activation {activation.spec!r} has no closed form; use method='auto' or 'quadrature'")
-    if not use_closed.any():
-        # Whole arrays (0-d for scalar input) keep the engine's single-point fast path.
-        quad_values, quad_errors = _quadrature_moments(activation, mean_b, var_b, with_error)
-        values[:3], errors[:3] = quad_values.reshape(3, -1), quad_errors.reshape(3, -1)
-    elif not use_closed.all():
-        quadrature = ~use_closed
-        values[:3, quadrature], errors[:3, quadrature] = _quadrature_moments(
-            activation, mean_f[quadrature], var_f[quadrature], with_error
-        )
+    moment_rows = (values[:3], errors[:3])  # views: the dispatcher writes E[phi], E[phi^2], E[phi'^2] in place
+    use_closed = _closed_then_quadrature(activation, mean_b, var_b, (0, 1, 2), method, with_error, *moment_rows)
+    closed_all = bool(use_closed.all())
+    closed_any = closed_all or bool(use_closed.any())
+    if with_error and closed_any:
+        # The rounding of a closed-form E[phi] is taken of E[|phi|], since its terms cancel where E[phi] << E[|phi|]
+        # (ELU at var 1e-6 loses 1e-13 of E[phi], SELU's E[phi] = 0 at var 1 is 1e-16); E[|phi|] by quadrature.
+        function = activation.function
+        absolute = gaussian_expectation(
+            lambda y, _: np.abs(function(y)),
+            mean_f[use_closed],
+            var_f[use_closed],
+            kinks=activation.kinks,
+            features=activation.features,
+        ).value[0]
+        errors[0, use_closed] = _CLOSED_ROUNDING * np.maximum(np.abs(values[0, use_closed]), absolute)
     _check_finite(activation, mean_f, var_f, values[:3])
     first, second = values[0], values[1]
     values[3] = np.maximum(second - first * first, 0.0)
-    errors[3] = errors[1] + 2 * np.abs(first) * errors[0]
+    if with_error:
+        errors[3] = errors[1] + 2 * np.abs(first) * errors[0]
     cancelling = _cancels(first, second)
     if cancelling.any():
+        # A scalar call's point stays 0-d, so that the quadrature takes its one-point rule (as it did before).
+        one_point = not shape and not tables
+        at_mean, at_var = (mean_b, var_b) if one_point else (mean_f[cancelling], var_f[cancelling])
         values[3, cancelling], errors[3, cancelling] = _cancelling_variance(
-            activation, mean_f[cancelling], var_f[cancelling], with_error, tables and method == "auto"
+            activation, at_mean, at_var, with_error, tables and method == "auto"
         )
-    if use_closed.all():
-        method_name = "closed form"
-    elif not use_closed.any():
-        method_name = "quadrature"
-    else:
-        method_name = "mixed"
+    method_name = "closed form" if closed_all else "mixed" if closed_any else "quadrature"
     return _from_rows(values, errors, shape, with_error, method_name)
 
 
@@ -352,8 +438,11 @@ def _from_rows(
     """``Moments`` of rows E[phi], E[phi^2], E[phi'^2], Var[phi] (``values``, ``errors``: 4 x points), each reshaped
     to ``shape``; ``Moments`` orders the variance third."""
     order = (0, 1, 3, 2)
-    first, second, variance, deriv = (_unwrap(values[i].reshape(shape)) for i in order)
-    error = tuple(_unwrap(errors[i].reshape(shape)) for i in order) if with_error else None
+    if not shape:  # one point: Python floats
+        first, second, variance, deriv = (float(values[i, 0]) for i in order)
+    else:
+        first, second, variance, deriv = (values[i].reshape(shape) for i in order)
+    error = tuple(float_or_array(errors[i].reshape(shape)) for i in order) if with_error else None
     return Moments(
         mean=first,
         second_moment=second,
@@ -408,8 +497,9 @@ def _singular_moments(activation: Activation, mean: FloatArray, var: FloatArray,
     E[phi^2] must converge (|phi| ~ d^-b with 2 b < 1 at every singular point), else the moments are
     undefined and ``ConvergenceError`` says where; a divergent E[phi'^2] alone is returned as inf. Formulas
     with non-affine denominators, log or sqrt arguments (``1/(x**2 - 1)``) carry ``extra["singular_search"]``:
-    their singular points are found anew over each Gaussian's reach (``varprop.moments._singular_search``), and a
-    formula that is not real there (``log(x)`` at mean 0) raises ``VarpropValueError``.
+    their singular points are found anew over each Gaussian's reach
+    (``varprop.activations.expression._singular_search``), and a formula that is not real there (``log(x)`` at
+    mean 0) raises ``VarpropValueError``.
     """
     search: SingularSearch | None = activation.extra.get("singular_search")
     static: tuple[SingularPoint, ...] = activation.extra.get("singular_points", ())
@@ -493,79 +583,3 @@ def _singular_point_moments(
         approximate=approximate,
     )
     return values, errors, not deriv_converges
-
-
-@dataclass(frozen=True)
-class MonteCarloMoments:
-    """Monte Carlo estimates of the moments with their standard errors (``*_se`` fields)."""
-
-    mean: float
-    second_moment: float
-    variance: float
-    deriv_second_moment: float
-    mean_se: float
-    second_moment_se: float
-    variance_se: float
-    deriv_second_moment_se: float
-    samples: int
-
-
-def monte_carlo_moments(
-    act: Any,
-    var: Any = 1.0,
-    mean: Any = 0.0,
-    *,
-    samples: int = 1_000_000,
-    seed: int | None = 0,
-    chunk: int = 1_000_000,
-) -> MonteCarloMoments:
-    """Estimate the moments by sampling y ~ N(mean, var), as the seed answer did (with standard errors).
-
-    The standard errors are sample standard deviation / sqrt(samples) (the variance's by the delta
-    method). Use this as a cross-check or for black-box callables; ``moments`` is exact.
-
-    Example:
-        >>> mc = monte_carlo_moments("elu", samples=10**6, seed=1)
-        >>> abs(mc.second_moment - 0.644945417492924) < 5 * mc.second_moment_se
-        True
-    """
-    activation = resolve_activation(act)
-    var_value = check_real("var", var, minimum=0.0)
-    mean_value = check_real("mean", mean)
-    total = check_positive_int("samples", samples)
-    chunk = check_positive_int("chunk", chunk)
-    rng = np.random.default_rng(seed)
-    sigma = math.sqrt(var_value)
-    sums = np.zeros(5)  # sums of phi, phi^2, phi'^2, phi^4, phi'^4
-    cross = 0.0
-    done = 0
-    while done < total:
-        size = min(chunk, total - done)
-        y = mean_value + sigma * rng.standard_normal(size)
-        value = activation.function(y)
-        slope_sq = activation.derivative(y) ** 2
-        value_sq = value * value
-        sums += [value.sum(), value_sq.sum(), slope_sq.sum(), (value_sq * value_sq).sum(), (slope_sq * slope_sq).sum()]
-        cross += float((value_sq * value).sum())
-        done += size
-    m1, m2, d2, m4, d4 = sums / total
-    m3 = cross / total
-    variance = m2 - m1 * m1
-    var_m1 = max(m2 - m1 * m1, 0.0)
-    var_m2 = max(m4 - m2 * m2, 0.0)
-    var_d2 = max(d4 - d2 * d2, 0.0)
-    # Delta method for v = m2 - m1^2: gradient (-2 m1, 1) against the covariance of (phi, phi^2).
-    cov_12 = m3 - m1 * m2
-    var_variance = max(4 * m1 * m1 * var_m1 - 4 * m1 * cov_12 + var_m2, 0.0)
-    root = math.sqrt(total)
-    return MonteCarloMoments(
-        mean=float(m1),
-        second_moment=float(m2),
-        variance=float(variance),
-        deriv_second_moment=float(d2),
-        mean_se=math.sqrt(var_m1) / root,
-        second_moment_se=math.sqrt(var_m2) / root,
-        variance_se=math.sqrt(var_variance) / root,
-        deriv_second_moment_se=math.sqrt(var_d2) / root,
-        samples=total,
-    )

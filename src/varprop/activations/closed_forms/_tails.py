@@ -1,6 +1,6 @@
 """Gaussian tail moments P_k(u) = int_u^inf (z - u)^k phi_N(z) dz, u >= 0, fast and to a few ulps.
 
-The closed forms of piecewise activations (``_closed_forms_piecewise``, ``_closed_forms_elu``) are sums
+The closed forms of piecewise activations (``_piecewise``, ``_elu``) are sums
 of these tails. P_k(u) = phi_N(u) I_k(u) with the Mills-ratio moments I_k(u) = int_0^inf t^k
 exp(-u t - t^2/2) dt (phi_N the standard normal density). The textbook forward recurrence
 P_k = (k - 1) P_{k-2} - u P_{k-1} cancels for u > 1 (relu's E = sigma P_1(-mean/sigma) at mean/sigma = -5

@@ -1,17 +1,8 @@
 """Gaussian expectations of functions with algebraic or logarithmic singularities (poles of user formulas).
 
-A formula such as ``1/abs(x)**0.4`` or ``log(abs(x))`` is unbounded at a point p. Its Gaussian moments
-are finite or infinite depending on how fast it grows there: with |g(p + d)| ~ |d|^-b,
-
-    integral of |g| over |d| < w   is finite  iff  b < 1,
-
-so E[phi] needs b_phi < 1, E[phi^2] needs 2 b_phi < 1 and E[phi'^2] needs 2 b_phi' < 1 (a logarithm is
-b = 0+: integrable to every power). ``singular_points`` measures b numerically for the candidate points
-that the expression tree proposes (zeros of denominators, of bases of negative powers, of log and sqrt
-arguments, and every kink; where such a piece is not affine, ``_singular_search`` finds its real zeros over
-each Gaussian's reach by sampling and Brent's method, and those points are integrated as ``approximate``):
-b = log(|g(p + d2)| / |g(p + d1)|) / log(d1 / d2) at two tiny offsets,
-which is exact for a pure power and ~log(2)/log(d1/d2) for a logarithm.
+The singular points themselves (where, and the growth exponent b of |g| ~ |d|^-b; E[phi] needs
+b_phi < 1, E[phi^2] needs 2 b_phi < 1 and E[phi'^2] needs 2 b_phi' < 1) are found by
+``varprop.activations.expression._singular_points``.
 
 ``singular_expectation`` integrates an integrable singularity exactly. The line is split at every
 singular point p; a window |y - p| < w is cut out (w = min(sigma, half the distance to the next split
@@ -44,43 +35,19 @@ from numpy.typing import NDArray
 from scipy.special import expit
 
 from .._errors import ConvergenceError
+from ..activations.expression._singular_points import SingularPoint
 from ._quadrature import Integrand, _rows, gaussian_expectation
 
-__all__ = [
-    "DIVERGENT_EXPONENT",
-    "NearFunction",
-    "NearRows",
-    "SingularPoint",
-    "SingularSearch",
-    "refuse_singular",
-    "singular_expectation",
-    "singular_points",
-]
+__all__ = ["DIVERGENT_EXPONENT", "NearRows", "refuse_singular", "singular_expectation"]
 
 FloatArray = NDArray[np.float64]
-RealFunction = Callable[[FloatArray], FloatArray]
-# (location p, growth exponent of |phi| at p, growth exponent of |phi'| at p): |phi(p + d)| ~ |d|^-b.
-SingularPoint = tuple[float, float, float]
-# near(point, d) = g(point + d) evaluated without rounding d against the point (formulas: each affine
-# subexpression a x + b as a d + (a point + b)); near rows(point, d) -> the integrand's rows there.
-NearFunction = Callable[[float, FloatArray], FloatArray]
+# near rows(point, d) -> the integrand's rows at point + d with exact offsets d (as ``NearFunction``).
 NearRows = Callable[[float, FloatArray], list[FloatArray]]
-# search(low, high, anchors) -> (the singular points of a formula in [low, high] with the exactly located ones,
-# the locations among them found numerically); raises where the formula is not real (``_singular_search``).
-SingularSearch = Callable[[float, float, Sequence[float]], tuple[tuple[SingularPoint, ...], tuple[float, ...]]]
 
 # An integrand growing like d^-b is integrable iff b < 1. The exponent is measured to ~1e-12 for a pure
 # power; b within 1e-6 of 1 is treated as divergent (the integral would exceed 1e6 anyway).
 DIVERGENT_EXPONENT = 1.0 - 1e-6
 _EPS = float(np.finfo(np.float64).eps)
-# Offsets for measuring the exponent: at p = 0 any tiny distance is exact (1e-40 and 1e-80 keep
-# 1/x**3 finite); elsewhere p + d rounds to |p| eps, so d = 1e-6 |p| and 1e-9 |p| (relative error 1e-7).
-_ZERO_OFFSETS = (1e-40, 1e-80)
-_OFFSETS = (1e-6, 1e-9)
-# Growth below these exponents is no singularity (a smooth function changes by ~|g'| d over the offsets;
-# a logarithm measures log(2)/log(1e40) = 0.0075 at p = 0 and log(1.5)/log(1e3) = 0.059 elsewhere).
-_ZERO_THRESHOLD = 1e-3
-_THRESHOLD = 0.02
 # Nearest node to a singular point p != 0: 1e-12 |p| (p + d then carries d to ~1e-4 relative).
 _FLOOR = 1e-12
 # Nearest node to a numerically located point p = 0 (a double root of x**2 in log(x**2)): 1e-60 w, so that
@@ -90,53 +57,6 @@ _ZERO_FLOOR = 1e-60
 # finest step h = 2^-6 (with 2h and 4h nested for the error estimate).
 _TANH_SINH_T = 6.2
 _TANH_SINH_LEVEL = 6
-
-
-def _growth(function: RealFunction, point: float, side: float, near: NearFunction | None) -> float:
-    """The exponent b of |function(point + side d)| ~ d^-b as d -> 0 (inf if it overflows, nan if undefined).
-
-    ``near(point, d)``, where given, evaluates at point + d without rounding d against the point.
-    """
-    exact = point == 0.0 or near is not None
-    offsets = _ZERO_OFFSETS if exact else tuple(offset * abs(point) for offset in _OFFSETS)
-    signed = np.array([side * offsets[0], side * offsets[1]])
-    with np.errstate(all="ignore"):
-        values = near(point, signed) if near is not None else function(point + signed)
-        near_values = np.abs(np.asarray(values, dtype=np.float64))
-    if np.isnan(near_values).any():
-        return math.nan
-    if np.isinf(near_values[1]):
-        return math.inf
-    if near_values[0] == 0.0 or near_values[1] == 0.0:
-        return -math.inf if near_values[1] == 0.0 else math.inf
-    return float(math.log(near_values[1] / near_values[0]) / math.log(offsets[0] / offsets[1]))
-
-
-def singular_points(
-    function: RealFunction,
-    derivative: RealFunction,
-    candidates: Sequence[float],
-    near: tuple[NearFunction, NearFunction] | None = None,
-) -> tuple[SingularPoint, ...]:
-    """The candidates at which ``function`` or ``derivative`` grows without bound, with both exponents.
-
-    Returns:
-        ``(p, b_phi, b_dphi)`` for each singular candidate p (sorted): the larger exponent of the two
-        sides; a side where the function is undefined (nan, e.g. log of a negative number) is ignored.
-    """
-    found: list[SingularPoint] = []
-    for point in sorted(set(float(candidate) for candidate in candidates)):
-        if not math.isfinite(point):
-            continue
-        threshold = _ZERO_THRESHOLD if point == 0.0 or near is not None else _THRESHOLD
-        exponents = []
-        for index, part in enumerate((function, derivative)):
-            sides = [_growth(part, point, side, None if near is None else near[index]) for side in (-1.0, 1.0)]
-            defined = [value for value in sides if not math.isnan(value)]
-            exponents.append(max(defined) if defined else -math.inf)
-        if max(exponents) > threshold:
-            found.append((point + 0.0, max(exponents[0], 0.0), max(exponents[1], 0.0)))  # + 0.0: no -0.0
-    return tuple(found)
 
 
 @functools.lru_cache(maxsize=2)
