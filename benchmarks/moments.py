@@ -96,7 +96,7 @@ def gauss_hermite(act: varprop.Activation, nodes: int) -> Callable[[float, float
 
 def monte_carlo(act: varprop.Activation, samples: int) -> Callable[[float, float], Triple]:
     def run(mean: float, var: float) -> Triple:
-        result = varprop.monte_carlo_moments(act, var=var, mean=mean, samples=samples, seed=0)
+        result = varprop.gaussian.monte_carlo_moments(act, var=var, mean=mean, samples=samples, seed=0)
         return result.mean, result.second_moment, result.deriv_second_moment
 
     return run
@@ -446,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     # torch's Threshold has no defaults: time it with the reference grid's parameters
     specs = [
         name if name != "threshold" else "threshold(threshold=0.5, value=-1.0)"
-        for name in varprop.registered_activations()
+        for name in varprop.activations.registered_activations()
     ]
     load_before = os.getloadavg()[0]
     times = timing(specs, args.quick)

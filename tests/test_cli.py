@@ -105,7 +105,7 @@ def test_expression_activation(capsys: pytest.CaptureFixture[str]) -> None:
 def test_table_json_covers_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
     data = run_json(capsys, "table")
     rows = {row["activation"].split("(")[0]: row for row in data["rows"]}
-    assert set(rows) == set(varprop.registered_activations())
+    assert set(rows) == set(varprop.activations.registered_activations())
     assert rows["elu"]["fan_var"] == pytest.approx(ELU_VAR_TIMES_FAN, rel=SEED_RTOL)
     assert rows["relu"]["torch_gain"] == pytest.approx(math.sqrt(2), rel=1e-15)
     assert rows["tanh"]["torch_gain"] == pytest.approx(5 / 3, rel=1e-15)
@@ -257,7 +257,7 @@ def test_console_script_is_installed() -> None:
         pytest.skip("the varprop console script is not installed next to this interpreter")
     result = subprocess.run([str(script), "table", "--json"], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    assert len(json.loads(result.stdout)["rows"]) == len(varprop.registered_activations())
+    assert len(json.loads(result.stdout)["rows"]) == len(varprop.activations.registered_activations())
 
 
 def test_readme_python_examples_are_real() -> None:

@@ -31,8 +31,8 @@ def test_exp_at_a_representable_mean_is_right() -> None:
 def test_fixed_point_with_a_weight_std_whose_square_overflows() -> None:
     """fixed_point(act, 1e300) raised a raw OverflowError."""
     with pytest.raises(VarpropValueError, match=r"weight_std=1e\+300 is too large.*<= 1e154"):
-        varprop.fixed_point("tanh", 1e300)
-    assert varprop.fixed_point("relu", math.sqrt(2.0))[0].continuum  # ordinary values unaffected
+        varprop.dynamics.fixed_point("tanh", 1e300)
+    assert varprop.dynamics.fixed_point("relu", math.sqrt(2.0))[0].continuum  # ordinary values unaffected
 
 
 def test_init_model_refuses_zero_input_var() -> None:
@@ -52,8 +52,8 @@ def test_init_model_refuses_zero_input_var() -> None:
 def test_uniform_bound_and_truncated_normal_scale_are_named_for_what_they_are(mode: str) -> None:
     """weight_std is a standard deviation; U(-a, a) has std a / sqrt(3); N(0, s^2) cut at +-2s has std 0.8796 s."""
     std = varprop.weight_std("gelu", 256, 128, mode=mode)  # type: ignore[arg-type]
-    bound = varprop.uniform_bound("gelu", 256, 128, mode=mode)  # type: ignore[arg-type]
-    scale = varprop.truncated_normal_scale("gelu", 256, 128, mode=mode)  # type: ignore[arg-type]
+    bound = varprop.gains.uniform_bound("gelu", 256, 128, mode=mode)  # type: ignore[arg-type]
+    scale = varprop.gains.truncated_normal_scale("gelu", 256, 128, mode=mode)  # type: ignore[arg-type]
     assert bound / math.sqrt(3.0) == pytest.approx(std, rel=1e-15)
     with mp.workdps(30):  # std of N(0, 1) truncated to (-2, 2): 1 - 4 phi(2) / (Phi(2) - Phi(-2))
         ratio = mp.sqrt(1 - 4 * mp.npdf(2) / (mp.ncdf(2) - mp.ncdf(-2)))
@@ -66,7 +66,7 @@ def test_uniform_bound_and_truncated_normal_scale_are_named_for_what_they_are(mo
 def test_old_distribution_argument_warns() -> None:
     with pytest.warns(DeprecationWarning, match=r"call uniform_bound\(\.\.\.\)"):
         old = varprop.weight_std("elu", 512, distribution="uniform")
-    assert old == varprop.uniform_bound("elu", 512)
+    assert old == varprop.gains.uniform_bound("elu", 512)
     with pytest.warns(DeprecationWarning, match=r"call truncated_normal_scale\(\.\.\.\)"):
         old = varprop.weight_std("elu", 512, distribution="truncated_normal")
-    assert old == varprop.truncated_normal_scale("elu", 512)
+    assert old == varprop.gains.truncated_normal_scale("elu", 512)

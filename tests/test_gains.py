@@ -106,7 +106,7 @@ def test_gain_is_vectorized_over_variance() -> None:
 
 def test_gain_table_covers_the_registry() -> None:
     rows = {row.activation.split("(")[0]: row for row in gain_table()}
-    assert set(rows) == set(varprop.registered_activations())
+    assert set(rows) == set(varprop.activations.registered_activations())
     assert rows["elu"].fan_var == pytest.approx(ELU_VAR_TIMES_FAN, rel=SEED_RTOL)
     assert rows["relu"].torch_gain == pytest.approx(math.sqrt(2.0), rel=1e-15)
     assert rows["tanh"].torch_gain == pytest.approx(5.0 / 3.0, rel=1e-15)

@@ -54,7 +54,7 @@ REFERENCES = _references()
 def test_every_registered_activation_without_closed_form_has_a_table() -> None:
     lacking = [
         name
-        for name in varprop.registered_activations()
+        for name in varprop.activations.registered_activations()
         if name != "threshold" and varprop.activation(name).closed_form is None
     ]
     assert lacking, "the registry has activations without closed forms"

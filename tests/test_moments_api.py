@@ -1,4 +1,4 @@
-"""API-level tests of ``varprop.moments`` and ``varprop.monte_carlo_moments`` against independent oracles.
+"""API-level tests of ``varprop.moments`` and ``varprop.gaussian.monte_carlo_moments`` against independent oracles.
 
 References: the seed constants (``shared/seed.md``, 40-digit quadrature), elementary closed forms
 (ReLU, identity, a point mass) and Monte Carlo within 5 standard errors.
@@ -123,7 +123,7 @@ MC_CASES = [
 @pytest.mark.parametrize(("spec", "var", "mean"), MC_CASES)
 def test_monte_carlo_agrees_within_five_standard_errors(spec: str, var: float, mean: float) -> None:
     exact = varprop.moments(spec, var=var, mean=mean)
-    mc = varprop.monte_carlo_moments(spec, var=var, mean=mean, samples=200_000, seed=12345)
+    mc = varprop.gaussian.monte_carlo_moments(spec, var=var, mean=mean, samples=200_000, seed=12345)
     for field in ("mean", "second_moment", "variance", "deriv_second_moment"):
         estimate, se, reference = getattr(mc, field), getattr(mc, f"{field}_se"), getattr(exact, field)
         assert se > 0
@@ -133,17 +133,17 @@ def test_monte_carlo_agrees_within_five_standard_errors(spec: str, var: float, m
 
 
 def test_monte_carlo_is_reproducible_and_shrinks_like_one_over_sqrt_n() -> None:
-    first = varprop.monte_carlo_moments("elu", samples=10_000, seed=7)
-    again = varprop.monte_carlo_moments("elu", samples=10_000, seed=7)
+    first = varprop.gaussian.monte_carlo_moments("elu", samples=10_000, seed=7)
+    again = varprop.gaussian.monte_carlo_moments("elu", samples=10_000, seed=7)
     assert first == again
-    larger = varprop.monte_carlo_moments("elu", samples=160_000, seed=7)
+    larger = varprop.gaussian.monte_carlo_moments("elu", samples=160_000, seed=7)
     assert larger.samples == 160_000
     assert larger.second_moment_se / first.second_moment_se == pytest.approx(0.25, rel=0.1)
 
 
 def test_seed_answer_precision_is_what_sampling_gives() -> None:
     """The seed's '0.645' has 3 digits: 1e6 samples give a standard error of about 1e-3."""
-    mc = varprop.monte_carlo_moments("elu", samples=10**6, seed=0)
+    mc = varprop.gaussian.monte_carlo_moments("elu", samples=10**6, seed=0)
     assert 5e-4 < mc.second_moment_se < 2e-3
     assert round(ELU_SECOND_MOMENT, 3) == 0.645
     assert round(1 / ELU_SECOND_MOMENT, 2) == 1.55
@@ -172,7 +172,7 @@ def test_bad_variance_is_refused(var: object, error: type[Exception], message: s
 )
 def test_monte_carlo_bad_variance_is_refused(var: object, error: type[Exception]) -> None:
     with pytest.raises(error):
-        varprop.monte_carlo_moments("elu", var=var, samples=10)
+        varprop.gaussian.monte_carlo_moments("elu", var=var, samples=10)
 
 
 @pytest.mark.parametrize(
@@ -180,7 +180,7 @@ def test_monte_carlo_bad_variance_is_refused(var: object, error: type[Exception]
 )
 def test_monte_carlo_bad_sample_count_is_refused(samples: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="samples"):
-        varprop.monte_carlo_moments("elu", samples=samples)  # type: ignore[arg-type]
+        varprop.gaussian.monte_carlo_moments("elu", samples=samples)  # type: ignore[arg-type]
 
 
 def test_bad_mean_and_method_are_refused() -> None:

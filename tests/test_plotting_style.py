@@ -43,7 +43,7 @@ def _q_curve() -> Any:
 def _moments() -> Any:
     exact = float(varprop.moments("elu").second_moment)
     sizes = [1000, 10000, 100000]
-    estimates = [varprop.monte_carlo_moments("elu", samples=size, seed=1) for size in sizes]
+    estimates = [varprop.gaussian.monte_carlo_moments("elu", samples=size, seed=1) for size in sizes]
     return plotting.moments_convergence_figure(
         exact,
         sizes,
@@ -79,7 +79,7 @@ def _stability() -> Any:
 
 def _variance_map() -> Any:
     weight = float(varprop.gain("elu"))
-    points = [point for point in varprop.fixed_point("elu", weight_std=weight) if point.q > 0]
+    points = [point for point in varprop.dynamics.fixed_point("elu", weight_std=weight) if point.q > 0]
     return plotting.variance_map_figure(varprop.dynamics.variance_map("elu", weight_std=weight), points)
 
 

@@ -133,7 +133,7 @@ def test_cli_gain_of_divergent_formula_exits_2(capsys: pytest.CaptureFixture[str
 def test_computations_without_the_transform_refuse_singular_formulas() -> None:
     """fixed_point("1/abs(x)**0.4", 1.0) returned q* = 2.24 with chi1 = 1759 (E[phi'^2] is infinite)."""
     for call in (
-        lambda: varprop.fixed_point("1/abs(x)**0.4", 1.0),
+        lambda: varprop.dynamics.fixed_point("1/abs(x)**0.4", 1.0),
         lambda: varprop.dynamics.cross_moment("1/abs(x)**0.4", 0.5),
         lambda: varprop.dynamics.correlation_map("sqrt(abs(x))", 1.0, var=1.0),
     ):

@@ -131,7 +131,7 @@ def test_critical_settings_biases_and_predictions(act: type[nn.Module], name: st
     # the drift band is predicted for the network as drawn: (sigma_w, sigma_b), not the zero-bias gain
     assert (row.weight_std, row.bias_std) == (point.weight_std, point.bias_std)
     band = row.drift()
-    expected = varprop.predict_drift(
+    expected = varprop.dynamics.predict_drift(
         row.activation, row.chain_depth, round(row.width), point.weight_std, point.bias_std, input_var=row.input_var
     )
     assert band is not None

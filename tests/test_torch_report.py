@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import varprop.torch as vt  # noqa: E402
-from varprop import VarpropWarning, activation, gain, predict_drift, stability  # noqa: E402
+from varprop import VarpropWarning, activation, gain, stability  # noqa: E402
+from varprop.dynamics import predict_drift  # noqa: E402
 from varprop.torch.report import init_report as _report  # noqa: E402
 
 

@@ -25,7 +25,7 @@ REGIMES = [
 
 def _activations() -> list[str]:
     names = []
-    for name in varprop.registered_activations():
+    for name in varprop.activations.registered_activations():
         try:
             varprop.activation(name)
         except varprop.VarpropValueError:  # needs parameters

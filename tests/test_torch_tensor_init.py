@@ -75,7 +75,7 @@ def test_calculate_gain_accepts_functions_methods_callables_and_param() -> None:
 
 
 def test_every_registered_activation_has_a_gain() -> None:
-    for name in varprop.registered_activations():
+    for name in varprop.activations.registered_activations():
         try:
             varprop.activation(name)
         except VarpropValueError:  # needs parameters (threshold)

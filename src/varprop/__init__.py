@@ -1,13 +1,14 @@
 """varprop: exact variance-preserving initialization for any activation function.
 
-The everyday names are here: an activation (``activation``, ``Activation``, ``registered_activations``), its
-Gaussian moments (``moments``, ``Moments``, ``monte_carlo_moments``, ``deriv_mean``), the gain and the weight
-scales it gives (``gain``, ``weight_std``, ``uniform_bound``, ``truncated_normal_scale``), whether a deep plain
-net keeps its variance (``stability``, ``fixed_point``, ``predict_drift``, ``simulate_plain_network``), and the
-errors. The topics live beside them:
+The everyday names are here: an activation (``activation``, ``Activation``), its Gaussian moments
+(``moments``, ``Moments``), the gain and the weight std it gives (``gain``, ``weight_std``), whether a deep
+plain net keeps its variance (``stability``), and the errors. The topics live beside them:
 
-- ``varprop.dynamics``: depth dynamics (variance and correlation maps, edge of chaos, criticality, drift,
-  Jacobian spectrum);
+- ``varprop.activations``: the activation registry (``registered_activations``);
+- ``varprop.gaussian``: Gaussian moments (``monte_carlo_moments``, ``deriv_mean``, cross moments);
+
+- ``varprop.dynamics``: depth dynamics (variance and correlation maps, fixed points, edge of chaos,
+  criticality, drift and its simulation, Jacobian spectrum);
 - ``varprop.selu``: self-normalizing networks (SELU's constants for any fixed point);
 - ``varprop.literature``: published numbers reproduced live;
 - ``varprop.gains``: gains, weight scales and the gain table;
@@ -27,34 +28,25 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-from . import dynamics, literature, selu
+from . import activations, dynamics, gains, gaussian, literature, selu
 from ._errors import ConvergenceError, VarpropError, VarpropTypeError, VarpropValueError, VarpropWarning
-from .activations import Activation, activation, registered_activations
-from .dynamics import fixed_point, predict_drift, simulate_plain_network, stability
-from .gains import gain, truncated_normal_scale, uniform_bound, weight_std
-from .gaussian import Moments, MonteCarloMoments, deriv_mean, moments, monte_carlo_moments
+from .activations import Activation, activation
+from .dynamics import stability
+from .gains import gain, weight_std
+from .gaussian import Moments, moments
 
 __all__ = [
     "Activation",
     "ConvergenceError",
     "Moments",
-    "MonteCarloMoments",
     "VarpropError",
     "VarpropTypeError",
     "VarpropValueError",
     "VarpropWarning",
     "activation",
-    "deriv_mean",
-    "fixed_point",
     "gain",
     "moments",
-    "monte_carlo_moments",
-    "predict_drift",
-    "registered_activations",
-    "simulate_plain_network",
     "stability",
-    "truncated_normal_scale",
-    "uniform_bound",
     "weight_std",
 ]
 
@@ -92,6 +84,10 @@ _MOVED: dict[str, ModuleType] = {
         ),
         dynamics,
     ),
+    **dict.fromkeys(("fixed_point", "predict_drift", "simulate_plain_network"), dynamics),
+    **dict.fromkeys(("MonteCarloMoments", "deriv_mean", "monte_carlo_moments"), gaussian),
+    **dict.fromkeys(("registered_activations",), activations),
+    **dict.fromkeys(("truncated_normal_scale", "uniform_bound"), gains),
     **dict.fromkeys(("selu_jacobian", "selu_moment_map", "selu_parameters"), selu),
     **dict.fromkeys(("ReproRow", "ReproTable", "reproduce_table"), literature),
 }

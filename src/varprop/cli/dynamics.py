@@ -1,6 +1,6 @@
 """The ``fixedpoint`` and ``eoc`` subcommands: formatting around the depth-dynamics API.
 
-No number printed here is computed here: each comes from ``varprop.fixed_point``, ``varprop.gain``,
+No number printed here is computed here: each comes from ``varprop.dynamics.fixed_point``, ``varprop.gain``,
 ``varprop.dynamics.edge_of_chaos`` or ``varprop.dynamics.phase_diagram``.
 """
 

@@ -393,7 +393,7 @@ def depth_variance_figure(
         axes.set_xlabel("layer")
         style_axes(axes)
     if predicted:
-        ax.plot([], [], ":", color="k", label="predicted (varprop.predict_drift)")
+        ax.plot([], [], ":", color="k", label="predicted (varprop.dynamics.predict_drift)")
     if bands:
         ax.fill_between([], [], [], color="0.5", alpha=0.3, label="16–84% of inputs (simulated)")
     ax.set_ylabel("pre-activation variance (mean over units)")

@@ -135,7 +135,7 @@ def variance_map_figure(
 
     Args:
         vmap: from ``varprop.dynamics.variance_map``.
-        fixed_points: from ``varprop.fixed_point`` (drawn as markers: o stable, s neutral, X unstable).
+        fixed_points: from ``varprop.dynamics.fixed_point`` (drawn as markers: o stable, s neutral, X unstable).
         q_max: right end of the q axis (default: 2.5 x the largest fixed point, at least 3).
         points: grid points.
         title: figure title.

@@ -11,17 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import (
-    VarpropValueError,
-    gain,
-    moments,
-    monte_carlo_moments,
-    truncated_normal_scale,
-    uniform_bound,
-    weight_std,
-)
+from .. import VarpropValueError, gain, moments, weight_std
 from .. import activation as resolve_activation
 from ..dynamics import fixed_point, predict_drift, q_curve, simulate_plain_network, stability
+from ..gains import truncated_normal_scale, uniform_bound
+from ..gaussian import monte_carlo_moments
 from ..plotting import require_pyplot
 from ..validation import check_positive_int, check_real
 from ._figures import FIGURE_NAMES, draw_figures
@@ -80,7 +74,7 @@ def _simulate(
     batch: int,
     seed: int,
 ) -> tuple[SchemeResult, ...]:
-    """Simulate and predict the per-layer variance for each scheme (``varprop.simulate_plain_network``).
+    """Simulate and predict the per-layer variance for each scheme (``varprop.dynamics.simulate_plain_network``).
 
     Every scheme's network starts from the same first layer (weights of variance 1/width, so that
     q_1 = var: the input is not an activation's output) and uses the same seed, hence the same
@@ -142,8 +136,8 @@ def build_report(
 
     The report puts the exact moments (``varprop.moments``) beside the closed form and Monte Carlo
     estimates at several sample sizes (the seed answer's method), draws the q-curve, the stability
-    of the variance map (``varprop.stability``, ``varprop.fixed_point``), and simulates a deep plain
-    network (``varprop.simulate_plain_network``, beside ``varprop.predict_drift``) under PyTorch's
+    of the variance map (``varprop.stability``, ``varprop.dynamics.fixed_point``), and simulates a deep plain
+    network (``varprop.dynamics.simulate_plain_network``, beside ``varprop.dynamics.predict_drift``) under PyTorch's
     default init, He, Glorot and varprop's gain. Takes a few seconds (the 1e7-sample Monte Carlo
     about one). Every argument, the output folder included, is checked before any work.
 

@@ -181,7 +181,7 @@ def _moments_section(summary: ReportSummary) -> str:
 and a graded Gauss–Legendre rule split at the activation's kinks otherwise (here: {_e(exact.method)}).
 Both are shown, with the quadrature's (pessimistic) error estimate.</p>
 {table}
-<p>Monte Carlo (the seed answer's method), <code>varprop.monte_carlo_moments</code>:</p>
+<p>Monte Carlo (the seed answer's method), <code>varprop.gaussian.monte_carlo_moments</code>:</p>
 {mc_table}
 {figure}
 """
@@ -274,11 +274,11 @@ def _network_section(summary: ReportSummary) -> str:
 <h2>A deep plain network</h2>
 <p>{summary.depth} layers y<sub>l</sub> = W<sub>l</sub> φ(y<sub>l−1</sub>) of width {summary.width}
 (fan_in = fan_out = {summary.width}, no biases), fed {summary.batch} Gaussian inputs of variance {summary.var:g}
-(seed {summary.seed}), simulated in numpy by <code>varprop.simulate_plain_network</code>. The first layer
+(seed {summary.seed}), simulated in numpy by <code>varprop.dynamics.simulate_plain_network</code>. The first layer
 has Var[w] = 1/n, so every network starts at q₁ = {summary.var:g} (its input is not an activation's output);
 layers 2…{summary.depth} use the scheme's weight standard deviation, with Gaussian weights (only the variance
 of the weights enters the variance of the next layer). Shown: the median over inputs of the per-layer variance
-mean<sub>i</sub> y<sub>l,i</sub>², and below it, in grey, <code>varprop.predict_drift</code>'s prediction.
+mean<sub>i</sub> y<sub>l,i</sub>², and below it, in grey, <code>varprop.dynamics.predict_drift</code>'s prediction.
 PyTorch's default for <code>nn.Linear</code> is U(±1/√fan_in) (<code>kaiming_uniform_</code> with a = √5),
 whose standard deviation is 1/√(3·fan_in).</p>
 {_table(header, rows)}

@@ -53,7 +53,7 @@ class SchemeResult:
             mean_i y_{l,i}^2, ``PlainNetworkSimulation.median``).
         lower: its 16% quantile over inputs.
         upper: its 84% quantile over inputs.
-        predicted: ``varprop.predict_drift``'s median at layers 1..depth, or ``None``.
+        predicted: ``varprop.dynamics.predict_drift``'s median at layers 1..depth, or ``None``.
         predicted_lower: the predicted 16% quantile, or ``None``.
         predicted_upper: the predicted 84% quantile, or ``None``.
     """
@@ -100,7 +100,7 @@ class StabilityResult:
         chi1: per-layer factor of the gradient's second moment, n Var[w] E[phi'^2].
         doubling_depth: layers over which a small deviation halves (stable) or doubles (unstable).
         verdict: one sentence from ``varprop.stability``.
-        fixed_points: every fixed point of the map as ``(q, slope, kind)``, from ``varprop.fixed_point``.
+        fixed_points: every fixed point of the map as ``(q, slope, kind)``, from ``varprop.dynamics.fixed_point``.
         phase: ``"ordered"``, ``"critical"`` or ``"chaotic"`` (chi1 < 1, = 1, > 1; Schoenholz et al. 2017).
         depth_scale_q: xi_q = -1 / ln|slope|, layers for a variance deviation to change by e.
         depth_scale_c: xi_c = -1 / ln chi1, the correlation map's depth scale at c = 1.
